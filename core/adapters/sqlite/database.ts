@@ -1,0 +1,50 @@
+/**
+ * Opens the embedded SQLite database shared by `SqliteMetadataStore` and
+ * `EmbeddedJobQueue` (one connection per process, so a job and its metadata can
+ * commit in one transaction) and applies versioned migrations per component.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+
+export type SqliteDatabase = Database.Database;
+
+/**
+ * Opens (creating when needed) the database file. WAL lets readers run beside the
+ * writer, also across processes; `synchronous = FULL` makes every commit durable
+ * before it returns; `busy_timeout` makes a second process wait instead of failing.
+ */
+export function openSqlite(file: string): SqliteDatabase {
+  if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  return db;
+}
+
+/**
+ * Applies `migrations[i]` (SQL) for every version above the component's current one,
+ * each in its own transaction. Migrations are append-only: never edit a shipped one.
+ */
+export function migrate(db: SqliteDatabase, component: string, migrations: readonly string[]): void {
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT NOT NULL, version INTEGER NOT NULL, applied_at INTEGER NOT NULL, PRIMARY KEY (component, version))',
+  );
+  const current =
+    (db.prepare('SELECT MAX(version) AS v FROM schema_migrations WHERE component = ?').get(component) as {
+      v: number | null;
+    }).v ?? 0;
+  for (let version = current + 1; version <= migrations.length; version++) {
+    const sql = migrations[version - 1] as string;
+    db.transaction(() => {
+      db.exec(sql);
+      db.prepare('INSERT INTO schema_migrations (component, version, applied_at) VALUES (?, ?, ?)').run(
+        component,
+        version,
+        Date.now(),
+      );
+    }).immediate();
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * BlobStore: the bytes. Committed blobs are content-addressed by sha256 (hex), so a
+ * user-given name never reaches the filesystem and identical content is stored once.
+ * Uploads first land in a staging area under an id the server chose.
+ *
+ * Adapter: `LocalBlobStore` (a directory). Passes `core/testing/blob-store.suite.ts`.
+ */
+import type { Readable } from 'node:stream';
+
+/** Inclusive byte range, as in HTTP `Range: bytes=start-end`. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+export interface BlobStat {
+  size: number;
+}
+
+export interface BlobStore {
+  /** Current size of a staging file, or `null` when it does not exist. */
+  stagingSize(id: string): Promise<number | null>;
+  /**
+   * Appends `source` to staging file `id` (created when absent) at `offset`, which must
+   * equal its current size, writing at most `maxBytes`; the data is fsynced before the
+   * promise resolves. Returns the new size. When the source errors or ends early, what
+   * arrived is kept (fsynced) and the new size returned.
+   */
+  appendStaging(id: string, offset: number, source: AsyncIterable<Uint8Array>, maxBytes: number): Promise<number>;
+  /** Streams a staging file (for hashing and type sniffing). */
+  readStaging(id: string, range?: ByteRange): Readable;
+  /** sha256 hex of the staging file, streamed. */
+  hashStaging(id: string): Promise<{ sha256: string; size: number }>;
+  /**
+   * Moves staging `id` to the blob `sha256`: fsync file, rename, fsync directory.
+   * When the blob exists already, the staging file is just removed. Never leaves a
+   * partial file at the final path.
+   */
+  commitStaging(id: string, sha256: string): Promise<BlobStat>;
+  deleteStaging(id: string): Promise<void>;
+  /** Writes a whole blob from a stream (zips, previews), hashing on the way. */
+  put(source: AsyncIterable<Uint8Array>): Promise<{ sha256: string; size: number }>;
+  /** Streams a blob or a byte range of it. Throws `NotFoundError` when absent. */
+  read(sha256: string, range?: ByteRange): Promise<Readable>;
+  stat(sha256: string): Promise<BlobStat | null>;
+  delete(sha256: string): Promise<void>;
+  /** Absolute path of a committed blob when the store is a local filesystem (for ffmpeg), else null. */
+  localPath(sha256: string): string | null;
+  ping(): Promise<void>;
+}
