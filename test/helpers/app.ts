@@ -69,3 +69,45 @@ export function requireService(name: 'REDIS_URL' | 'AMQP_URL'): string | undefin
   if (!value) console.warn(`${name} is not set: skipping the suites that need it`);
   return value;
 }
+
+export interface TestUser {
+  id: string;
+  email: string;
+  accessToken: string;
+  /** `{ Authorization: 'Bearer …' }` */
+  headers: Record<string, string>;
+}
+
+let userCounter = 0;
+
+/**
+ * Creates a user and a logged-in session through the real store and token code (the
+ * auth routes have their own tests; this keeps other suites independent of them).
+ */
+export async function createTestUser(t: TestApp, options: { email?: string; quota?: number } = {}): Promise<TestUser> {
+  const { randomUUID } = await import('node:crypto');
+  const { signAccessToken } = await import('../../server/auth/access-token.js');
+  const { hashSecret, newSecret } = await import('../../server/auth/secrets.js');
+  userCounter += 1;
+  const email = options.email ?? `user${userCounter}-${randomUUID().slice(0, 8)}@example.test`;
+  const user = await t.deps.metadata.createUser({
+    email,
+    name: null,
+    passwordHash: '$2b$04$invalidinvalidinvalidinvalidinvalidinvalidinvalidinva',
+    storageQuota: options.quota ?? t.deps.config.defaultQuota,
+  });
+  const now = t.deps.clock.now();
+  const session = await t.deps.metadata.createRefreshSession({
+    userId: user.id,
+    tokenHash: hashSecret(newSecret('aior_')),
+    expiresAt: new Date(now.getTime() + 86_400_000),
+    ip: null,
+    userAgent: null,
+  });
+  const { token } = await signAccessToken(
+    t.deps.jwtSecret,
+    { userId: user.id, familyId: session.familyId, tokenVersion: user.tokenVersion },
+    now,
+  );
+  return { id: user.id, email, accessToken: token, headers: { Authorization: `Bearer ${token}` } };
+}
