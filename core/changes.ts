@@ -1,0 +1,20 @@
+/**
+ * Change notifications across processes: whoever commits a tree change (API instance
+ * or worker) publishes the owner's new seq on the Cache; long-polls on any API
+ * instance wake on it. The feed itself lives in the MetadataStore; this is only a nudge,
+ * so a lost message costs latency (the long-poll also re-reads on its own), never data.
+ */
+import type { Cache } from './ports/cache.js';
+
+export function changesChannel(ownerId: string): string {
+  return `changes:${ownerId}`;
+}
+
+/** Best effort: a Cache outage must not fail the commit that already happened. */
+export async function announceChange(cache: Cache, ownerId: string, seq: number): Promise<void> {
+  try {
+    await cache.publish(changesChannel(ownerId), String(seq));
+  } catch {
+    // Long-polls fall back to re-reading the store periodically.
+  }
+}
