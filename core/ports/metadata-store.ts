@@ -381,7 +381,8 @@ export interface MetadataStore {
   setUploadStatus(
     id: string,
     status: UploadStatus,
-    fields?: { error?: string | null; fileId?: string | null },
+    /** `sha256`: the worker records the hash it computed before moving the bytes, so a redelivery can finish. */
+    fields?: { error?: string | null; fileId?: string | null; sha256?: string },
   ): Promise<UploadSession | null>;
   /** `receiving` uploads whose `expiresAt` is before `now`, any owner. */
   listExpiredUploads(now: Date, limit: number): Promise<UploadSession[]>;

@@ -130,6 +130,11 @@ export class MemoryCache implements Cache {
     this.assertOpen();
   }
 
+  /** Number of stored entries, counting expired ones not yet swept or read (for tests and metrics). */
+  get size(): number {
+    return this.entries.size;
+  }
+
   /** Stops the sweep and drops all state and subscriptions. Later calls reject with `UnavailableError`. */
   async close(): Promise<void> {
     this.closed = true;
