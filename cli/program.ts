@@ -1,0 +1,122 @@
+/**
+ * The `aio` command tree. Commands throw `AppError`s; `main` turns them into a message
+ * and the exit code from contract/errors.ts (anything unexpected: a stack and a plea
+ * for a report). `cli/main.ts` is the entry that sets the process exit code.
+ */
+import { Argument, Command, CommanderError, Option } from 'commander';
+import { AppError, EXIT, exitCodeOf } from '../contract/errors.js';
+import * as auth from './commands/auth.js';
+import { completion } from './commands/completion.js';
+import * as token from './commands/token.js';
+import { createContext, type CliContext, type GlobalOptions } from './context.js';
+
+export function buildProgram(run: (fn: (ctx: CliContext) => Promise<void>) => Promise<void>): Command {
+  const program = new Command('aio')
+    .description('AIO Storage: self-hosted sync storage')
+    .version('0.1.0')
+    .option('--server <url>', 'server URL (env AIO_SERVER)')
+    .option('--json', 'print one JSON document (NDJSON for streams) on stdout')
+    .option('-q, --quiet', 'print only results and errors')
+    .option('--no-progress', 'no progress bars')
+    .option('--profile <name>', 'named profile (server and login)')
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('register')
+    .description('create an account')
+    .option('--email <email>', 'email address')
+    .option('--name <name>', 'display name')
+    .option('--password-stdin', 'read the password from standard input')
+    .action((flags: auth.CredentialFlags) => run((ctx) => auth.register(ctx, flags)));
+
+  program
+    .command('login')
+    .description('log in and keep the session (OS keychain, or a 0600 file)')
+    .option('--email <email>', 'email address')
+    .option('--password-stdin', 'read the password from standard input')
+    .action((flags: auth.CredentialFlags) => run((ctx) => auth.login(ctx, flags)));
+
+  program
+    .command('logout')
+    .description('end the session and forget it')
+    .action(() => run((ctx) => auth.logout(ctx)));
+
+  program
+    .command('whoami')
+    .description('show the logged-in account and its storage')
+    .action(() => run((ctx) => auth.whoami(ctx)));
+
+  const tokens = program.command('token').description('personal API tokens for CI');
+  tokens
+    .command('create')
+    .description('create a token (shown once)')
+    .requiredOption('--name <name>', 'a name to recognise it by')
+    .option('--scopes <list>', 'comma-separated: read,write,share', 'read,write,share')
+    .option('--expires <duration>', 'e.g. 30d, 90d, never', '90d')
+    .action((flags: { name: string; scopes?: string; expires?: string }) =>
+      run((ctx) => token.tokenCreate(ctx, flags)),
+    );
+  tokens
+    .command('ls')
+    .description('list tokens')
+    .action(() => run((ctx) => token.tokenList(ctx)));
+  tokens
+    .command('revoke')
+    .description('revoke a token at once')
+    .argument('<id>')
+    .action((id: string) => run((ctx) => token.tokenRevoke(ctx, id)));
+
+  program
+    .command('completion')
+    .description('print a shell completion script')
+    .addArgument(new Argument('<shell>', 'bash, zsh or fish').choices(['bash', 'zsh', 'fish']))
+    .action((shell: 'bash' | 'zsh' | 'fish') => {
+      process.stdout.write(completion(shell, program));
+    });
+
+  program.addOption(new Option('--debug', 'print stack traces').hideHelp());
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let exitCode: number = EXIT.OK;
+  let globals: GlobalOptions & { debug?: boolean } = {};
+  const program = buildProgram(async (fn) => {
+    globals = program.opts();
+    const ctx = await createContext(globals);
+    await fn(ctx);
+  });
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    exitCode = report(err, Boolean(globals.json) || argv.includes('--json'), Boolean(globals.debug));
+  }
+  return exitCode;
+}
+
+function report(err: unknown, json: boolean, debug: boolean): number {
+  if (err instanceof CommanderError) {
+    // Help and version exit 0; every parse error is a usage error.
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0)
+      return EXIT.OK;
+    return EXIT.USAGE;
+  }
+  if (err instanceof AppError) {
+    if (json) process.stdout.write(`${JSON.stringify(err.toBody())}\n`);
+    process.stderr.write(`error: ${err.message}\n`);
+    if (debug && err.cause) process.stderr.write(`${String((err.cause as Error).stack ?? err.cause)}\n`);
+    return exitCodeOf(err);
+  }
+  if (isPromptCancel(err)) {
+    process.stderr.write('cancelled\n');
+    return 130;
+  }
+  process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
+  process.stderr.write('This is a bug in aio; please report it with the output above.\n');
+  return EXIT.ERROR;
+}
+
+function isPromptCancel(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'ExitPromptError' || err.name === 'AbortPromptError');
+}
