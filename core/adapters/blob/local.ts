@@ -1,0 +1,315 @@
+/**
+ * LocalBlobStore: the `BlobStore` on a local directory (a Docker volume in compose,
+ * shared by the API and the workers).
+ *
+ *   <root>/staging/<id>          uploads in progress (id chosen by the server)
+ *   <root>/blobs/ab/cd/<sha256>  committed, content-addressed, never rewritten
+ *   <root>/tmp/<random>          whole-blob writes (`put`) before they are renamed in
+ *
+ * Ids and hashes are checked against strict patterns before any filesystem call, so
+ * no caller-supplied string can name a path outside these folders. Every commit is
+ * write → fsync → rename → fsync directory: a crash leaves either the old state or
+ * the complete new file, never a partial file at a final path.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { constants, createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { AppError, NotFoundError, UnavailableError } from '../../../contract/errors.js';
+import type { BlobStat, BlobStore, ByteRange } from '../../ports/blob-store.js';
+import { PositionalWriter } from './positional-writer.js';
+
+const STAGING_ID = /^[A-Za-z0-9_-]{8,128}$/;
+const SHA256 = /^[0-9a-f]{64}$/;
+/** Hashing reads through one buffer of this size. */
+const HASH_BUFFER_BYTES = 1024 * 1024;
+const READ_CHUNK_BYTES = 256 * 1024;
+
+export interface LocalBlobStoreOptions {
+  /** Test seams for crash-consistency tests. */
+  hooks?: {
+    /** Runs in `commitStaging` after the file is fsynced, just before the rename; a throw aborts the commit. */
+    beforeCommitRename?: () => Promise<void>;
+  };
+}
+
+export class LocalBlobStore implements BlobStore {
+  private readonly stagingDir: string;
+  private readonly blobsDir: string;
+  private readonly tmpDir: string;
+
+  private constructor(
+    readonly root: string,
+    private readonly options: LocalBlobStoreOptions,
+  ) {
+    this.stagingDir = path.join(root, 'staging');
+    this.blobsDir = path.join(root, 'blobs');
+    this.tmpDir = path.join(root, 'tmp');
+  }
+
+  /** Opens the store at `root`, creating `staging/`, `blobs/` and `tmp/` when absent. */
+  static async open(root: string, options: LocalBlobStoreOptions = {}): Promise<LocalBlobStore> {
+    const store = new LocalBlobStore(path.resolve(root), options);
+    for (const dir of [store.stagingDir, store.blobsDir, store.tmpDir])
+      await fs.mkdir(dir, { recursive: true });
+    return store;
+  }
+
+  async stagingSize(id: string): Promise<number | null> {
+    try {
+      return (await fs.stat(this.stagingPath(id))).size;
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  /**
+   * Throws `AppError('OFFSET_MISMATCH')` when `offset` is not the current size (a missing
+   * file has size 0) and `BAD_REQUEST` for an invalid id. Errors of the source are not
+   * rethrown: what arrived is kept and the size returned. Filesystem errors are thrown.
+   */
+  async appendStaging(
+    id: string,
+    offset: number,
+    source: AsyncIterable<Uint8Array>,
+    maxBytes: number,
+  ): Promise<number> {
+    const file = this.stagingPath(id);
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new AppError('BAD_REQUEST', 'Invalid offset.');
+    if (Number.isNaN(maxBytes) || maxBytes < 0) throw new AppError('BAD_REQUEST', 'Invalid maxBytes.');
+    // Only offset 0 may create the file; a later offset needs the earlier bytes.
+    let handle: FileHandle;
+    try {
+      handle = await fs.open(
+        file,
+        offset === 0 ? constants.O_RDWR | constants.O_CREAT : constants.O_RDWR,
+        0o600,
+      );
+    } catch (err) {
+      if (isNotFound(err)) throw new AppError('OFFSET_MISMATCH', `Upload ${id} has 0 bytes, not ${offset}.`);
+      throw err;
+    }
+    try {
+      const { size } = await handle.stat();
+      if (size !== offset)
+        throw new AppError('OFFSET_MISMATCH', `Upload ${id} has ${size} bytes, not ${offset}.`);
+      const writer = new PositionalWriter(handle, offset);
+      await writer.consume(source, maxBytes, { keepOnSourceError: true });
+      await writer.flush();
+      await handle.sync();
+      return writer.position;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Streams staging `id` (inclusive range). A missing file surfaces as an ENOENT stream error. */
+  readStaging(id: string, range?: ByteRange): Readable {
+    const file = this.stagingPath(id);
+    checkRange(range);
+    return createReadStream(file, { start: range?.start, end: range?.end, highWaterMark: READ_CHUNK_BYTES });
+  }
+
+  /** Throws `NotFoundError` when the staging file is absent. */
+  async hashStaging(id: string): Promise<{ sha256: string; size: number }> {
+    const file = this.stagingPath(id);
+    let handle: FileHandle;
+    try {
+      handle = await fs.open(file, 'r');
+    } catch (err) {
+      if (isNotFound(err)) throw new NotFoundError(`No staging file ${id}.`, err);
+      throw err;
+    }
+    try {
+      // One reused buffer: hashing a large upload allocates nothing per chunk.
+      const buffer = Buffer.allocUnsafe(HASH_BUFFER_BYTES);
+      const hash = createHash('sha256');
+      let size = 0;
+      for (;;) {
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, size);
+        if (bytesRead === 0) break;
+        hash.update(buffer.subarray(0, bytesRead));
+        size += bytesRead;
+      }
+      return { sha256: hash.digest('hex'), size };
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /**
+   * The caller has verified that the content hashes to `sha256`. Idempotent: when the
+   * blob exists already (same content, or a retried commit whose staging file is gone)
+   * the staging file is removed and the blob's stat returned. `NotFoundError` when
+   * neither exists.
+   */
+  async commitStaging(id: string, sha256: string): Promise<BlobStat> {
+    const staging = this.stagingPath(id);
+    const final = this.blobPath(sha256);
+    const existing = await this.stat(sha256);
+    if (existing !== null) {
+      await removeIfPresent(staging);
+      return existing;
+    }
+    let handle: FileHandle;
+    try {
+      handle = await fs.open(staging, 'r');
+    } catch (err) {
+      if (isNotFound(err)) throw new NotFoundError(`No staging file ${id}.`, err);
+      throw err;
+    }
+    let size: number;
+    try {
+      await handle.sync();
+      size = (await handle.stat()).size;
+    } finally {
+      await handle.close();
+    }
+    await this.moveIntoPlace(staging, final, this.options.hooks?.beforeCommitRename);
+    await syncDir(this.stagingDir);
+    return { size };
+  }
+
+  async deleteStaging(id: string): Promise<void> {
+    await removeIfPresent(this.stagingPath(id));
+  }
+
+  /** Writes to `tmp/`, hashing on the way, then renames into place. A source error is rethrown and nothing kept. */
+  async put(source: AsyncIterable<Uint8Array>): Promise<{ sha256: string; size: number }> {
+    const tmp = path.join(this.tmpDir, randomUUID());
+    const hash = createHash('sha256');
+    const handle = await fs.open(tmp, 'wx', 0o600);
+    let size: number;
+    try {
+      const writer = new PositionalWriter(handle, 0, hash);
+      await writer.consume(source, Number.POSITIVE_INFINITY, { keepOnSourceError: false });
+      await writer.flush();
+      await handle.sync();
+      size = writer.position;
+    } catch (err) {
+      await handle.close();
+      await removeIfPresent(tmp);
+      throw err;
+    }
+    await handle.close();
+    const sha256 = hash.digest('hex');
+    try {
+      if ((await this.stat(sha256)) !== null) await removeIfPresent(tmp);
+      else await this.moveIntoPlace(tmp, this.blobPath(sha256));
+    } catch (err) {
+      await removeIfPresent(tmp);
+      throw err;
+    }
+    return { sha256, size };
+  }
+
+  /** `NotFoundError` when absent; `RANGE_NOT_SATISFIABLE` when the range starts past the end. */
+  async read(sha256: string, range?: ByteRange): Promise<Readable> {
+    const file = this.blobPath(sha256);
+    checkRange(range);
+    let handle: FileHandle;
+    try {
+      handle = await fs.open(file, 'r');
+    } catch (err) {
+      if (isNotFound(err)) throw new NotFoundError(`No blob ${sha256}.`, err);
+      throw err;
+    }
+    if (range !== undefined) {
+      const { size } = await handle.stat();
+      if (range.start >= size) {
+        await handle.close();
+        throw new AppError(
+          'RANGE_NOT_SATISFIABLE',
+          `Range starts at ${range.start}; the blob has ${size} bytes.`,
+        );
+      }
+    }
+    // The stream owns the handle from here and closes it when it ends or is destroyed.
+    return handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: READ_CHUNK_BYTES });
+  }
+
+  async stat(sha256: string): Promise<BlobStat | null> {
+    try {
+      return { size: (await fs.stat(this.blobPath(sha256))).size };
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  /** Removing an absent blob is not an error. */
+  async delete(sha256: string): Promise<void> {
+    await removeIfPresent(this.blobPath(sha256));
+  }
+
+  localPath(sha256: string): string {
+    return this.blobPath(sha256);
+  }
+
+  /** `UnavailableError` when the folders are missing or not writable (volume unmounted, read-only). */
+  async ping(): Promise<void> {
+    try {
+      for (const dir of [this.stagingDir, this.blobsDir, this.tmpDir]) await fs.access(dir, constants.W_OK);
+    } catch (err) {
+      throw new UnavailableError(`Blob storage at ${this.root} is not writable.`, err);
+    }
+  }
+
+  private stagingPath(id: string): string {
+    if (typeof id !== 'string' || !STAGING_ID.test(id))
+      throw new AppError('BAD_REQUEST', 'Invalid upload id.');
+    return path.join(this.stagingDir, id);
+  }
+
+  private blobPath(sha256: string): string {
+    if (typeof sha256 !== 'string' || !SHA256.test(sha256))
+      throw new AppError('BAD_REQUEST', 'Invalid sha256.');
+    return path.join(this.blobsDir, sha256.slice(0, 2), sha256.slice(2, 4), sha256);
+  }
+
+  /** Renames a fsynced file to its final path and makes the new directory entries durable. */
+  private async moveIntoPlace(from: string, to: string, beforeRename?: () => Promise<void>): Promise<void> {
+    const shard = path.dirname(to);
+    const created = await fs.mkdir(shard, { recursive: true });
+    if (created !== undefined) {
+      // New shard folders are only durable once their parents record them.
+      await syncDir(path.dirname(shard));
+      await syncDir(this.blobsDir);
+    }
+    await beforeRename?.();
+    await fs.rename(from, to);
+    await syncDir(shard);
+  }
+}
+
+function checkRange(range: ByteRange | undefined): void {
+  if (range === undefined) return;
+  const { start, end } = range;
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+    throw new AppError('RANGE_NOT_SATISFIABLE', `Invalid byte range ${start}-${end}.`);
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function removeIfPresent(file: string): Promise<void> {
+  try {
+    await fs.unlink(file);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
