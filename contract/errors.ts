@@ -42,7 +42,11 @@ export const ERRORS = {
   INVALID_TOKEN: { status: 401, exit: EXIT.AUTH, message: 'The token is invalid, expired or revoked.' },
   SHARE_PASSWORD_REQUIRED: { status: 401, exit: EXIT.AUTH, message: 'This link needs a password.' },
   FORBIDDEN: { status: 403, exit: EXIT.FORBIDDEN, message: 'This action is not allowed.' },
-  INSUFFICIENT_SCOPE: { status: 403, exit: EXIT.FORBIDDEN, message: 'The token lacks the scope for this action.' },
+  INSUFFICIENT_SCOPE: {
+    status: 403,
+    exit: EXIT.FORBIDDEN,
+    message: 'The token lacks the scope for this action.',
+  },
   NOT_FOUND: { status: 404, exit: EXIT.NOT_FOUND, message: 'Not found.' },
   ROUTE_NOT_FOUND: { status: 404, exit: EXIT.NOT_FOUND, message: 'No such route.' },
   METHOD_NOT_ALLOWED: { status: 405, exit: EXIT.USAGE, message: 'Method not allowed.' },
@@ -93,7 +97,10 @@ export class AppError extends Error {
     message?: string,
     options?: { cause?: unknown; details?: unknown; headers?: Record<string, string> },
   ) {
-    super(message ?? ERRORS[code].message, options?.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      message ?? ERRORS[code].message,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.name = 'AppError';
     this.code = code;
     this.details = options?.details;
@@ -117,7 +124,11 @@ export class AppError extends Error {
 
 /** A unique constraint was violated (duplicate name, email, key). Adapters translate driver errors to this. */
 export class ConflictError extends AppError {
-  constructor(code: 'CONFLICT' | 'NAME_CONFLICT' | 'EMAIL_TAKEN' | 'REVISION_CONFLICT' = 'CONFLICT', message?: string, cause?: unknown) {
+  constructor(
+    code: 'CONFLICT' | 'NAME_CONFLICT' | 'EMAIL_TAKEN' | 'REVISION_CONFLICT' = 'CONFLICT',
+    message?: string,
+    cause?: unknown,
+  ) {
     super(code, message, { cause });
     this.name = 'ConflictError';
   }

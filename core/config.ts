@@ -38,6 +38,16 @@ const schema = z.object({
     .transform((v) => v === 'true' || v === '1'),
   AIO_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   AIO_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  AIO_RATE_LIMIT_WINDOW_MS: z.coerce
+    .number()
+    .int()
+    .min(1000)
+    .default(15 * 60_000),
+  AIO_RATE_LIMIT_LOGIN: z.coerce.number().int().min(1).default(10),
+  AIO_RATE_LIMIT_LOGIN_IP: z.coerce.number().int().min(1).default(50),
+  AIO_RATE_LIMIT_REGISTER: z.coerce.number().int().min(1).default(20),
+  AIO_RATE_LIMIT_API: z.coerce.number().int().min(1).default(1200),
+  AIO_RATE_LIMIT_API_WINDOW_MS: z.coerce.number().int().min(1000).default(60_000),
 });
 
 export interface Config {
@@ -59,6 +69,23 @@ export interface Config {
   trustProxy: boolean;
   workerConcurrency: number;
   shutdownTimeoutMs: number;
+  rateLimit: RateLimitConfig;
+}
+
+/** Fixed-window request limits (see `server/middleware/rate-limit.ts`). */
+export interface RateLimitConfig {
+  /** Window of the login and register limits, ms. Default 15 min. */
+  authWindowMs: number;
+  /** Login attempts per (ip, email) per auth window. Default 10. */
+  login: number;
+  /** Login attempts per ip per auth window. Default 50. */
+  loginPerIp: number;
+  /** Registrations per ip per auth window. Default 20. */
+  register: number;
+  /** Authenticated API requests per user per API window. Default 1200. */
+  api: number;
+  /** Window of the API limit, ms. Default 1 min. */
+  apiWindowMs: number;
 }
 
 export class ConfigError extends Error {
@@ -107,5 +134,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     trustProxy: e.AIO_TRUST_PROXY,
     workerConcurrency: e.AIO_WORKER_CONCURRENCY,
     shutdownTimeoutMs: e.AIO_SHUTDOWN_TIMEOUT_MS,
+    rateLimit: Object.freeze({
+      authWindowMs: e.AIO_RATE_LIMIT_WINDOW_MS,
+      login: e.AIO_RATE_LIMIT_LOGIN,
+      loginPerIp: e.AIO_RATE_LIMIT_LOGIN_IP,
+      register: e.AIO_RATE_LIMIT_REGISTER,
+      api: e.AIO_RATE_LIMIT_API,
+      apiWindowMs: e.AIO_RATE_LIMIT_API_WINDOW_MS,
+    }),
   });
 }

@@ -71,6 +71,19 @@ export function requireScope(scope: TokenScope): RequestHandler {
   };
 }
 
+/**
+ * Requires a login session on top of `authenticate`: personal API tokens get 403
+ * `FORBIDDEN` (they cannot mint tokens or change the password).
+ */
+export function requireSession(): RequestHandler {
+  return (req, _res, next) => {
+    if (!req.auth) throw new AppError('UNAUTHENTICATED');
+    if (req.auth.kind !== 'session')
+      throw new AppError('FORBIDDEN', 'This action needs a login session, not an API token.');
+    next();
+  };
+}
+
 /** The authenticated context; for handlers behind `authenticate`. */
 export function authOf(req: Request): AuthContext {
   if (!req.auth) throw new AppError('UNAUTHENTICATED');

@@ -3,8 +3,14 @@
  */
 import { Router } from 'express';
 import type { AppDeps } from '../deps.js';
+import { auditRoutes } from './audit.js';
+import { authRoutes } from './auth.js';
+import { tokenRoutes } from './tokens.js';
 
-export function apiRoutes(_deps: AppDeps): Router {
+export function apiRoutes(deps: AppDeps): Router {
   const router = Router();
+  router.use('/auth', authRoutes(deps));
+  router.use('/tokens', tokenRoutes(deps));
+  router.use('/audit', auditRoutes(deps));
   return router;
 }
