@@ -8,6 +8,9 @@ import { AppError, EXIT, exitCodeOf } from '../contract/errors.js';
 import * as auth from './commands/auth.js';
 import { completion } from './commands/completion.js';
 import * as token from './commands/token.js';
+import { download, type DownloadFlags } from './commands/download.js';
+import * as remote from './commands/remote.js';
+import { upload, type UploadFlags } from './commands/upload.js';
 import { createContext, type CliContext, type GlobalOptions } from './context.js';
 
 export function buildProgram(run: (fn: (ctx: CliContext) => Promise<void>) => Promise<void>): Command {
@@ -46,6 +49,85 @@ export function buildProgram(run: (fn: (ctx: CliContext) => Promise<void>) => Pr
     .command('whoami')
     .description('show the logged-in account and its storage')
     .action(() => run((ctx) => auth.whoami(ctx)));
+
+  program
+    .command('ls')
+    .description('list a folder')
+    .argument('[path]', 'remote path', '/')
+    .option('-l, --long', 'size, time, version and status')
+    .option('-R, --recursive', 'list subfolders too')
+    .action((p: string, flags: { long?: boolean; recursive?: boolean }) =>
+      run((ctx) => remote.ls(ctx, p, flags)),
+    );
+  program
+    .command('mkdir')
+    .description('create a folder')
+    .argument('<path>')
+    .option('-p, --parents', 'create missing parents; no error if it exists')
+    .action((p: string, flags: { parents?: boolean }) => run((ctx) => remote.mkdir(ctx, p, flags)));
+  program
+    .command('mv')
+    .description('move or rename')
+    .argument('<from>')
+    .argument('<to>')
+    .action((from: string, to: string) => run((ctx) => remote.mv(ctx, from, to)));
+  program
+    .command('cp')
+    .description('copy a file or folder (no bytes are sent)')
+    .argument('<from>')
+    .argument('<to>')
+    .action((from: string, to: string) => run((ctx) => remote.cp(ctx, from, to)));
+  program
+    .command('rm')
+    .description('move to the trash')
+    .argument('<paths...>')
+    .option('-r, --recursive', 'folders too')
+    .action((paths: string[], flags: { recursive?: boolean }) => run((ctx) => remote.rm(ctx, paths, flags)));
+  const trash = program.command('trash').description('the trash (kept 30 days)');
+  trash
+    .command('ls')
+    .description('list the trash')
+    .action(() => run((ctx) => remote.trashList(ctx)));
+  trash
+    .command('restore')
+    .description('put an item back where it was')
+    .argument('<id>')
+    .action((id: string) => run((ctx) => remote.trashRestore(ctx, id)));
+  trash
+    .command('purge')
+    .description('delete an item for good')
+    .argument('<id>')
+    .action((id: string) => run((ctx) => remote.trashPurge(ctx, id)));
+  program
+    .command('versions')
+    .description("list a file's versions")
+    .argument('<path>')
+    .action((p: string) => run((ctx) => remote.versions(ctx, p)));
+  program
+    .command('restore')
+    .description('make an old version current again (as a new version)')
+    .argument('<path>')
+    .requiredOption('--version <n>', 'the version to restore')
+    .action((p: string, flags: { version?: string }) => run((ctx) => remote.restoreVersion(ctx, p, flags)));
+  program
+    .command('upload')
+    .description('upload files (folders with -r); resumable, skips what the server has')
+    .argument('<paths...>', 'LOCAL... REMOTE')
+    .option('-r, --recursive', 'folders too')
+    .option('--transfers <n>', 'files in parallel', '4')
+    .option('--no-wait', 'do not wait until the server reports the files ready')
+    .action((paths: string[], flags: UploadFlags) => run((ctx) => upload(ctx, paths, flags)));
+  program
+    .command('download')
+    .description('download files (folders with -r); resumable, verified')
+    .argument('<remote>')
+    .argument('[local]')
+    .option('-r, --recursive', 'folders too')
+    .option('--force', 'overwrite a different local file')
+    .option('--transfers <n>', 'files in parallel', '4')
+    .action((r: string, l: string | undefined, flags: DownloadFlags) =>
+      run((ctx) => download(ctx, r, l, flags)),
+    );
 
   const tokens = program.command('token').description('personal API tokens for CI');
   tokens
@@ -106,7 +188,9 @@ function report(err: unknown, json: boolean, debug: boolean): number {
     if (json) process.stdout.write(`${JSON.stringify(err.toBody())}\n`);
     process.stderr.write(`error: ${err.message}\n`);
     if (debug && err.cause) process.stderr.write(`${String((err.cause as Error).stack ?? err.cause)}\n`);
-    return exitCodeOf(err);
+    // A command that finished with some items failed reports the first failure's code.
+    const override = (err as { exitOverride?: number }).exitOverride;
+    return typeof override === 'number' ? override : exitCodeOf(err);
   }
   if (isPromptCancel(err)) {
     process.stderr.write('cancelled\n');

@@ -1,0 +1,128 @@
+/**
+ * `aio download REMOTE [LOCAL] [-r] [--force] [--transfers N]`: files, and folders with
+ * `-r`. Never overwrites a different local file without `--force`; a local file with the
+ * same sha256 is left alone.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { downloadFile } from '../../contract/download-client.js';
+import { AppError, exitCodeOf } from '../../contract/errors.js';
+import type { Entry } from '../../contract/schemas/files.js';
+import { sha256File } from '../../core/domain/hash.js';
+import { requireLogin, type CliContext } from '../context.js';
+import { formatBytes } from '../output.js';
+import { runPool } from '../pool.js';
+import { createProgress } from '../progress.js';
+import { listAll, remoteStat } from './remote.js';
+
+export interface DownloadFlags {
+  recursive?: boolean;
+  force?: boolean;
+  transfers?: string;
+}
+
+interface Planned {
+  entry: Entry;
+  dest: string;
+}
+
+async function isDir(p: string): Promise<boolean> {
+  return (await fs.stat(p).catch(() => null))?.isDirectory() ?? false;
+}
+
+export async function download(
+  ctx: CliContext,
+  remote: string,
+  local: string | undefined,
+  flags: DownloadFlags,
+) {
+  const transfers = Number(flags.transfers ?? 4);
+  if (!Number.isInteger(transfers) || transfers < 1 || transfers > 64) {
+    throw new AppError('BAD_REQUEST', '--transfers must be a whole number from 1 to 64.');
+  }
+  await requireLogin(ctx);
+  const root = await remoteStat(ctx, remote);
+  const plan: Planned[] = [];
+  if (root.kind === 'file') {
+    const target = local ?? root.name;
+    plan.push({ entry: root, dest: (await isDir(target)) ? path.join(target, root.name) : target });
+  } else {
+    if (!flags.recursive) throw new AppError('BAD_REQUEST', `${root.path} is a folder: pass -r.`);
+    const base = local ?? (root.id === null ? '.' : root.name);
+    const queue: Array<{ remote: string; local: string }> = [{ remote: root.path, local: base }];
+    while (queue.length) {
+      const dir = queue.shift() as { remote: string; local: string };
+      await fs.mkdir(dir.local, { recursive: true });
+      for (const e of await listAll(ctx, dir.remote)) {
+        const dest = path.join(dir.local, e.name);
+        // Names come from the server already validated; refuse anything that would escape anyway.
+        if (path.relative(base, dest).startsWith('..') || e.name.includes('/') || e.name.includes('\\')) {
+          throw new AppError('INVALID_NAME', `Refusing to write outside ${base}: ${e.name}`);
+        }
+        if (e.kind === 'folder') queue.push({ remote: e.path, local: dest });
+        else if (e.status === 'ready') plan.push({ entry: e, dest });
+      }
+    }
+  }
+
+  const progress = await createProgress(ctx.out);
+  const results = await runPool(plan, transfers, async ({ entry, dest }) => {
+    const existing = await fs.stat(dest).catch(() => null);
+    if (existing) {
+      if (!existing.isFile()) throw new AppError('CONFLICT', `${dest} exists and is not a file.`);
+      const local = await sha256File(dest);
+      if (local.sha256 === entry.sha256)
+        return { path: entry.path, dest, size: entry.size, how: 'unchanged' as const };
+      if (!flags.force) {
+        throw new AppError(
+          'CONFLICT',
+          `${dest} exists with different content: pass --force to overwrite it.`,
+        );
+      }
+    }
+    const bar = progress.bar(entry.path, entry.size);
+    try {
+      await downloadFile(ctx.client, {
+        fileId: entry.id as string,
+        sha256: entry.sha256 as string,
+        size: entry.size,
+        dest,
+        mtime: entry.mtime,
+        onProgress: (n) => bar.update(n),
+      });
+    } finally {
+      bar.stop();
+    }
+    ctx.out.event({ event: 'downloaded', path: entry.path, dest, size: entry.size }, null);
+    return { path: entry.path, dest, size: entry.size, how: 'downloaded' as const };
+  });
+  progress.stop();
+
+  const done = results.flatMap((r) => (r.ok ? [r.value] : []));
+  const failed = results.flatMap((r, i) =>
+    r.ok
+      ? []
+      : [
+          {
+            path: plan[i]?.entry.path,
+            error: (r.error as Error).message,
+            code: r.error instanceof AppError ? r.error.code : 'INTERNAL',
+          },
+        ],
+  );
+  for (const f of failed) ctx.out.error(`${f.path}: ${f.error}`);
+  const bytes = done.reduce((n, d) => n + (d.how === 'downloaded' ? d.size : 0), 0);
+  if (ctx.out.json) ctx.out.result({ event: 'summary', downloaded: done.length, failed, bytes }, () => null);
+  else if (!ctx.out.quiet)
+    ctx.out.result(
+      null,
+      () =>
+        `${done.length} file(s) downloaded (${formatBytes(bytes)})${failed.length ? `, ${failed.length} failed` : ''}.`,
+    );
+  if (failed.length) {
+    const first = results.find((r) => !r.ok) as { ok: false; error: unknown };
+    throw Object.assign(new AppError('INTERNAL', `${failed.length} of ${plan.length} file(s) failed.`), {
+      exitOverride: exitCodeOf(first.error),
+    });
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * `aio upload LOCAL... REMOTE [-r] [--transfers N] [--no-wait]`.
+ *
+ * REMOTE is a folder when it ends with `/`, when there are several sources or a folder
+ * source, or when it exists as a folder; otherwise it is the target file path.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { AppError, exitCodeOf } from '../../contract/errors.js';
+import { requireLogin, type CliContext } from '../context.js';
+import { walkLocal } from '../local-walk.js';
+import { formatBytes } from '../output.js';
+import { runPool } from '../pool.js';
+import { createProgress } from '../progress.js';
+import { uploadFile, type UploadOutcome } from '../upload-file.js';
+import { remoteStat } from './remote.js';
+
+export interface UploadFlags {
+  recursive?: boolean;
+  transfers?: string;
+  wait?: boolean;
+}
+
+interface Planned {
+  local: string;
+  remote: string;
+  size: number;
+}
+
+export function joinRemote(folder: string, rel: string): string {
+  const base = folder.endsWith('/') ? folder : `${folder}/`;
+  return `${base.startsWith('/') ? '' : '/'}${base}${rel}`.replace(/\/{2,}/g, '/');
+}
+
+export async function upload(ctx: CliContext, args: string[], flags: UploadFlags): Promise<void> {
+  if (args.length < 2) throw new AppError('BAD_REQUEST', 'Usage: aio upload LOCAL... REMOTE');
+  const transfers = Number(flags.transfers ?? 4);
+  if (!Number.isInteger(transfers) || transfers < 1 || transfers > 64) {
+    throw new AppError('BAD_REQUEST', '--transfers must be a whole number from 1 to 64.');
+  }
+  await requireLogin(ctx);
+  const remote = args[args.length - 1] as string;
+  const sources = args.slice(0, -1);
+
+  const stats = await Promise.all(
+    sources.map(async (s) => {
+      const st = await fs.lstat(s).catch(() => null);
+      if (!st) throw new AppError('NOT_FOUND', `No such local file or folder: ${s}`);
+      if (st.isDirectory() && !flags.recursive)
+        throw new AppError('BAD_REQUEST', `${s} is a folder: pass -r.`);
+      if (!st.isDirectory() && !st.isFile()) throw new AppError('BAD_REQUEST', `Not a regular file: ${s}`);
+      return { source: s, stat: st };
+    }),
+  );
+  let remoteIsFolder = remote.endsWith('/') || sources.length > 1 || stats.some((s) => s.stat.isDirectory());
+  if (!remoteIsFolder) {
+    const existing = await remoteStat(ctx, remote).catch((err: unknown) => {
+      if (err instanceof AppError && err.code === 'NOT_FOUND') return null;
+      throw err;
+    });
+    remoteIsFolder = existing?.kind === 'folder';
+  }
+
+  const plan: Planned[] = [];
+  const skipped: Array<{ path: string; reason: string }> = [];
+  for (const { source, stat } of stats) {
+    if (stat.isDirectory()) {
+      const walked = await walkLocal(source);
+      skipped.push(...walked.skipped);
+      const base = path.basename(path.resolve(source));
+      for (const f of walked.files) {
+        plan.push({
+          local: f.absolute,
+          remote: joinRemote(joinRemote(remote, base), f.relative),
+          size: f.size,
+        });
+      }
+    } else {
+      const target = remoteIsFolder ? joinRemote(remote, path.basename(source)) : remote;
+      plan.push({ local: source, remote: target.startsWith('/') ? target : `/${target}`, size: stat.size });
+    }
+  }
+  for (const s of skipped) ctx.out.warn(`skipped ${s.path} (${s.reason})`);
+
+  const progress = await createProgress(ctx.out);
+  const account = `${ctx.profileName}@${ctx.server}`;
+  const results = await runPool(plan, transfers, async (item) => {
+    const bar = progress.bar(item.remote, item.size);
+    try {
+      const outcome = await uploadFile({
+        client: ctx.client,
+        configDir: ctx.configDir,
+        account,
+        local: item.local,
+        remote: item.remote,
+        wait: flags.wait !== false,
+        onProgress: (sent) => bar.update(sent),
+      });
+      ctx.out.event({ event: 'uploaded', ...outcome }, null);
+      return outcome;
+    } finally {
+      bar.stop();
+    }
+  });
+  progress.stop();
+
+  const done: UploadOutcome[] = [];
+  const failed: Array<{ local: string; remote: string; error: string; code: string }> = [];
+  results.forEach((r, i) => {
+    const item = plan[i] as Planned;
+    if (r.ok) done.push(r.value);
+    else {
+      const err = r.error;
+      const code = err instanceof AppError ? err.code : 'INTERNAL';
+      failed.push({
+        local: item.local,
+        remote: item.remote,
+        error: (err as Error).message ?? String(err),
+        code,
+      });
+      ctx.out.error(`${item.local}: ${(err as Error).message ?? String(err)}`);
+    }
+  });
+  const bytes = done.reduce((n, o) => n + (o.how === 'deduplicated' ? 0 : o.size), 0);
+  if (!ctx.out.json) {
+    ctx.out.result(null, () =>
+      ctx.out.quiet
+        ? null
+        : `${done.length} file(s) uploaded (${formatBytes(bytes)} sent, ${done.filter((d) => d.how === 'deduplicated').length} already on the server)${failed.length ? `, ${failed.length} failed` : ''}.`,
+    );
+  } else {
+    ctx.out.result(
+      { event: 'summary', uploaded: done.length, failed, skipped, bytesSent: bytes },
+      () => null,
+    );
+  }
+  if (failed.length) {
+    const first = results.find((r) => !r.ok) as { ok: false; error: unknown };
+    const code = exitCodeOf(first.error);
+    throw Object.assign(new AppError('INTERNAL', `${failed.length} of ${plan.length} file(s) failed.`), {
+      exitOverride: code,
+    });
+  }
+}
