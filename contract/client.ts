@@ -75,7 +75,15 @@ export class ApiClient {
     this.http = got.extend({
       prefixUrl: this.server,
       throwHttpErrors: false,
-      retry: { limit: 0 },
+      // Idempotent requests are retried with backoff on 502/503/504 and connection
+      // errors; never on other 4xx/5xx, never for POST/PATCH.
+      retry: {
+        limit: 3,
+        methods: ['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS'],
+        statusCodes: [502, 503, 504],
+        calculateDelay: ({ attemptCount, computedValue }) =>
+          computedValue === 0 ? 0 : Math.min(250 * 2 ** attemptCount, 4000),
+      },
       followRedirect: false,
       headers: { 'user-agent': USER_AGENT },
     });

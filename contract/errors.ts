@@ -8,16 +8,14 @@
 /** CLI exit codes (documented in the README). */
 export const EXIT = {
   OK: 0,
-  ERROR: 1, // unexpected failure
+  ERROR: 1, // unexpected failure, integrity failure
   USAGE: 2, // bad flags, arguments or input
-  AUTH: 3, // not logged in, bad credentials, expired or revoked token
-  FORBIDDEN: 4, // authenticated but not allowed (scope, role)
-  NOT_FOUND: 5,
-  CONFLICT: 6, // name taken, stale revision, sync conflict
+  AUTH: 3, // not logged in, bad credentials, expired or revoked token, not allowed
+  NOT_FOUND: 4,
+  CONFLICT: 5, // name taken, stale revision, sync conflict, local file differs
+  UNAVAILABLE: 6, // network error, server unavailable, rate limited
   QUOTA: 7, // quota or size limit
-  RATE_LIMITED: 8,
-  UNAVAILABLE: 9, // server unreachable or a component down
-  INTEGRITY: 10, // checksum mismatch
+  PARTIAL: 8, // a batch where some items failed and the rest went through
 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
@@ -41,10 +39,10 @@ export const ERRORS = {
   INVALID_CREDENTIALS: { status: 401, exit: EXIT.AUTH, message: 'The email or password is wrong.' },
   INVALID_TOKEN: { status: 401, exit: EXIT.AUTH, message: 'The token is invalid, expired or revoked.' },
   SHARE_PASSWORD_REQUIRED: { status: 401, exit: EXIT.AUTH, message: 'This link needs a password.' },
-  FORBIDDEN: { status: 403, exit: EXIT.FORBIDDEN, message: 'This action is not allowed.' },
+  FORBIDDEN: { status: 403, exit: EXIT.AUTH, message: 'This action is not allowed.' },
   INSUFFICIENT_SCOPE: {
     status: 403,
-    exit: EXIT.FORBIDDEN,
+    exit: EXIT.AUTH,
     message: 'The token lacks the scope for this action.',
   },
   NOT_FOUND: { status: 404, exit: EXIT.NOT_FOUND, message: 'Not found.' },
@@ -66,8 +64,8 @@ export const ERRORS = {
   PAYLOAD_TOO_LARGE: { status: 413, exit: EXIT.QUOTA, message: 'The request body is too large.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, exit: EXIT.USAGE, message: 'Unsupported content type.' },
   RANGE_NOT_SATISFIABLE: { status: 416, exit: EXIT.USAGE, message: 'The range is not satisfiable.' },
-  CHECKSUM_MISMATCH: { status: 460, exit: EXIT.INTEGRITY, message: 'The checksum does not match.' },
-  RATE_LIMITED: { status: 429, exit: EXIT.RATE_LIMITED, message: 'Too many requests; slow down.' },
+  CHECKSUM_MISMATCH: { status: 460, exit: EXIT.ERROR, message: 'The checksum does not match.' },
+  RATE_LIMITED: { status: 429, exit: EXIT.UNAVAILABLE, message: 'Too many requests; slow down.' },
   QUOTA_EXCEEDED: { status: 507, exit: EXIT.QUOTA, message: 'The storage quota would be exceeded.' },
   INTERNAL: { status: 500, exit: EXIT.ERROR, message: 'Internal error.' },
   NOT_IMPLEMENTED: { status: 501, exit: EXIT.ERROR, message: 'Not implemented.' },

@@ -6,7 +6,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { downloadFile } from '../../contract/download-client.js';
-import { AppError, exitCodeOf } from '../../contract/errors.js';
+import { AppError, EXIT, exitCodeOf } from '../../contract/errors.js';
 import type { Entry } from '../../contract/schemas/files.js';
 import { sha256File } from '../../core/domain/hash.js';
 import { requireLogin, type CliContext } from '../context.js';
@@ -122,7 +122,7 @@ export async function download(
   if (failed.length) {
     const first = results.find((r) => !r.ok) as { ok: false; error: unknown };
     throw Object.assign(new AppError('INTERNAL', `${failed.length} of ${plan.length} file(s) failed.`), {
-      exitOverride: exitCodeOf(first.error),
+      exitOverride: plan.length > 1 ? EXIT.PARTIAL : exitCodeOf(first.error),
     });
   }
 }

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { AppError, exitCodeOf } from '../../contract/errors.js';
+import { AppError, EXIT, exitCodeOf } from '../../contract/errors.js';
 import { requireLogin, type CliContext } from '../context.js';
 import { walkLocal } from '../local-walk.js';
 import { formatBytes } from '../output.js';
@@ -136,9 +136,8 @@ export async function upload(ctx: CliContext, args: string[], flags: UploadFlags
   }
   if (failed.length) {
     const first = results.find((r) => !r.ok) as { ok: false; error: unknown };
-    const code = exitCodeOf(first.error);
     throw Object.assign(new AppError('INTERNAL', `${failed.length} of ${plan.length} file(s) failed.`), {
-      exitOverride: code,
+      exitOverride: plan.length > 1 ? EXIT.PARTIAL : exitCodeOf(first.error),
     });
   }
 }
