@@ -10,6 +10,7 @@ import { completion } from './commands/completion.js';
 import * as token from './commands/token.js';
 import { download, type DownloadFlags } from './commands/download.js';
 import * as remote from './commands/remote.js';
+import { sync, type SyncFlags } from './commands/sync.js';
 import { upload, type UploadFlags } from './commands/upload.js';
 import { createContext, type CliContext, type GlobalOptions } from './context.js';
 
@@ -128,6 +129,17 @@ export function buildProgram(run: (fn: (ctx: CliContext) => Promise<void>) => Pr
     .action((r: string, l: string | undefined, flags: DownloadFlags) =>
       run((ctx) => download(ctx, r, l, flags)),
     );
+
+  program
+    .command('sync')
+    .description('one-shot push of a local folder (compares sha256; for CI)')
+    .argument('<local>')
+    .argument('<remote>')
+    .option('--dry-run', 'print the plan, change nothing')
+    .option('--delete', 'delete remote files that are not in LOCAL')
+    .option('--max-delete <n|p%>', 'deletion budget: a count or a percentage of remote files', '50%')
+    .option('--transfers <n>', 'files in parallel', '8')
+    .action((l: string, r: string, flags: SyncFlags) => run((ctx) => sync(ctx, l, r, flags)));
 
   const tokens = program.command('token').description('personal API tokens for CI');
   tokens

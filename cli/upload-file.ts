@@ -35,7 +35,8 @@ export interface UploadOutcome {
 
 export interface UploadFileOptions {
   client: ApiClient;
-  configDir: string;
+  /** Where resume records go; `null` keeps none (AIO_TOKEN runs write nothing to disk). */
+  configDir: string | null;
   /** Identifies the server+profile in resume records. */
   account: string;
   local: string;
@@ -61,8 +62,10 @@ export async function uploadFile(options: UploadFileOptions): Promise<UploadOutc
   const { client } = options;
   const stat = await fs.stat(options.local);
   if (!stat.isFile()) throw new AppError('BAD_REQUEST', `Not a regular file: ${options.local}`);
-  const recordFile = recordPath(options.configDir, options.account, options.local, options.remote);
-  const record = await readJsonFile<ResumeRecord>(recordFile);
+  const recordFile = options.configDir
+    ? recordPath(options.configDir, options.account, options.local, options.remote)
+    : null;
+  const record = recordFile ? await readJsonFile<ResumeRecord>(recordFile) : null;
   const unchanged =
     record && record.size === stat.size && record.mtimeMs === stat.mtimeMs && record.ino === stat.ino;
 
@@ -98,7 +101,7 @@ export async function uploadFile(options: UploadFileOptions): Promise<UploadOutc
     offset = created.offset;
     status = created.status;
     if (created.status === 'ready') how = 'deduplicated';
-    else {
+    else if (recordFile) {
       await ensurePrivateDir(path.dirname(recordFile));
       await writeFileAtomic(
         recordFile,
@@ -138,7 +141,7 @@ export async function uploadFile(options: UploadFileOptions): Promise<UploadOutc
     }
   }
   options.onProgress?.(stat.size, stat.size);
-  await fs.rm(recordFile, { force: true });
+  if (recordFile) await fs.rm(recordFile, { force: true });
 
   const id = url.split('/').pop() as string;
   let fileId: string | null = null;

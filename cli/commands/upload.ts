@@ -89,7 +89,7 @@ export async function upload(ctx: CliContext, args: string[], flags: UploadFlags
     try {
       const outcome = await uploadFile({
         client: ctx.client,
-        configDir: ctx.configDir,
+        configDir: ctx.envToken ? null : ctx.configDir,
         account,
         local: item.local,
         remote: item.remote,

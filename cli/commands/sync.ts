@@ -1,0 +1,204 @@
+/**
+ * `aio sync LOCAL REMOTE [--dry-run] [--delete] [--max-delete N|P%] [--transfers N]`:
+ * a one-shot push for CI. Compares by sha256 (never by size or time alone, which misses
+ * same-size edits), uploads what differs, and deletes remote extras only with
+ * `--delete` and within the deletion budget. Refuses when LOCAL is missing, empty or
+ * unreadable, so an emptied source never wipes the remote.
+ */
+import fs from 'node:fs/promises';
+import { AppError, EXIT, exitCodeOf } from '../../contract/errors.js';
+import type { Entry } from '../../contract/schemas/files.js';
+import { sha256File } from '../../core/domain/hash.js';
+import { requireLogin, type CliContext } from '../context.js';
+import { walkLocal, type LocalFile } from '../local-walk.js';
+import { formatBytes } from '../output.js';
+import { runPool } from '../pool.js';
+import { createProgress } from '../progress.js';
+import { uploadFile } from '../upload-file.js';
+import { listAll, remotePath, remoteStat } from './remote.js';
+import { joinRemote } from './upload.js';
+
+export interface SyncFlags {
+  dryRun?: boolean;
+  delete?: boolean;
+  maxDelete?: string;
+  transfers?: string;
+}
+
+type Action =
+  | { op: 'upload'; local: LocalFile; remote: string; reason: 'new' | 'changed' }
+  | { op: 'delete'; remote: string; kind: 'file' | 'folder' };
+
+/** `N` files or `P%` of the remote files; default 50%. */
+export function deletionBudget(spec: string | undefined, remoteFiles: number): number {
+  const value = (spec ?? '50%').trim();
+  const pct = /^(\d{1,3})%$/.exec(value);
+  if (pct) {
+    const p = Number(pct[1]);
+    if (p > 100) throw new AppError('BAD_REQUEST', '--max-delete percentage must be at most 100%.');
+    return Math.floor((remoteFiles * p) / 100);
+  }
+  if (/^\d{1,9}$/.test(value)) return Number(value);
+  throw new AppError('BAD_REQUEST', `--max-delete takes a number or a percentage (got "${value}").`);
+}
+
+async function remoteTree(ctx: CliContext, root: string): Promise<Map<string, Entry>> {
+  const tree = new Map<string, Entry>();
+  let rootEntry: Entry;
+  try {
+    rootEntry = await remoteStat(ctx, root);
+  } catch (err) {
+    if (err instanceof AppError && err.code === 'NOT_FOUND') return tree;
+    throw err;
+  }
+  if (rootEntry.kind !== 'folder') throw new AppError('CONFLICT', `${root} is a file, not a folder.`);
+  const queue: Array<{ path: string; rel: string }> = [{ path: rootEntry.path, rel: '' }];
+  while (queue.length) {
+    const dir = queue.shift() as { path: string; rel: string };
+    for (const e of await listAll(ctx, dir.path)) {
+      const rel = dir.rel ? `${dir.rel}/${e.name}` : e.name;
+      tree.set(rel, e);
+      if (e.kind === 'folder') queue.push({ path: e.path, rel });
+    }
+  }
+  return tree;
+}
+
+export async function sync(ctx: CliContext, local: string, remote: string, flags: SyncFlags): Promise<void> {
+  const transfers = Number(flags.transfers ?? 8);
+  if (!Number.isInteger(transfers) || transfers < 1 || transfers > 64) {
+    throw new AppError('BAD_REQUEST', '--transfers must be a whole number from 1 to 64.');
+  }
+  const stat = await fs.stat(local).catch(() => null);
+  if (!stat) throw new AppError('NOT_FOUND', `${local} does not exist: refusing to sync.`);
+  if (!stat.isDirectory()) throw new AppError('BAD_REQUEST', `${local} is not a folder.`);
+  try {
+    await fs.access(local, fs.constants.R_OK | fs.constants.X_OK);
+  } catch {
+    throw new AppError('BAD_REQUEST', `${local} is not readable: refusing to sync.`);
+  }
+  const walked = await walkLocal(local);
+  if (walked.files.length === 0)
+    throw new AppError('BAD_REQUEST', `${local} is empty: refusing to sync (it would only delete).`);
+  for (const s of walked.skipped) ctx.out.warn(`skipped ${s.path} (${s.reason})`);
+  await requireLogin(ctx);
+
+  const root = remotePath(remote);
+  const remoteFiles = await remoteTree(ctx, root);
+  const localSet = new Set(walked.files.map((f) => f.relative));
+  const actions: Action[] = [];
+  const unreadable: Array<{ path: string; error: string }> = [];
+
+  const hashed = await runPool(walked.files, 8, async (file) => ({
+    file,
+    sha256: (await sha256File(file.absolute)).sha256,
+  }));
+  hashed.forEach((r, i) => {
+    const file = walked.files[i] as LocalFile;
+    if (!r.ok) {
+      unreadable.push({ path: file.absolute, error: (r.error as Error).message });
+      return;
+    }
+    const existing = remoteFiles.get(file.relative);
+    if (!existing || existing.kind !== 'file') {
+      actions.push({ op: 'upload', local: file, remote: joinRemote(root, file.relative), reason: 'new' });
+    } else if (existing.sha256 !== r.value.sha256) {
+      actions.push({ op: 'upload', local: file, remote: joinRemote(root, file.relative), reason: 'changed' });
+    }
+  });
+
+  if (flags.delete) {
+    const extras = [...remoteFiles.entries()].filter(([rel, e]) => {
+      if (localSet.has(rel)) return false;
+      // A folder is deleted only when nothing under it survives locally.
+      if (e.kind === 'folder') return ![...localSet].some((l) => l.startsWith(`${rel}/`));
+      return true;
+    });
+    // Delete only the topmost extras: removing a folder takes its contents along.
+    const top = extras.filter(
+      ([rel]) => !extras.some(([other, e]) => e.kind === 'folder' && rel.startsWith(`${other}/`)),
+    );
+    const fileCount = [...remoteFiles.values()].filter((e) => e.kind === 'file').length;
+    const deletingFiles = extras.filter(([, e]) => e.kind === 'file').length;
+    const budget = deletionBudget(flags.maxDelete, fileCount);
+    if (deletingFiles > budget) {
+      throw new AppError(
+        'CONFLICT',
+        `Refusing to delete ${deletingFiles} of ${fileCount} remote files (budget ${budget}); raise --max-delete if this is intended.`,
+      );
+    }
+    for (const [rel, e] of top) actions.push({ op: 'delete', remote: joinRemote(root, rel), kind: e.kind });
+  }
+
+  const plan = {
+    local,
+    remote: root,
+    uploads: actions
+      .filter((a) => a.op === 'upload')
+      .map((a) => ({ path: a.remote, reason: a.reason, size: a.local.size })),
+    deletes: actions.filter((a) => a.op === 'delete').map((a) => ({ path: a.remote, kind: a.kind })),
+    unchanged: walked.files.length - actions.filter((a) => a.op === 'upload').length - unreadable.length,
+    unreadable,
+  };
+  if (flags.dryRun) {
+    ctx.out.result({ dryRun: true, ...plan }, () => [
+      ...plan.uploads.map((u) => `upload  ${u.path} (${u.reason}, ${formatBytes(u.size)})`),
+      ...plan.deletes.map((d) => `delete  ${d.path}${d.kind === 'folder' ? '/' : ''}`),
+      `${plan.uploads.length} to upload, ${plan.deletes.length} to delete, ${plan.unchanged} unchanged (dry run: nothing changed).`,
+    ]);
+    if (unreadable.length)
+      throw Object.assign(new AppError('INTERNAL', `${unreadable.length} file(s) unreadable.`), {
+        exitOverride: EXIT.PARTIAL,
+      });
+    return;
+  }
+
+  const progress = await createProgress(ctx.out);
+  const account = `${ctx.profileName}@${ctx.server}`;
+  const results = await runPool(actions, transfers, async (action) => {
+    if (action.op === 'delete') {
+      await ctx.client.post('/api/v1/fs/delete', { path: action.remote });
+      ctx.out.event({ event: 'deleted', path: action.remote }, `deleted ${action.remote}`);
+      return;
+    }
+    const bar = progress.bar(action.remote, action.local.size);
+    try {
+      const outcome = await uploadFile({
+        client: ctx.client,
+        configDir: ctx.envToken ? null : ctx.configDir,
+        account,
+        local: action.local.absolute,
+        remote: action.remote,
+        wait: true,
+        priority: 'bulk',
+        onProgress: (n) => bar.update(n),
+      });
+      ctx.out.event({ event: 'uploaded', ...outcome }, null);
+    } finally {
+      bar.stop();
+    }
+  });
+  progress.stop();
+  const failed = results.flatMap((r, i) => (r.ok ? [] : [{ action: actions[i] as Action, error: r.error }]));
+  for (const f of failed) ctx.out.error(`${f.action.remote}: ${(f.error as Error).message}`);
+  const summary = {
+    event: 'summary',
+    uploaded: plan.uploads.length - failed.filter((f) => f.action.op === 'upload').length,
+    deleted: plan.deletes.length - failed.filter((f) => f.action.op === 'delete').length,
+    unchanged: plan.unchanged,
+    failed: failed.map((f) => ({ path: f.action.remote, error: (f.error as Error).message })),
+    unreadable,
+  };
+  ctx.out.result(summary, () =>
+    ctx.out.quiet
+      ? null
+      : `${summary.uploaded} uploaded, ${summary.deleted} deleted, ${summary.unchanged} unchanged${failed.length + unreadable.length ? `, ${failed.length + unreadable.length} failed` : ''}.`,
+  );
+  if (failed.length || unreadable.length) {
+    const total = actions.length + unreadable.length;
+    const code = total > 1 || unreadable.length ? EXIT.PARTIAL : exitCodeOf(failed[0]?.error);
+    throw Object.assign(new AppError('INTERNAL', `${failed.length + unreadable.length} item(s) failed.`), {
+      exitOverride: code,
+    });
+  }
+}
