@@ -84,7 +84,10 @@ let userCounter = 0;
  * Creates a user and a logged-in session through the real store and token code (the
  * auth routes have their own tests; this keeps other suites independent of them).
  */
-export async function createTestUser(t: TestApp, options: { email?: string; quota?: number } = {}): Promise<TestUser> {
+export async function createTestUser(
+  t: TestApp,
+  options: { email?: string; quota?: number } = {},
+): Promise<TestUser> {
   const { randomUUID } = await import('node:crypto');
   const { signAccessToken } = await import('../../server/auth/access-token.js');
   const { hashSecret, newSecret } = await import('../../server/auth/secrets.js');

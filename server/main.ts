@@ -1,0 +1,122 @@
+/**
+ * `aio-server`: reads the configuration, opens the adapters, listens, prints
+ * `aio-server listening on http://HOST:PORT` on stdout, and with AIO_WORKER=inline runs
+ * the worker in the same process. SIGTERM/SIGINT drain and close everything within
+ * AIO_SHUTDOWN_TIMEOUT_MS (exit 0), or exit 1 when that is not enough.
+ *
+ * Exit codes: 0 clean shutdown, 1 start-up or shutdown failure, 2 bad configuration.
+ */
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Config } from '../core/config.js';
+import { openAdapters, type Adapters } from '../core/adapters/open.js';
+import { systemClock } from '../core/domain/clock.js';
+import { jobHandlers } from '../worker/jobs/index.js';
+import { startWorker, type WorkerRuntime } from '../worker/runtime.js';
+import { createApp } from './app.js';
+import { backgroundTasks } from './background.js';
+import type { AppDeps } from './deps.js';
+import {
+  closeHttpServer,
+  createLogger,
+  installProcessHandlers,
+  loadConfigOrExit,
+  startTasks,
+  stopTasks,
+} from './lifecycle.js';
+import { Metrics } from './metrics.js';
+import { resolveJwtSecret } from './secret.js';
+
+/** The part of the shutdown budget in-flight requests get before their connections are cut. */
+const HTTP_GRACE_SHARE = 0.5;
+
+async function main(): Promise<void> {
+  const config = loadConfigOrExit('aio-server');
+  const logger = createLogger(config, 'aio-server');
+  let adapters: Adapters | undefined;
+  try {
+    await fs.mkdir(config.dataDir, { recursive: true });
+    adapters = await openAdapters(config, { logger, clock: systemClock });
+    const deps: AppDeps = {
+      config,
+      jwtSecret: await resolveJwtSecret(config),
+      metadata: adapters.metadata,
+      queue: adapters.queue,
+      cache: adapters.cache,
+      blobs: adapters.blobs,
+      logger,
+      clock: systemClock,
+      metrics: new Metrics({ queue: adapters.queue }),
+    };
+    await run(config, deps, adapters, logger);
+  } catch (err) {
+    logger.fatal({ err }, 'aio-server failed to start');
+    process.stderr.write(`aio-server: ${err instanceof Error ? err.message : String(err)}\n`);
+    await adapters?.close().catch(() => undefined);
+    process.exit(1);
+  }
+}
+
+async function run(
+  config: Readonly<Config>,
+  deps: AppDeps,
+  adapters: Adapters,
+  logger: Logger,
+): Promise<void> {
+  const handle = createApp(deps);
+  const server = http.createServer(handle.app);
+  await listen(server, config.host, config.port);
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+
+  let worker: WorkerRuntime | undefined;
+  const tasks = backgroundTasks(deps);
+  installProcessHandlers({
+    logger,
+    timeoutMs: config.shutdownTimeoutMs,
+    async shutdown() {
+      handle.setDraining(true);
+      // Jobs in flight get the whole budget, so the worker stops while requests drain.
+      await Promise.all([
+        closeHttpServer(server, Math.floor(config.shutdownTimeoutMs * HTTP_GRACE_SHARE), logger),
+        worker?.stop(),
+      ]);
+      await stopTasks(tasks, logger);
+      await adapters.close();
+    },
+  });
+
+  if (config.worker === 'inline') {
+    worker = await startWorker(deps, jobHandlers(deps), {
+      concurrency: config.workerConcurrency,
+      metrics: deps.metrics,
+    });
+  }
+  startTasks(tasks, logger);
+  logger.info(
+    {
+      url,
+      adapters: adapters.kinds,
+      worker: config.worker,
+      dataDir: config.dataDir,
+      storageDir: config.storageDir,
+      backgroundTasks: tasks.map((t) => t.name),
+    },
+    'aio-server started',
+  );
+  process.stdout.write(`aio-server listening on ${url}\n`);
+}
+
+function listen(server: http.Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+await main();
