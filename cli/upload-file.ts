@@ -31,6 +31,8 @@ export interface UploadOutcome {
   how: 'uploaded' | 'deduplicated' | 'resumed';
   status: 'ready' | 'pending';
   fileId: string | null;
+  /** Bytes sent by this run (less than `size` when resumed, 0 when deduplicated). */
+  bytesSent: number;
 }
 
 export interface UploadFileOptions {
@@ -117,6 +119,7 @@ export async function uploadFile(options: UploadFileOptions): Promise<UploadOutc
     }
   }
 
+  const startOffset = offset;
   let attempts = 0;
   // A zero-length upload is complete at creation (the server finishes it at once).
   while (offset < stat.size) {
@@ -159,6 +162,7 @@ export async function uploadFile(options: UploadFileOptions): Promise<UploadOutc
     how,
     status: final,
     fileId,
+    bytesSent: stat.size - startOffset,
   };
 }
 

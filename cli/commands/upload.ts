@@ -121,7 +121,7 @@ export async function upload(ctx: CliContext, args: string[], flags: UploadFlags
       ctx.out.error(`${item.local}: ${(err as Error).message ?? String(err)}`);
     }
   });
-  const bytes = done.reduce((n, o) => n + (o.how === 'deduplicated' ? 0 : o.size), 0);
+  const bytes = done.reduce((n, o) => n + o.bytesSent, 0);
   if (!ctx.out.json) {
     ctx.out.result(null, () =>
       ctx.out.quiet
