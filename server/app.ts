@@ -16,7 +16,9 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 /** Paths whose URL carries a secret (share tokens, signatures) are logged without it. */
 export function redactUrl(url: string): string {
   const [path = '', query] = url.split('?', 2);
-  const safePath = path.replace(/^\/s\/[^/]+/, '/s/[redacted]');
+  const safePath = path
+    .replace(/^\/s\/[^/]+/, '/s/[redacted]')
+    .replace(/^\/api\/v1\/dl\/[^/]+/, '/api/v1/dl/[redacted]');
   if (query === undefined) return safePath;
   const params = new URLSearchParams(query);
   for (const key of ['sig', 'token', 'signature', 'password']) if (params.has(key)) params.set(key, 'redacted');

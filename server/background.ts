@@ -5,8 +5,21 @@
  * `periodic()` from `./lifecycle.js` or as its own `BackgroundTask`.
  */
 import type { AppDeps } from './deps.js';
+import { TrashPurge } from './files/trash-purge.js';
 import type { BackgroundTask } from './lifecycle.js';
 
-export function backgroundTasks(_deps: AppDeps): BackgroundTask[] {
-  return [];
+/** Gives a `start()`/`stop()` object the name the lifecycle logs it by. */
+function named(name: string, task: { start(): void; stop(): Promise<unknown> }): BackgroundTask {
+  return {
+    name,
+    start: () => task.start(),
+    stop: async () => {
+      await task.stop();
+    },
+  };
+}
+
+export function backgroundTasks(deps: AppDeps): BackgroundTask[] {
+  const { metadata, blobs, cache, clock, logger } = deps;
+  return [named('trash-purge', new TrashPurge({ metadata, blobs, cache, clock, logger }))];
 }

@@ -5,12 +5,18 @@ import { Router } from 'express';
 import type { AppDeps } from '../deps.js';
 import { auditRoutes } from './audit.js';
 import { authRoutes } from './auth.js';
+import { fileApiRoutes } from './files-api.js';
+import { jobRoutes } from './jobs.js';
 import { tokenRoutes } from './tokens.js';
+import { videoPreviewRoutes } from './video-previews.js';
 
 export function apiRoutes(deps: AppDeps): Router {
   const router = Router();
   router.use('/auth', authRoutes(deps));
   router.use('/tokens', tokenRoutes(deps));
   router.use('/audit', auditRoutes(deps));
+  router.use(fileApiRoutes(deps));
+  router.use(jobRoutes(deps));
+  router.use(videoPreviewRoutes(deps));
   return router;
 }

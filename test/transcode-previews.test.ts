@@ -1,0 +1,112 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Express } from 'express';
+import request from 'supertest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { PRIORITY, type Job } from '../core/ports/job-queue.js';
+import { verifyDownload } from '../core/signed-url.js';
+import { readTranscode } from '../core/transcode-record.js';
+import { videoTranscodeHandler } from '../worker/jobs/video-transcode.js';
+import { createTestApp, createTestUser, type TestApp, type TestUser } from './helpers/app.js';
+import { appWithJobRoutes, writeFile } from './jobs-app.js';
+
+const hasFfmpeg = spawnSync('ffmpeg', ['-hide_banner', '-version'], { stdio: 'ignore' }).status === 0;
+
+describe('video poster and preview URLs', () => {
+  let t: TestApp;
+  let app: Express;
+  let alice: TestUser;
+  let bob: TestUser;
+  let scratch: string;
+
+  beforeEach(async () => {
+    t = await createTestApp();
+    app = appWithJobRoutes(t);
+    alice = await createTestUser(t);
+    bob = await createTestUser(t);
+    scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'aio-preview-test-'));
+  });
+
+  afterEach(async () => {
+    await t.close();
+    await fs.rm(scratch, { recursive: true, force: true });
+  });
+
+  async function transcodedVideo(): Promise<{ fileId: string; sha256: string }> {
+    let bytes = Buffer.from('no ffmpeg here, so no real video either');
+    if (hasFfmpeg) {
+      const clip = path.join(scratch, 'clip.mp4');
+      execFileSync('ffmpeg', [
+        ...['-nostdin', '-hide_banner', '-loglevel', 'error'],
+        ...['-f', 'lavfi', '-i', 'testsrc=duration=2:size=320x240:rate=15'],
+        ...['-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-y', clip],
+      ]);
+      bytes = await fs.readFile(clip);
+    }
+    const node = await writeFile(t, alice.id, null, 'holiday.mp4', bytes, { mediaType: 'video/mp4' });
+    const sha256 = node.sha256 as string;
+    const job: Job = {
+      id: 'delivery-1',
+      queue: 'video.transcode',
+      payload: { ownerId: alice.id, fileId: node.id, sha256 },
+      idempotencyKey: `transcode:${sha256}`,
+      priority: PRIORITY.bulk,
+      attempt: 1,
+      publishedAt: new Date(),
+    };
+    await videoTranscodeHandler(t.deps)(job);
+    return { fileId: node.id, sha256 };
+  }
+
+  it('hands out signed URLs of the poster and the preview once transcoded, or 404 skipped without ffmpeg', async () => {
+    const { fileId, sha256 } = await transcodedVideo();
+    const poster = await request(app).get(`/api/v1/files/${fileId}/poster`).set(alice.headers);
+    const preview = await request(app).get(`/api/v1/files/${fileId}/preview`).set(alice.headers);
+    if (!hasFfmpeg) {
+      expect(poster.status).toBe(404);
+      expect(poster.body.error.details).toEqual({ transcode: 'skipped' });
+      return;
+    }
+    const record = await readTranscode(t.deps.cache, sha256);
+    expect(poster.status).toBe(200);
+    const posterGrant = verifyDownload(
+      t.deps.jwtSecret,
+      poster.body.url.slice('/api/v1/dl/'.length),
+      new Date(),
+    );
+    expect(posterGrant).toMatchObject({
+      sha256: record?.posterSha256,
+      name: 'holiday.poster.jpg',
+      mediaType: 'image/jpeg',
+      ownerId: alice.id,
+    });
+    expect(preview.status).toBe(200);
+    const previewGrant = verifyDownload(
+      t.deps.jwtSecret,
+      preview.body.url.slice('/api/v1/dl/'.length),
+      new Date(),
+    );
+    expect(previewGrant).toMatchObject({
+      sha256: record?.previewSha256,
+      name: 'holiday.preview.mp4',
+      mediaType: 'video/mp4',
+    });
+    expect(new Date(preview.body.expiresAt).getTime()).toBe(previewGrant.exp);
+  });
+
+  it("answers 404 for another user's video, telling nothing about its transcode", async () => {
+    const { fileId } = await transcodedVideo();
+    const res = await request(app).get(`/api/v1/files/${fileId}/poster`).set(bob.headers);
+    expect(res.status).toBe(404);
+    expect(res.body.error.details).toBeUndefined();
+  });
+
+  it('answers 404 pending for a file that was never transcoded', async () => {
+    const node = await writeFile(t, alice.id, null, 'notes.txt', Buffer.from('text'));
+    const res = await request(app).get(`/api/v1/files/${node.id}/preview`).set(alice.headers);
+    expect(res.status).toBe(404);
+    expect(res.body.error.details).toEqual({ transcode: 'pending' });
+  });
+});

@@ -1,0 +1,199 @@
+/**
+ * `video.transcode`: a poster JPEG (one frame at 1 s, or the first frame of a shorter
+ * clip) and a web-playable MP4 preview (H.264 baseline + AAC, at most 1280×720, at most
+ * `previewSeconds` long, `+faststart`) for an uploaded video, both stored as blobs.
+ * ffmpeg runs under the guards of `video-transcode-ffmpeg.ts`, on the blob's local path
+ * when the store has one, else on a temp copy.
+ *
+ * The outcome is kept in the Cache under `transcode:<sha256>` (`core/transcode-record.ts`):
+ * `done` with both blob hashes (kept without expiry), `skipped` when ffmpeg is not
+ * installed, `failed` when ffmpeg refuses the input or times out (both kept 24 h, so a
+ * later upload of the same content tries again). A done transcode is audited
+ * `video.transcode`.
+ *
+ * Idempotent: a job whose content is `done` already returns at once; two workers on
+ * the same content meet on a Cache lock and the later one retries after the first.
+ *
+ * Errors: a malformed payload or a missing blob throws `PermanentJobError`; ffmpeg
+ * failing on the input is recorded and acknowledged (hostile or broken input does not
+ * get better with retries); anything else (disk, Cache, store) is rethrown for a retry.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { videoTranscodePayloadSchema } from '../../contract/schemas/jobs.js';
+import { readTranscode, transcodeKey, type TranscodeRecord } from '../../core/transcode-record.js';
+import { PermanentJobError, type Job, type JobHandler } from '../../core/ports/job-queue.js';
+import type { WorkerDeps } from '../deps.js';
+import { inputGuards, probeFfmpeg, runFfmpeg, type FfmpegRun } from './video-transcode-ffmpeg.js';
+
+export interface VideoTranscodeOptions {
+  /** The ffmpeg binary: a name looked up on PATH or an absolute path. Default `ffmpeg`. */
+  ffmpegPath?: string;
+  /** Wall-clock limit of each ffmpeg run; it is killed past it. Default 120 s. */
+  timeoutMs?: number;
+  /** Longest preview. Default 30 s. */
+  previewSeconds?: number;
+  /** Largest preview file (ffmpeg `-fs`). Default 64 MiB. */
+  maxPreviewBytes?: number;
+  /** Where temp files go. Default the system temp dir. */
+  tmpDir?: string;
+}
+
+const UNFINISHED_TTL_MS = 24 * 60 * 60 * 1000;
+const MAX_POSTER_BYTES = 8 * 1024 * 1024;
+/** Scale down to fit 1280×720 (never up), even dimensions as H.264 4:2:0 needs. */
+const FIT_720P =
+  "scale=w='min(1280,iw)':h='min(720,ih)':force_original_aspect_ratio=decrease:force_divisible_by=2";
+
+export function videoTranscodeHandler(deps: WorkerDeps, options: VideoTranscodeOptions = {}): JobHandler {
+  const ffmpegPath = options.ffmpegPath ?? 'ffmpeg';
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  const previewSeconds = options.previewSeconds ?? 30;
+  const maxPreviewBytes = options.maxPreviewBytes ?? 64 * 1024 * 1024;
+
+  return async (job: Job) => {
+    const parsed = videoTranscodePayloadSchema.safeParse(job.payload);
+    if (!parsed.success)
+      throw new PermanentJobError('Malformed video.transcode payload.', { cause: parsed.error });
+    const { ownerId, fileId, sha256 } = parsed.data;
+    const log = deps.logger.child({ queue: 'video.transcode', fileId, sha256 });
+    const record = async (outcome: Omit<TranscodeRecord, 'fileId' | 'updatedAt'>): Promise<void> => {
+      const value: TranscodeRecord = { ...outcome, fileId, updatedAt: deps.clock.now().toISOString() };
+      const ttl = outcome.status === 'done' ? undefined : UNFINISHED_TTL_MS;
+      await deps.cache.set(transcodeKey(sha256), JSON.stringify(value), ttl);
+    };
+
+    if ((await readTranscode(deps.cache, sha256))?.status === 'done') {
+      log.info('already transcoded');
+      return;
+    }
+    const probe = await probeFfmpeg(ffmpegPath);
+    if (!probe.ok) {
+      await record({ status: 'skipped', reason: probe.reason });
+      log.warn({ reason: probe.reason }, 'video transcode skipped');
+      return;
+    }
+    if ((await deps.blobs.stat(sha256)) === null) {
+      await record({ status: 'failed', reason: 'The video content is missing from storage.' });
+      throw new PermanentJobError(`No blob ${sha256} to transcode.`);
+    }
+    const lock = await deps.cache.tryLock(`lock:${transcodeKey(sha256)}`, 3 * timeoutMs + 60_000);
+    if (lock === null) throw new Error(`Another worker is transcoding ${sha256}; retrying later.`);
+
+    const dir = await fs.mkdtemp(path.join(options.tmpDir ?? os.tmpdir(), 'aio-transcode-'));
+    try {
+      const input = await inputFile(deps, sha256, dir);
+      const ff = (args: string[]) => runFfmpeg(ffmpegPath, args, timeoutMs);
+      const poster = path.join(dir, 'poster.jpg');
+      let run = await ff(posterArgs(input, poster, 1));
+      // A clip shorter than a second has no frame at 1 s: take its first one.
+      if (run.code === 0 && !(await nonEmpty(poster))) run = await ff(posterArgs(input, poster, 0));
+      if (run.code === 0 && !(await nonEmpty(poster))) run = { ...run, code: 1, stderr: 'no video frame' };
+      const preview = path.join(dir, 'preview.mp4');
+      if (run.code === 0) run = await ff(previewArgs(input, preview, previewSeconds, maxPreviewBytes));
+      if (run.code !== 0 || !(await nonEmpty(preview))) {
+        const reason = failureReason(run, input);
+        await record({ status: 'failed', reason });
+        log.warn({ reason, stderr: run.stderr }, 'ffmpeg could not transcode the video');
+        return;
+      }
+      const posterBlob = await deps.blobs.put(createReadStream(poster));
+      const previewBlob = await deps.blobs.put(createReadStream(preview));
+      await record({ status: 'done', posterSha256: posterBlob.sha256, previewSha256: previewBlob.sha256 });
+      await deps.metadata.appendAudit({
+        userId: ownerId,
+        action: 'video.transcode',
+        ip: null,
+        userAgent: null,
+        details: { fileId, sha256, posterSha256: posterBlob.sha256, previewSha256: previewBlob.sha256 },
+        createdAt: deps.clock.now(),
+      });
+      log.info({ posterSha256: posterBlob.sha256, previewSha256: previewBlob.sha256 }, 'video transcoded');
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+      await lock.release().catch((err: unknown) => log.warn({ err }, 'could not release the transcode lock'));
+    }
+  };
+}
+
+/** The blob's own file when the store is local, else a copy in `dir`. */
+async function inputFile(deps: WorkerDeps, sha256: string, dir: string): Promise<string> {
+  const local = deps.blobs.localPath(sha256);
+  if (local !== null) {
+    try {
+      await fs.access(local);
+      return local;
+    } catch {
+      // Fall through to a copy.
+    }
+  }
+  const copy = path.join(dir, 'input');
+  await pipeline(await deps.blobs.read(sha256), createWriteStream(copy, { flags: 'wx', mode: 0o600 }));
+  return copy;
+}
+
+function posterArgs(input: string, output: string, atSecond: number): string[] {
+  const seek = atSecond > 0 ? ['-ss', String(atSecond)] : [];
+  return [
+    ...inputGuards(atSecond + 5),
+    ...seek,
+    '-i',
+    input,
+    ...['-map', '0:v:0', '-frames:v', '1', '-vf', FIT_720P, '-an', '-sn', '-dn', '-map_metadata', '-1'],
+    ...[
+      '-c:v',
+      'mjpeg',
+      '-q:v',
+      '3',
+      '-fs',
+      String(MAX_POSTER_BYTES),
+      '-f',
+      'image2',
+      '-update',
+      '1',
+      '-y',
+      output,
+    ],
+  ];
+}
+
+function previewArgs(input: string, output: string, seconds: number, maxBytes: number): string[] {
+  return [
+    ...inputGuards(seconds),
+    '-i',
+    input,
+    ...['-map', '0:v:0', '-map', '0:a:0?', '-t', String(seconds), '-vf', FIT_720P, '-fpsmax', '30'],
+    ...[
+      '-c:v',
+      'libx264',
+      '-profile:v',
+      'baseline',
+      '-pix_fmt',
+      'yuv420p',
+      '-preset',
+      'veryfast',
+      '-crf',
+      '28',
+    ],
+    ...['-c:a', 'aac', '-b:a', '128k', '-ac', '2', '-sn', '-dn', '-map_metadata', '-1'],
+    ...['-movflags', '+faststart', '-fs', String(maxBytes), '-f', 'mp4', '-y', output],
+  ];
+}
+
+async function nonEmpty(file: string): Promise<boolean> {
+  try {
+    return (await fs.stat(file)).size > 0;
+  } catch {
+    return false;
+  }
+}
+
+/** The last line of ffmpeg's complaint, with the storage path taken out. */
+function failureReason(run: FfmpegRun, input: string): string {
+  if (run.timedOut) return 'ffmpeg ran past its time limit and was stopped.';
+  const detail = (run.stderr.split('\n').filter(Boolean).at(-1) ?? '').split(input).join('input');
+  return `ffmpeg could not read the video (exit ${String(run.code)})${detail ? `: ${detail.slice(0, 300)}` : '.'}`;
+}
