@@ -49,9 +49,12 @@ describe('validateName', () => {
     },
   );
 
-  it.each([' lead', 'trail ', '\u3000ideographic', 'nbsp\u00a0'])('refuses the surrounding whitespace in %j', (name) => {
-    expect(codeOf(() => validateName(name))).toBe('INVALID_NAME');
-  });
+  it.each([' lead', 'trail ', '\u3000ideographic', 'nbsp\u00a0'])(
+    'refuses the surrounding whitespace in %j',
+    (name) => {
+      expect(codeOf(() => validateName(name))).toBe('INVALID_NAME');
+    },
+  );
 
   it('accepts a name of exactly 255 UTF-8 bytes and refuses 256', () => {
     expect(validateName('a'.repeat(255))).toHaveLength(255);

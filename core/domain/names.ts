@@ -8,7 +8,6 @@ import { AppError } from '../../contract/errors.js';
 export const MAX_NAME_BYTES = 255;
 
 // C0 controls (incl. NUL), DEL and C1 controls.
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u;
 const SEPARATOR = /[/\\]/u;
 

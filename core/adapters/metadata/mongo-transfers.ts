@@ -1,0 +1,232 @@
+/**
+ * Upload sessions, the job outbox and shares in MongoDB. The races (offset CAS, finishing
+ * an upload, counting a download) are single conditional `findOneAndUpdate`s; finishing
+ * also writes the outbox entry in the same transaction.
+ */
+import { randomUUID } from 'node:crypto';
+import { NotFoundError } from '../../../contract/errors.js';
+import type { Clock } from '../../domain/clock.js';
+import type {
+  NewOutboxEntry,
+  NewShare,
+  NewUploadSession,
+  OutboxEntry,
+  Share,
+  UploadSession,
+  UploadStatus,
+} from '../../ports/metadata-store.js';
+import { toOutbox, toShare, toUpload, translateMongoError } from './mongo-mappers.js';
+import {
+  op,
+  orderedId,
+  type MetadataModels,
+  type OutboxDoc,
+  type RunTx,
+  type ShareDoc,
+  type UploadDoc,
+} from './mongo-models.js';
+
+export class MongoTransfers {
+  constructor(
+    private readonly m: MetadataModels,
+    private readonly tx: RunTx,
+    private readonly clock: Clock,
+  ) {}
+
+  async createUpload(input: NewUploadSession): Promise<UploadSession> {
+    const now = this.clock.now();
+    const doc: UploadDoc = {
+      _id: input.id,
+      ownerId: input.ownerId,
+      parentId: input.parentId,
+      name: input.name,
+      length: input.length,
+      offset: 0,
+      sha256: input.sha256,
+      mtime: input.mtime,
+      baseRevision: input.baseRevision,
+      metadata: { ...input.metadata },
+      status: 'receiving',
+      error: null,
+      fileId: null,
+      createdAt: now,
+      updatedAt: now,
+      expiresAt: input.expiresAt,
+    };
+    try {
+      await this.m.uploads.create(doc);
+    } catch (err) {
+      translateMongoError(err);
+    }
+    return toUpload(doc);
+  }
+
+  async getUpload(ownerId: string, id: string): Promise<UploadSession | null> {
+    const doc = await this.m.uploads.findOne({ _id: id, ownerId }).lean<UploadDoc>();
+    return doc ? toUpload(doc) : null;
+  }
+
+  async getUploadById(id: string): Promise<UploadSession | null> {
+    const doc = await this.m.uploads.findOne({ _id: id }).lean<UploadDoc>();
+    return doc ? toUpload(doc) : null;
+  }
+
+  async advanceUpload(id: string, from: number, to: number): Promise<UploadSession | null> {
+    if (to < from) return null;
+    const doc = await this.m.uploads
+      .findOneAndUpdate(
+        { _id: id, offset: from, status: 'receiving', length: op({ $gte: to }) },
+        { $set: { offset: to, updatedAt: this.clock.now() } },
+        { returnDocument: 'after' },
+      )
+      .lean<UploadDoc>();
+    return doc ? toUpload(doc) : null;
+  }
+
+  async finishUpload(id: string, job: NewOutboxEntry): Promise<UploadSession | null> {
+    return this.tx(async (session) => {
+      const now = this.clock.now();
+      const doc = await this.m.uploads
+        .findOneAndUpdate(
+          { _id: id, status: 'receiving', $expr: op({ $eq: ['$offset', '$length'] }) },
+          { $set: { status: 'processing', updatedAt: now } },
+          { session, returnDocument: 'after' },
+        )
+        .lean<UploadDoc>();
+      if (!doc) return null;
+      await this.m.outbox.create([outboxDoc(job, now)], { session });
+      return toUpload(doc);
+    });
+  }
+
+  async setUploadStatus(
+    id: string,
+    status: UploadStatus,
+    fields: { error?: string | null; fileId?: string | null; sha256?: string } = {},
+  ): Promise<UploadSession | null> {
+    const set: Partial<UploadDoc> = { status, updatedAt: this.clock.now() };
+    if (fields.error !== undefined) set.error = fields.error;
+    if (fields.fileId !== undefined) set.fileId = fields.fileId;
+    if (fields.sha256 !== undefined) set.sha256 = fields.sha256;
+    const doc = await this.m.uploads
+      .findOneAndUpdate({ _id: id }, { $set: set }, { returnDocument: 'after' })
+      .lean<UploadDoc>();
+    return doc ? toUpload(doc) : null;
+  }
+
+  async listExpiredUploads(now: Date, limit: number): Promise<UploadSession[]> {
+    const docs = await this.m.uploads
+      .find({ status: 'receiving', expiresAt: op({ $lt: now }) })
+      .sort({ expiresAt: 1, _id: 1 })
+      .limit(Math.max(1, Math.floor(limit)))
+      .lean<UploadDoc[]>();
+    return docs.map(toUpload);
+  }
+
+  async addOutbox(job: NewOutboxEntry): Promise<OutboxEntry> {
+    const doc = outboxDoc(job, this.clock.now());
+    await this.m.outbox.create(doc);
+    return toOutbox(doc);
+  }
+
+  async listOutbox(limit: number): Promise<OutboxEntry[]> {
+    const docs = await this.m.outbox
+      .find({})
+      .sort({ createdAt: 1, _id: 1 })
+      .limit(Math.max(1, Math.floor(limit)))
+      .lean<OutboxDoc[]>();
+    return docs.map(toOutbox);
+  }
+
+  async deleteOutbox(id: string): Promise<void> {
+    await this.m.outbox.deleteOne({ _id: id });
+  }
+
+  /** Throws `NotFoundError` when the node is not the owner's. */
+  async createShare(input: NewShare): Promise<Share> {
+    const node = await this.m.nodes.exists({ _id: input.nodeId, ownerId: input.ownerId });
+    if (!node) throw new NotFoundError('No such item.');
+    const doc: ShareDoc = {
+      _id: randomUUID(),
+      ownerId: input.ownerId,
+      nodeId: input.nodeId,
+      tokenHash: input.tokenHash,
+      granteeId: input.granteeId,
+      role: input.role,
+      passwordHash: input.passwordHash,
+      expiresAt: input.expiresAt,
+      maxDownloads: input.maxDownloads,
+      downloads: 0,
+      revokedAt: null,
+      createdAt: this.clock.now(),
+    };
+    try {
+      await this.m.shares.create(doc);
+    } catch (err) {
+      translateMongoError(err);
+    }
+    return toShare(doc);
+  }
+
+  async getShare(ownerId: string, id: string): Promise<Share | null> {
+    const doc = await this.m.shares.findOne({ _id: id, ownerId }).lean<ShareDoc>();
+    return doc ? toShare(doc) : null;
+  }
+
+  async getShareByTokenHash(tokenHash: string): Promise<Share | null> {
+    const doc = await this.m.shares.findOne({ tokenHash }).lean<ShareDoc>();
+    return doc ? toShare(doc) : null;
+  }
+
+  async listShares(ownerId: string): Promise<Share[]> {
+    const docs = await this.m.shares.find({ ownerId }).sort({ createdAt: -1, _id: 1 }).lean<ShareDoc[]>();
+    return docs.map(toShare);
+  }
+
+  async listSharesWithUser(granteeId: string): Promise<Share[]> {
+    const docs = await this.m.shares
+      .find({ granteeId, revokedAt: null })
+      .sort({ createdAt: -1, _id: 1 })
+      .lean<ShareDoc[]>();
+    return docs.map(toShare);
+  }
+
+  async revokeShare(ownerId: string, id: string, now: Date): Promise<boolean> {
+    const result = await this.m.shares.updateOne(
+      { _id: id, ownerId, revokedAt: null },
+      { $set: { revokedAt: now } },
+    );
+    return result.modifiedCount > 0;
+  }
+
+  /** One conditional update: refused when revoked, expired or at `maxDownloads`. */
+  async recordShareDownload(id: string): Promise<Share | null> {
+    const now = this.clock.now();
+    const doc = await this.m.shares
+      .findOneAndUpdate(
+        {
+          _id: id,
+          revokedAt: null,
+          $and: [
+            { $or: [{ expiresAt: null }, { expiresAt: op({ $gt: now }) }] },
+            { $or: [{ maxDownloads: null }, { $expr: op({ $lt: ['$downloads', '$maxDownloads'] }) }] },
+          ],
+        },
+        { $inc: { downloads: 1 } },
+        { returnDocument: 'after' },
+      )
+      .lean<ShareDoc>();
+    return doc ? toShare(doc) : null;
+  }
+}
+
+function outboxDoc(job: NewOutboxEntry, now: Date): OutboxDoc {
+  return {
+    _id: orderedId(),
+    queue: job.queue,
+    payload: job.payload,
+    idempotencyKey: job.idempotencyKey,
+    priority: job.priority,
+    createdAt: now,
+  };
+}

@@ -1,0 +1,251 @@
+/**
+ * Upload sessions, the job outbox and shares in SQLite. The state changes that must not
+ * race (offset CAS, finishing an upload, counting a download) are single conditional
+ * statements or one IMMEDIATE transaction.
+ */
+import { randomUUID } from 'node:crypto';
+import { NotFoundError } from '../../../contract/errors.js';
+import type { Clock } from '../../domain/clock.js';
+import type { SqliteDatabase } from '../sqlite/database.js';
+import type {
+  NewOutboxEntry,
+  NewShare,
+  NewUploadSession,
+  OutboxEntry,
+  Share,
+  UploadSession,
+  UploadStatus,
+} from '../../ports/metadata-store.js';
+import {
+  msOrNull,
+  toOutbox,
+  toShare,
+  toUpload,
+  translateSqliteError,
+  type OutboxRow,
+  type ShareRow,
+  type UploadRow,
+} from './sqlite-rows.js';
+
+export class SqliteTransfers {
+  constructor(
+    private readonly db: SqliteDatabase,
+    private readonly clock: Clock,
+  ) {}
+
+  createUpload(input: NewUploadSession): UploadSession {
+    const now = this.clock.now().getTime();
+    const row: UploadRow = {
+      id: input.id,
+      owner_id: input.ownerId,
+      parent_id: input.parentId,
+      name: input.name,
+      length: input.length,
+      offset: 0,
+      sha256: input.sha256,
+      mtime: input.mtime,
+      base_revision: input.baseRevision,
+      metadata: JSON.stringify(input.metadata),
+      status: 'receiving',
+      error: null,
+      file_id: null,
+      created_at: now,
+      updated_at: now,
+      expires_at: input.expiresAt.getTime(),
+    };
+    try {
+      this.db
+        .prepare(
+          `INSERT INTO uploads (id, owner_id, parent_id, name, length, "offset", sha256, mtime, base_revision, metadata,
+           status, error, file_id, created_at, updated_at, expires_at) VALUES (@id, @owner_id, @parent_id, @name,
+           @length, @offset, @sha256, @mtime, @base_revision, @metadata, @status, @error, @file_id, @created_at,
+           @updated_at, @expires_at)`,
+        )
+        .run(row);
+    } catch (err) {
+      translateSqliteError(err);
+    }
+    return toUpload(row);
+  }
+
+  getUpload(ownerId: string, id: string): UploadSession | null {
+    const row = this.db.prepare('SELECT * FROM uploads WHERE id = ? AND owner_id = ?').get(id, ownerId) as
+      UploadRow | undefined;
+    return row ? toUpload(row) : null;
+  }
+
+  getUploadById(id: string): UploadSession | null {
+    const row = this.db.prepare('SELECT * FROM uploads WHERE id = ?').get(id) as UploadRow | undefined;
+    return row ? toUpload(row) : null;
+  }
+
+  advanceUpload(id: string, from: number, to: number): UploadSession | null {
+    const row = this.db
+      .prepare(
+        `UPDATE uploads SET "offset" = ?, updated_at = ?
+         WHERE id = ? AND "offset" = ? AND status = 'receiving' AND ? >= "offset" AND ? <= length RETURNING *`,
+      )
+      .get(to, this.clock.now().getTime(), id, from, to, to) as UploadRow | undefined;
+    return row ? toUpload(row) : null;
+  }
+
+  finishUpload(id: string, job: NewOutboxEntry): UploadSession | null {
+    return this.db
+      .transaction((): UploadSession | null => {
+        const now = this.clock.now().getTime();
+        const row = this.db
+          .prepare(
+            `UPDATE uploads SET status = 'processing', updated_at = ?
+             WHERE id = ? AND status = 'receiving' AND "offset" = length RETURNING *`,
+          )
+          .get(now, id) as UploadRow | undefined;
+        if (!row) return null;
+        this.insertOutbox(job, now);
+        return toUpload(row);
+      })
+      .immediate();
+  }
+
+  setUploadStatus(
+    id: string,
+    status: UploadStatus,
+    fields: { error?: string | null; fileId?: string | null; sha256?: string } = {},
+  ): UploadSession | null {
+    const sets = ['status = @status', 'updated_at = @now'];
+    if (fields.error !== undefined) sets.push('error = @error');
+    if (fields.fileId !== undefined) sets.push('file_id = @fileId');
+    if (fields.sha256 !== undefined) sets.push('sha256 = @sha256');
+    const row = this.db.prepare(`UPDATE uploads SET ${sets.join(', ')} WHERE id = @id RETURNING *`).get({
+      id,
+      status,
+      now: this.clock.now().getTime(),
+      error: fields.error ?? null,
+      fileId: fields.fileId ?? null,
+      sha256: fields.sha256 ?? null,
+    }) as UploadRow | undefined;
+    return row ? toUpload(row) : null;
+  }
+
+  listExpiredUploads(now: Date, limit: number): UploadSession[] {
+    const rows = this.db
+      .prepare(
+        "SELECT * FROM uploads WHERE status = 'receiving' AND expires_at < ? ORDER BY expires_at ASC, id ASC LIMIT ?",
+      )
+      .all(now.getTime(), Math.max(1, Math.floor(limit))) as UploadRow[];
+    return rows.map(toUpload);
+  }
+
+  addOutbox(job: NewOutboxEntry): OutboxEntry {
+    return this.insertOutbox(job, this.clock.now().getTime());
+  }
+
+  listOutbox(limit: number): OutboxEntry[] {
+    const rows = this.db
+      .prepare('SELECT * FROM metadata_outbox ORDER BY pk ASC LIMIT ?')
+      .all(Math.max(1, Math.floor(limit))) as OutboxRow[];
+    return rows.map(toOutbox);
+  }
+
+  deleteOutbox(id: string): void {
+    this.db.prepare('DELETE FROM metadata_outbox WHERE id = ?').run(id);
+  }
+
+  /** Throws `NotFoundError` when the node is not the owner's. */
+  createShare(input: NewShare): Share {
+    const node = this.db
+      .prepare('SELECT 1 FROM nodes WHERE id = ? AND owner_id = ?')
+      .get(input.nodeId, input.ownerId);
+    if (!node) throw new NotFoundError('No such item.');
+    const row: ShareRow = {
+      id: randomUUID(),
+      owner_id: input.ownerId,
+      node_id: input.nodeId,
+      token_hash: input.tokenHash,
+      grantee_id: input.granteeId,
+      role: input.role,
+      password_hash: input.passwordHash,
+      expires_at: msOrNull(input.expiresAt),
+      max_downloads: input.maxDownloads,
+      downloads: 0,
+      revoked_at: null,
+      created_at: this.clock.now().getTime(),
+    };
+    try {
+      this.db
+        .prepare(
+          `INSERT INTO shares (id, owner_id, node_id, token_hash, grantee_id, role, password_hash, expires_at,
+           max_downloads, downloads, revoked_at, created_at) VALUES (@id, @owner_id, @node_id, @token_hash, @grantee_id,
+           @role, @password_hash, @expires_at, @max_downloads, @downloads, @revoked_at, @created_at)`,
+        )
+        .run(row);
+    } catch (err) {
+      translateSqliteError(err);
+    }
+    return toShare(row);
+  }
+
+  getShare(ownerId: string, id: string): Share | null {
+    const row = this.db.prepare('SELECT * FROM shares WHERE id = ? AND owner_id = ?').get(id, ownerId) as
+      ShareRow | undefined;
+    return row ? toShare(row) : null;
+  }
+
+  getShareByTokenHash(tokenHash: string): Share | null {
+    const row = this.db.prepare('SELECT * FROM shares WHERE token_hash = ?').get(tokenHash) as
+      ShareRow | undefined;
+    return row ? toShare(row) : null;
+  }
+
+  listShares(ownerId: string): Share[] {
+    const rows = this.db
+      .prepare('SELECT * FROM shares WHERE owner_id = ? ORDER BY created_at DESC, id ASC')
+      .all(ownerId) as ShareRow[];
+    return rows.map(toShare);
+  }
+
+  listSharesWithUser(granteeId: string): Share[] {
+    const rows = this.db
+      .prepare(
+        'SELECT * FROM shares WHERE grantee_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id ASC',
+      )
+      .all(granteeId) as ShareRow[];
+    return rows.map(toShare);
+  }
+
+  revokeShare(ownerId: string, id: string, now: Date): boolean {
+    const result = this.db
+      .prepare('UPDATE shares SET revoked_at = ? WHERE id = ? AND owner_id = ? AND revoked_at IS NULL')
+      .run(now.getTime(), id, ownerId);
+    return result.changes > 0;
+  }
+
+  /** One conditional UPDATE: refused when revoked, expired or at `max_downloads`. */
+  recordShareDownload(id: string): Share | null {
+    const row = this.db
+      .prepare(
+        `UPDATE shares SET downloads = downloads + 1
+         WHERE id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)
+           AND (max_downloads IS NULL OR downloads < max_downloads) RETURNING *`,
+      )
+      .get(id, this.clock.now().getTime()) as ShareRow | undefined;
+    return row ? toShare(row) : null;
+  }
+
+  private insertOutbox(job: NewOutboxEntry, now: number): OutboxEntry {
+    const row = {
+      id: randomUUID(),
+      queue: job.queue,
+      payload: JSON.stringify(job.payload),
+      idempotency_key: job.idempotencyKey,
+      priority: job.priority,
+      created_at: now,
+    };
+    const { pk } = this.db
+      .prepare(
+        `INSERT INTO metadata_outbox (id, queue, payload, idempotency_key, priority, created_at)
+         VALUES (@id, @queue, @payload, @idempotency_key, @priority, @created_at) RETURNING pk`,
+      )
+      .get(row) as { pk: number };
+    return toOutbox({ ...row, pk });
+  }
+}

@@ -1,0 +1,335 @@
+/**
+ * The file tree in SQLite: lookups, listing, folders, file commits and moves. Trash
+ * lives in `sqlite-trash.ts`. Every mutation is one IMMEDIATE transaction that also
+ * appends its change, so the feed and the tree never disagree.
+ */
+import { randomUUID } from 'node:crypto';
+import { ConflictError, NotFoundError } from '../../../contract/errors.js';
+import type { Clock } from '../../domain/clock.js';
+import { nameKey } from '../../domain/names.js';
+import type { SqliteDatabase } from '../sqlite/database.js';
+import type {
+  CommitFileInput,
+  CommitFileResult,
+  FileRevision,
+  ListOptions,
+  Page,
+  TreeNode,
+} from '../../ports/metadata-store.js';
+import {
+  DEFAULT_KEEP_REVISIONS,
+  decodeChildCursor,
+  encodeChildCursor,
+  nodeSnapshot,
+  pageLimit,
+  sortKeyOf,
+} from './shared.js';
+import { appendChangeTx } from './sqlite-changes.js';
+import { toNode, toRevision, translateSqliteError, type NodeRow, type RevisionRow } from './sqlite-rows.js';
+
+const SORT_SQL = { name: 'name_key', size: 'size', mtime: 'COALESCE(mtime, 0)' } as const;
+
+const INSERT_NODE = `INSERT INTO nodes (id, owner_id, parent_id, name, name_key, kind, size, sha256, media_type, mtime,
+  revision, status, trashed_at, trash_root, created_at, updated_at) VALUES (@id, @owner_id, @parent_id, @name,
+  @name_key, @kind, @size, @sha256, @media_type, @mtime, @revision, @status, @trashed_at, @trash_root, @created_at,
+  @updated_at)`;
+
+export class SqliteTree {
+  constructor(
+    private readonly db: SqliteDatabase,
+    private readonly clock: Clock,
+  ) {}
+
+  getNode(ownerId: string, id: string): TreeNode | null {
+    const row = this.nodeRow(ownerId, id);
+    return row ? toNode(row) : null;
+  }
+
+  findChild(ownerId: string, parentId: string | null, name: string): TreeNode | null {
+    const row = this.liveChild(ownerId, parentId, nameKey(name));
+    return row ? toNode(row) : null;
+  }
+
+  /**
+   * Keyset pagination over (sort key, id), so pages stay stable while entries change.
+   * Throws `NotFoundError` when `parentId` is not a folder of the owner.
+   */
+  listChildren(ownerId: string, parentId: string | null, options: ListOptions = {}): Page<TreeNode> {
+    const sort = options.sort ?? 'name';
+    const order = options.order ?? 'asc';
+    const limit = pageLimit(options.limit);
+    if (parentId !== null) {
+      const parent = this.nodeRow(ownerId, parentId);
+      if (!parent || parent.kind !== 'folder') throw new NotFoundError('No such folder.');
+    }
+    const expr = SORT_SQL[sort];
+    const cmp = order === 'asc' ? '>' : '<';
+    const dir = order === 'asc' ? 'ASC' : 'DESC';
+    const where = ['owner_id = ?', 'parent_id IS ?'];
+    const params: (string | number | null)[] = [ownerId, parentId];
+    if (!options.includeTrashed) where.push('trashed_at IS NULL');
+    if (options.cursor) {
+      const c = decodeChildCursor(options.cursor, sort, order);
+      where.push(`(${expr} ${cmp} ? OR (${expr} = ? AND id ${cmp} ?))`);
+      params.push(c.key, c.key, c.id);
+    }
+    const rows = this.db
+      .prepare(`SELECT * FROM nodes WHERE ${where.join(' AND ')} ORDER BY ${expr} ${dir}, id ${dir} LIMIT ?`)
+      .all(...params, limit + 1) as NodeRow[];
+    const items = rows.slice(0, limit).map(toNode);
+    const last = items.at(-1);
+    return {
+      items,
+      nextCursor:
+        rows.length > limit && last
+          ? encodeChildCursor({ sort, order, key: sortKeyOf(last, sort, nameKey), id: last.id })
+          : null,
+    };
+  }
+
+  createFolder(ownerId: string, parentId: string | null, name: string): TreeNode {
+    return this.db
+      .transaction((): TreeNode => {
+        const now = this.clock.now().getTime();
+        this.requireFolder(ownerId, parentId);
+        const clean = name.normalize('NFC');
+        const row: NodeRow = {
+          ...this.blankNode(ownerId, parentId, clean, now),
+          kind: 'folder',
+          status: 'ready',
+        };
+        this.insertNode(row);
+        const node = toNode(row);
+        appendChangeTx(this.db, ownerId, 'create', node.id, nodeSnapshot(node), now);
+        return node;
+      })
+      .immediate();
+  }
+
+  commitFile(input: CommitFileInput): CommitFileResult {
+    return this.db.transaction((): CommitFileResult => this.commitFileTx(input)).immediate();
+  }
+
+  listRevisions(ownerId: string, fileId: string): FileRevision[] {
+    const node = this.nodeRow(ownerId, fileId);
+    if (!node) throw new NotFoundError('No such file.');
+    const rows = this.db
+      .prepare('SELECT * FROM file_revisions WHERE file_id = ? ORDER BY revision DESC')
+      .all(fileId) as RevisionRow[];
+    return rows.map(toRevision);
+  }
+
+  moveNode(ownerId: string, id: string, parentId: string | null, name: string): TreeNode {
+    return this.db
+      .transaction((): TreeNode => {
+        const now = this.clock.now().getTime();
+        const row = this.nodeRow(ownerId, id);
+        if (!row || row.trashed_at !== null) throw new NotFoundError('No such item.');
+        this.requireFolder(ownerId, parentId);
+        if (row.kind === 'folder' && parentId !== null && this.isSelfOrDescendant(id, parentId)) {
+          throw new ConflictError(
+            'CONFLICT',
+            'A folder cannot be moved into itself or one of its subfolders.',
+          );
+        }
+        const clean = name.normalize('NFC');
+        const moved: NodeRow = {
+          ...row,
+          parent_id: parentId,
+          name: clean,
+          name_key: nameKey(clean),
+          updated_at: now,
+        };
+        try {
+          this.db
+            .prepare(
+              'UPDATE nodes SET parent_id = @parent_id, name = @name, name_key = @name_key, updated_at = @updated_at WHERE id = @id',
+            )
+            .run(moved);
+        } catch (err) {
+          translateSqliteError(err, 'NAME_CONFLICT');
+        }
+        const node = toNode(moved);
+        appendChangeTx(
+          this.db,
+          ownerId,
+          'move',
+          id,
+          { ...nodeSnapshot(node), from: { parentId: row.parent_id, name: row.name } },
+          now,
+        );
+        return node;
+      })
+      .immediate();
+  }
+
+  isBlobReferenced(sha256: string): boolean {
+    return this.db.prepare('SELECT 1 FROM file_revisions WHERE sha256 = ? LIMIT 1').get(sha256) !== undefined;
+  }
+
+  /** Prefers a live file over one in the trash; both keep the blob alive. */
+  findFileBySha256(ownerId: string, sha256: string): TreeNode | null {
+    const row = this.db
+      .prepare(
+        `SELECT * FROM nodes WHERE owner_id = ? AND sha256 = ? AND kind = 'file' AND status = 'ready'
+         ORDER BY trashed_at IS NOT NULL, updated_at DESC LIMIT 1`,
+      )
+      .get(ownerId, sha256) as NodeRow | undefined;
+    return row ? toNode(row) : null;
+  }
+
+  /** The owner's node (trashed or not), or undefined for a missing or foreign id. */
+  nodeRow(ownerId: string, id: string): NodeRow | undefined {
+    return this.db.prepare('SELECT * FROM nodes WHERE id = ? AND owner_id = ?').get(id, ownerId) as
+      NodeRow | undefined;
+  }
+
+  /** Throws `NotFoundError` unless `parentId` is the root or a live folder of the owner. */
+  requireFolder(ownerId: string, parentId: string | null): void {
+    if (parentId === null) return;
+    const parent = this.nodeRow(ownerId, parentId);
+    if (!parent || parent.trashed_at !== null || parent.kind !== 'folder')
+      throw new NotFoundError('No such folder.');
+  }
+
+  private commitFileTx(input: CommitFileInput): CommitFileResult {
+    const now = this.clock.now().getTime();
+    const keep = Math.max(1, Math.floor(input.keepRevisions ?? DEFAULT_KEEP_REVISIONS));
+    // Idempotency is looked up across the owner's files, so a retry finds its revision
+    // even when the file was renamed or moved after the first commit.
+    const earlier = this.db
+      .prepare(
+        `SELECT r.* FROM file_revisions r JOIN nodes n ON n.id = r.file_id
+         WHERE n.owner_id = ? AND r.source_id = ? LIMIT 1`,
+      )
+      .get(input.ownerId, input.sourceId) as RevisionRow | undefined;
+    if (earlier) {
+      const node = this.nodeRow(input.ownerId, earlier.file_id) as NodeRow;
+      return { node: toNode(node), revision: toRevision(earlier), duplicate: true, droppedBlobs: [] };
+    }
+    this.requireFolder(input.ownerId, input.parentId);
+    const name = input.name.normalize('NFC');
+    const existing = this.liveChild(input.ownerId, input.parentId, nameKey(name));
+    if (existing?.kind === 'folder')
+      throw new ConflictError('NAME_CONFLICT', 'A folder with that name exists.');
+    if (input.baseRevision !== undefined && input.baseRevision !== (existing?.revision ?? 0)) {
+      throw new ConflictError(
+        'REVISION_CONFLICT',
+        `The file is at revision ${existing?.revision ?? 0}, not ${input.baseRevision}.`,
+      );
+    }
+    const fields = {
+      size: input.size,
+      sha256: input.sha256,
+      media_type: input.mediaType,
+      mtime: input.mtime,
+      status: 'ready' as const,
+      updated_at: now,
+    };
+    let row: NodeRow;
+    if (existing) {
+      row = { ...existing, ...fields, revision: existing.revision + 1 };
+      this.db
+        .prepare(
+          `UPDATE nodes SET size = @size, sha256 = @sha256, media_type = @media_type, mtime = @mtime,
+           revision = @revision, status = @status, updated_at = @updated_at WHERE id = @id`,
+        )
+        .run(row);
+    } else {
+      row = {
+        ...this.blankNode(input.ownerId, input.parentId, name, now),
+        ...fields,
+        kind: 'file',
+        revision: 1,
+      };
+      this.insertNode(row);
+    }
+    const revision: RevisionRow = {
+      file_id: row.id,
+      revision: row.revision,
+      sha256: input.sha256,
+      size: input.size,
+      mtime: input.mtime,
+      media_type: input.mediaType,
+      source_id: input.sourceId,
+      created_at: now,
+    };
+    this.db
+      .prepare(
+        `INSERT INTO file_revisions (file_id, revision, sha256, size, mtime, media_type, source_id, created_at)
+         VALUES (@file_id, @revision, @sha256, @size, @mtime, @media_type, @source_id, @created_at)`,
+      )
+      .run(revision);
+    const dropped = this.db
+      .prepare(
+        'SELECT revision, sha256 FROM file_revisions WHERE file_id = ? ORDER BY revision DESC LIMIT -1 OFFSET ?',
+      )
+      .all(row.id, keep) as { revision: number; sha256: string }[];
+    if (dropped.length > 0) {
+      const newestDropped = Math.max(...dropped.map((d) => d.revision));
+      this.db
+        .prepare('DELETE FROM file_revisions WHERE file_id = ? AND revision <= ?')
+        .run(row.id, newestDropped);
+    }
+    this.db
+      .prepare('UPDATE users SET storage_used = storage_used + ?, updated_at = ? WHERE id = ?')
+      .run(input.size - (existing?.size ?? 0), now, input.ownerId);
+    const node = toNode(row);
+    appendChangeTx(this.db, input.ownerId, existing ? 'update' : 'create', node.id, nodeSnapshot(node), now);
+    return {
+      node,
+      revision: toRevision(revision),
+      duplicate: false,
+      droppedBlobs: [...new Set(dropped.map((d) => d.sha256))],
+    };
+  }
+
+  private liveChild(ownerId: string, parentId: string | null, key: string): NodeRow | undefined {
+    return this.db
+      .prepare(
+        'SELECT * FROM nodes WHERE owner_id = ? AND parent_id IS ? AND name_key = ? AND trashed_at IS NULL',
+      )
+      .get(ownerId, parentId, key) as NodeRow | undefined;
+  }
+
+  private isSelfOrDescendant(id: string, candidate: string): boolean {
+    const hit = this.db
+      .prepare(
+        `WITH RECURSIVE up(id, parent_id) AS (
+           SELECT id, parent_id FROM nodes WHERE id = ?
+           UNION ALL SELECT n.id, n.parent_id FROM nodes n JOIN up ON n.id = up.parent_id
+         ) SELECT 1 FROM up WHERE id = ? LIMIT 1`,
+      )
+      .get(candidate, id);
+    return hit !== undefined;
+  }
+
+  private blankNode(ownerId: string, parentId: string | null, name: string, now: number): NodeRow {
+    return {
+      id: randomUUID(),
+      owner_id: ownerId,
+      parent_id: parentId,
+      name,
+      name_key: nameKey(name),
+      kind: 'folder',
+      size: 0,
+      sha256: null,
+      media_type: null,
+      mtime: null,
+      revision: 0,
+      status: 'ready',
+      trashed_at: null,
+      trash_root: null,
+      created_at: now,
+      updated_at: now,
+    };
+  }
+
+  private insertNode(row: NodeRow): void {
+    try {
+      this.db.prepare(INSERT_NODE).run(row);
+    } catch (err) {
+      translateSqliteError(err, 'NAME_CONFLICT');
+    }
+  }
+}

@@ -1,0 +1,265 @@
+/**
+ * `SqliteMetadataStore`: the embedded MetadataStore on the shared better-sqlite3
+ * database (see `core/adapters/sqlite/database.ts`). better-sqlite3 is synchronous, so
+ * each method runs its statements — one IMMEDIATE transaction where several rows change
+ * — and resolves; errors become rejections with codes from `contract/errors.ts`.
+ *
+ * The store does not own the database: `close()` leaves it open for whoever opened it.
+ */
+import { UnavailableError } from '../../../contract/errors.js';
+import { systemClock, type Clock } from '../../domain/clock.js';
+import { migrate, type SqliteDatabase } from '../sqlite/database.js';
+import type {
+  ApiToken,
+  AuditEntry,
+  Change,
+  ChangeKind,
+  CommitFileInput,
+  CommitFileResult,
+  FileRevision,
+  ListOptions,
+  MetadataStore,
+  NewApiToken,
+  NewAuditEntry,
+  NewOutboxEntry,
+  NewRefreshSession,
+  NewShare,
+  NewUploadSession,
+  NewUser,
+  OutboxEntry,
+  Page,
+  RefreshSession,
+  RotateResult,
+  Share,
+  TreeNode,
+  UploadSession,
+  UploadStatus,
+  User,
+  UserPatch,
+} from '../../ports/metadata-store.js';
+import { SqliteAccounts } from './sqlite-accounts.js';
+import { appendChangeTx, latestChangeSeq, listChanges } from './sqlite-changes.js';
+import { MIGRATIONS } from './sqlite-schema.js';
+import { SqliteTransfers } from './sqlite-transfers.js';
+import { SqliteTrash } from './sqlite-trash.js';
+import { SqliteTree } from './sqlite-tree.js';
+
+export class SqliteMetadataStore implements MetadataStore {
+  private readonly accounts: SqliteAccounts;
+  private readonly tree: SqliteTree;
+  private readonly trash: SqliteTrash;
+  private readonly transfers: SqliteTransfers;
+  private readonly clock: Clock;
+  private closed = false;
+
+  /** Applies the `metadata` migrations to `db`. */
+  constructor(
+    private readonly db: SqliteDatabase,
+    options: { clock?: Clock } = {},
+  ) {
+    const clock = options.clock ?? systemClock;
+    migrate(db, 'metadata', MIGRATIONS);
+    this.accounts = new SqliteAccounts(db, clock);
+    this.tree = new SqliteTree(db, clock);
+    this.trash = new SqliteTrash(db, clock, this.tree);
+    this.transfers = new SqliteTransfers(db, clock);
+    this.clock = clock;
+  }
+
+  async createUser(input: NewUser): Promise<User> {
+    return this.run(() => this.accounts.createUser(input));
+  }
+  async getUserById(id: string): Promise<User | null> {
+    return this.run(() => this.accounts.getUserById(id));
+  }
+  async getUserByEmail(email: string): Promise<User | null> {
+    return this.run(() => this.accounts.getUserByEmail(email));
+  }
+  async updateUser(id: string, patch: UserPatch): Promise<User> {
+    return this.run(() => this.accounts.updateUser(id, patch));
+  }
+
+  async createRefreshSession(input: NewRefreshSession): Promise<RefreshSession> {
+    return this.run(() => this.accounts.createRefreshSession(input));
+  }
+  async rotateRefreshSession(
+    tokenHash: string,
+    next: { tokenHash: string; expiresAt: Date },
+    now: Date,
+  ): Promise<RotateResult> {
+    return this.run(() => this.accounts.rotateRefreshSession(tokenHash, next, now));
+  }
+  async getRefreshSessionByHash(tokenHash: string): Promise<RefreshSession | null> {
+    return this.run(() => this.accounts.getRefreshSessionByHash(tokenHash));
+  }
+  async isSessionFamilyActive(familyId: string, now: Date): Promise<boolean> {
+    return this.run(() => this.accounts.isSessionFamilyActive(familyId, now));
+  }
+  async revokeSessionFamily(familyId: string, now: Date): Promise<void> {
+    return this.run(() => this.accounts.revokeSessionFamily(familyId, now));
+  }
+  async revokeAllSessions(userId: string, now: Date): Promise<void> {
+    return this.run(() => this.accounts.revokeAllSessions(userId, now));
+  }
+
+  async createApiToken(input: NewApiToken): Promise<ApiToken> {
+    return this.run(() => this.accounts.createApiToken(input));
+  }
+  async listApiTokens(userId: string): Promise<ApiToken[]> {
+    return this.run(() => this.accounts.listApiTokens(userId));
+  }
+  async getApiTokenByHash(tokenHash: string): Promise<ApiToken | null> {
+    return this.run(() => this.accounts.getApiTokenByHash(tokenHash));
+  }
+  async revokeApiToken(userId: string, id: string, now: Date): Promise<boolean> {
+    return this.run(() => this.accounts.revokeApiToken(userId, id, now));
+  }
+  async touchApiToken(id: string, now: Date): Promise<void> {
+    return this.run(() => this.accounts.touchApiToken(id, now));
+  }
+
+  async appendAudit(entry: NewAuditEntry): Promise<AuditEntry> {
+    return this.run(() => this.accounts.appendAudit(entry));
+  }
+  async listAudit(
+    userId: string,
+    options: { limit: number; cursor?: string | null },
+  ): Promise<Page<AuditEntry>> {
+    return this.run(() => this.accounts.listAudit(userId, options));
+  }
+
+  async getNode(ownerId: string, id: string): Promise<TreeNode | null> {
+    return this.run(() => this.tree.getNode(ownerId, id));
+  }
+  async findChild(ownerId: string, parentId: string | null, name: string): Promise<TreeNode | null> {
+    return this.run(() => this.tree.findChild(ownerId, parentId, name));
+  }
+  async listChildren(
+    ownerId: string,
+    parentId: string | null,
+    options?: ListOptions,
+  ): Promise<Page<TreeNode>> {
+    return this.run(() => this.tree.listChildren(ownerId, parentId, options));
+  }
+  async createFolder(ownerId: string, parentId: string | null, name: string): Promise<TreeNode> {
+    return this.run(() => this.tree.createFolder(ownerId, parentId, name));
+  }
+  async commitFile(input: CommitFileInput): Promise<CommitFileResult> {
+    return this.run(() => this.tree.commitFile(input));
+  }
+  async listRevisions(ownerId: string, fileId: string): Promise<FileRevision[]> {
+    return this.run(() => this.tree.listRevisions(ownerId, fileId));
+  }
+  async moveNode(ownerId: string, id: string, parentId: string | null, name: string): Promise<TreeNode> {
+    return this.run(() => this.tree.moveNode(ownerId, id, parentId, name));
+  }
+  async trashNode(ownerId: string, id: string, now: Date): Promise<TreeNode> {
+    return this.run(() => this.trash.trashNode(ownerId, id, now));
+  }
+  async restoreNode(ownerId: string, id: string): Promise<TreeNode> {
+    return this.run(() => this.trash.restoreNode(ownerId, id));
+  }
+  async purgeNode(ownerId: string, id: string): Promise<{ droppedBlobs: string[] }> {
+    return this.run(() => this.trash.purgeNode(ownerId, id));
+  }
+  async listTrashedBefore(before: Date, limit: number): Promise<TreeNode[]> {
+    return this.run(() => this.trash.listTrashedBefore(before, limit));
+  }
+  async isBlobReferenced(sha256: string): Promise<boolean> {
+    return this.run(() => this.tree.isBlobReferenced(sha256));
+  }
+  async findFileBySha256(ownerId: string, sha256: string): Promise<TreeNode | null> {
+    return this.run(() => this.tree.findFileBySha256(ownerId, sha256));
+  }
+
+  async listChanges(ownerId: string, cursor: number, limit: number): Promise<Change[]> {
+    return this.run(() => listChanges(this.db, ownerId, cursor, limit));
+  }
+  async latestChangeSeq(ownerId: string): Promise<number> {
+    return this.run(() => latestChangeSeq(this.db, ownerId));
+  }
+  async appendChange(
+    ownerId: string,
+    kind: ChangeKind,
+    nodeId: string | null,
+    data: Record<string, unknown>,
+  ): Promise<Change> {
+    return this.run(() =>
+      this.db
+        .transaction(() => appendChangeTx(this.db, ownerId, kind, nodeId, data, this.clock.now().getTime()))
+        .immediate(),
+    );
+  }
+
+  async createUpload(input: NewUploadSession): Promise<UploadSession> {
+    return this.run(() => this.transfers.createUpload(input));
+  }
+  async getUpload(ownerId: string, id: string): Promise<UploadSession | null> {
+    return this.run(() => this.transfers.getUpload(ownerId, id));
+  }
+  async getUploadById(id: string): Promise<UploadSession | null> {
+    return this.run(() => this.transfers.getUploadById(id));
+  }
+  async advanceUpload(id: string, from: number, to: number): Promise<UploadSession | null> {
+    return this.run(() => this.transfers.advanceUpload(id, from, to));
+  }
+  async finishUpload(id: string, job: NewOutboxEntry): Promise<UploadSession | null> {
+    return this.run(() => this.transfers.finishUpload(id, job));
+  }
+  async setUploadStatus(
+    id: string,
+    status: UploadStatus,
+    fields?: { error?: string | null; fileId?: string | null; sha256?: string },
+  ): Promise<UploadSession | null> {
+    return this.run(() => this.transfers.setUploadStatus(id, status, fields));
+  }
+  async listExpiredUploads(now: Date, limit: number): Promise<UploadSession[]> {
+    return this.run(() => this.transfers.listExpiredUploads(now, limit));
+  }
+  async addOutbox(job: NewOutboxEntry): Promise<OutboxEntry> {
+    return this.run(() => this.transfers.addOutbox(job));
+  }
+  async listOutbox(limit: number): Promise<OutboxEntry[]> {
+    return this.run(() => this.transfers.listOutbox(limit));
+  }
+  async deleteOutbox(id: string): Promise<void> {
+    return this.run(() => this.transfers.deleteOutbox(id));
+  }
+
+  async createShare(input: NewShare): Promise<Share> {
+    return this.run(() => this.transfers.createShare(input));
+  }
+  async getShare(ownerId: string, id: string): Promise<Share | null> {
+    return this.run(() => this.transfers.getShare(ownerId, id));
+  }
+  async getShareByTokenHash(tokenHash: string): Promise<Share | null> {
+    return this.run(() => this.transfers.getShareByTokenHash(tokenHash));
+  }
+  async listShares(ownerId: string): Promise<Share[]> {
+    return this.run(() => this.transfers.listShares(ownerId));
+  }
+  async listSharesWithUser(granteeId: string): Promise<Share[]> {
+    return this.run(() => this.transfers.listSharesWithUser(granteeId));
+  }
+  async revokeShare(ownerId: string, id: string, now: Date): Promise<boolean> {
+    return this.run(() => this.transfers.revokeShare(ownerId, id, now));
+  }
+  async recordShareDownload(id: string): Promise<Share | null> {
+    return this.run(() => this.transfers.recordShareDownload(id));
+  }
+
+  async ping(): Promise<void> {
+    this.run(() => this.db.prepare('SELECT 1').get());
+  }
+
+  /** Stops serving calls; the database stays open (its opener closes it). */
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  /** Runs a synchronous body; refuses after close() and when the database is closed. */
+  private run<T>(body: () => T): T {
+    if (this.closed || !this.db.open) throw new UnavailableError('The metadata store is closed.');
+    return body();
+  }
+}

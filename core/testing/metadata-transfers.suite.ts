@@ -1,0 +1,167 @@
+/**
+ * Conformance tests for uploads, the outbox and shares of a MetadataStore: the races
+ * that must have exactly one winner.
+ */
+import { randomUUID } from 'node:crypto';
+import { describe, it, expect } from 'vitest';
+import type { MetadataStore, NewUploadSession, UploadSession } from '../ports/metadata-store.js';
+import { commit, expectCode, makeUser, sha, type SuiteContext } from './metadata-fixtures.js';
+
+function newUpload(
+  ownerId: string,
+  length: number,
+  expiresAt = new Date(Date.now() + 3_600_000),
+): NewUploadSession {
+  return {
+    id: randomUUID(),
+    ownerId,
+    parentId: null,
+    name: 'upload.bin',
+    length,
+    sha256: null,
+    mtime: 1_700_000_000_000,
+    baseRevision: null,
+    metadata: { path: '/upload.bin' },
+    expiresAt,
+  };
+}
+
+async function received(store: MetadataStore, ownerId: string, length: number): Promise<UploadSession> {
+  const upload = await store.createUpload(newUpload(ownerId, length));
+  const advanced = await store.advanceUpload(upload.id, 0, length);
+  if (!advanced) throw new Error('advanceUpload refused the first chunk');
+  return advanced;
+}
+
+export function transferTests(ctx: SuiteContext): void {
+  describe('uploads', () => {
+    it('lets exactly one of two advanceUpload calls from the same offset win', async () => {
+      const user = await makeUser(ctx.store);
+      const upload = await ctx.store.createUpload(newUpload(user.id, 10));
+      expect(upload.offset).toBe(0);
+      expect(upload.status).toBe('receiving');
+      const results = await Promise.all([
+        ctx.store.advanceUpload(upload.id, 0, 4),
+        ctx.store.advanceUpload(upload.id, 0, 6),
+      ]);
+      const winners = results.filter((r) => r !== null);
+      expect(winners).toHaveLength(1);
+      expect((await ctx.store.getUploadById(upload.id))?.offset).toBe(winners[0]?.offset);
+      expect(await ctx.store.advanceUpload(upload.id, winners[0]?.offset ?? 0, 11)).toBeNull();
+    });
+
+    it('finishes a complete upload once and writes exactly one outbox entry', async () => {
+      const user = await makeUser(ctx.store);
+      const partial = await ctx.store.createUpload(newUpload(user.id, 8));
+      const job = {
+        queue: 'file.upload',
+        payload: { uploadId: partial.id },
+        idempotencyKey: partial.id,
+        priority: 0,
+      };
+      expect(await ctx.store.finishUpload(partial.id, job)).toBeNull();
+
+      const upload = await received(ctx.store, user.id, 5);
+      const key = `upload:${upload.id}`;
+      const results = await Promise.all(
+        [1, 2, 3].map(() =>
+          ctx.store.finishUpload(upload.id, {
+            queue: 'file.upload',
+            payload: { uploadId: upload.id },
+            idempotencyKey: key,
+            priority: 1,
+          }),
+        ),
+      );
+      expect(results.filter((r) => r !== null)).toHaveLength(1);
+      expect((await ctx.store.getUploadById(upload.id))?.status).toBe('processing');
+      const outbox = (await ctx.store.listOutbox(100)).filter((e) => e.idempotencyKey === key);
+      expect(outbox).toHaveLength(1);
+      expect(outbox[0]?.payload).toEqual({ uploadId: upload.id });
+      await ctx.store.deleteOutbox(outbox[0]?.id ?? '');
+      expect((await ctx.store.listOutbox(100)).some((e) => e.idempotencyKey === key)).toBe(false);
+    });
+
+    it('records the sha256 the worker computed, so a redelivered job can finish', async () => {
+      const user = await makeUser(ctx.store);
+      const upload = await received(ctx.store, user.id, 3);
+      const sha = 'a'.repeat(64);
+      const updated = await ctx.store.setUploadStatus(upload.id, 'processing', { sha256: sha });
+      expect(updated).toMatchObject({ status: 'processing', sha256: sha });
+      expect((await ctx.store.getUploadById(upload.id))?.sha256).toBe(sha);
+    });
+
+    it('sets the final status, hides uploads from other owners and lists expired ones', async () => {
+      const user = await makeUser(ctx.store);
+      const stranger = await makeUser(ctx.store, 'stranger');
+      const upload = await received(ctx.store, user.id, 3);
+      expect(await ctx.store.getUpload(stranger.id, upload.id)).toBeNull();
+      const { node } = await commit(ctx.store, user.id, null, 'upload.bin', 'abc', { sourceId: upload.id });
+      const done = await ctx.store.setUploadStatus(upload.id, 'ready', { fileId: node.id });
+      expect(done).toMatchObject({ status: 'ready', fileId: node.id, error: null });
+      expect(await ctx.store.setUploadStatus(randomUUID(), 'failed')).toBeNull();
+
+      const stale = await ctx.store.createUpload(newUpload(user.id, 9, new Date(Date.now() - 1000)));
+      const expired = await ctx.store.listExpiredUploads(new Date(), 10);
+      expect(expired.map((u) => u.id)).toEqual([stale.id]);
+    });
+  });
+
+  describe('shares', () => {
+    it('never counts more downloads than maxDownloads under 20 concurrent calls', async () => {
+      const user = await makeUser(ctx.store);
+      const { node } = await commit(ctx.store, user.id, null, 'shared.txt', 'share me');
+      const share = await ctx.store.createShare({
+        ownerId: user.id,
+        nodeId: node.id,
+        tokenHash: sha('link'),
+        granteeId: null,
+        role: 'viewer',
+        passwordHash: null,
+        expiresAt: null,
+        maxDownloads: 5,
+      });
+      const results = await Promise.all(
+        Array.from({ length: 20 }, () => ctx.store.recordShareDownload(share.id)),
+      );
+      expect(results.filter((r) => r !== null)).toHaveLength(5);
+      expect((await ctx.store.getShareByTokenHash(sha('link')))?.downloads).toBe(5);
+    });
+
+    it('refuses downloads of a revoked share and hides shares from other owners', async () => {
+      const user = await makeUser(ctx.store);
+      const stranger = await makeUser(ctx.store, 'stranger');
+      const folder = await ctx.store.createFolder(user.id, null, 'team');
+      const share = await ctx.store.createShare({
+        ownerId: user.id,
+        nodeId: folder.id,
+        tokenHash: null,
+        granteeId: stranger.id,
+        role: 'editor',
+        passwordHash: null,
+        expiresAt: null,
+        maxDownloads: null,
+      });
+      expect((await ctx.store.listSharesWithUser(stranger.id)).map((s) => s.id)).toEqual([share.id]);
+      expect((await ctx.store.listShares(user.id)).map((s) => s.id)).toEqual([share.id]);
+      expect(await ctx.store.getShare(stranger.id, share.id)).toBeNull();
+      expect(await ctx.store.revokeShare(stranger.id, share.id, new Date())).toBe(false);
+      expect((await ctx.store.recordShareDownload(share.id))?.downloads).toBe(1);
+      expect(await ctx.store.revokeShare(user.id, share.id, new Date())).toBe(true);
+      expect(await ctx.store.recordShareDownload(share.id)).toBeNull();
+      await expectCode(
+        ctx.store.createShare({
+          ownerId: stranger.id,
+          nodeId: folder.id,
+          tokenHash: null,
+          granteeId: null,
+          role: 'viewer',
+          passwordHash: null,
+          expiresAt: null,
+          maxDownloads: null,
+        }),
+        'NOT_FOUND',
+      );
+    });
+  });
+}
