@@ -7,6 +7,8 @@
 import type { AppDeps } from './deps.js';
 import { TrashPurge } from './files/trash-purge.js';
 import type { BackgroundTask } from './lifecycle.js';
+import { OutboxRelay } from './outbox-relay.js';
+import { UploadExpiry } from './upload-expiry.js';
 
 /** Gives a `start()`/`stop()` object the name the lifecycle logs it by. */
 function named(name: string, task: { start(): void; stop(): Promise<unknown> }): BackgroundTask {
@@ -21,5 +23,9 @@ function named(name: string, task: { start(): void; stop(): Promise<unknown> }):
 
 export function backgroundTasks(deps: AppDeps): BackgroundTask[] {
   const { metadata, blobs, cache, clock, logger } = deps;
-  return [named('trash-purge', new TrashPurge({ metadata, blobs, cache, clock, logger }))];
+  return [
+    new OutboxRelay(deps),
+    new UploadExpiry(deps),
+    named('trash-purge', new TrashPurge({ metadata, blobs, cache, clock, logger })),
+  ];
 }

@@ -8,6 +8,7 @@ import { authRoutes } from './auth.js';
 import { fileApiRoutes } from './files-api.js';
 import { jobRoutes } from './jobs.js';
 import { tokenRoutes } from './tokens.js';
+import { uploadRoutes } from './uploads.js';
 import { videoPreviewRoutes } from './video-previews.js';
 
 export function apiRoutes(deps: AppDeps): Router {
@@ -15,6 +16,7 @@ export function apiRoutes(deps: AppDeps): Router {
   router.use('/auth', authRoutes(deps));
   router.use('/tokens', tokenRoutes(deps));
   router.use('/audit', auditRoutes(deps));
+  router.use('/uploads', uploadRoutes(deps));
   router.use(fileApiRoutes(deps));
   router.use(jobRoutes(deps));
   router.use(videoPreviewRoutes(deps));

@@ -6,10 +6,12 @@
 import type { JobHandler, QueueName } from '../../core/ports/job-queue.js';
 import type { WorkerDeps } from '../deps.js';
 import { fileDownloadHandler } from './file-download.js';
+import { fileUploadHandler } from './file-upload.js';
 import { videoTranscodeHandler } from './video-transcode.js';
 
 export function jobHandlers(deps: WorkerDeps): Partial<Record<QueueName, JobHandler>> {
   return {
+    'file.upload': fileUploadHandler(deps),
     'file.download': fileDownloadHandler(deps),
     'video.transcode': videoTranscodeHandler(deps),
   };

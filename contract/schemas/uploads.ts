@@ -1,0 +1,79 @@
+/**
+ * The upload API (tus 1.0 at `/api/v1/uploads`): the constants of the protocol as this
+ * server speaks it, the decoded `Upload-Metadata` keys, and the JSON answer of
+ * `GET /api/v1/uploads/:id`. Clients (CLI, daemon) build their requests from these.
+ */
+import { z } from 'zod';
+import { timestampSchema } from './common.js';
+
+/** The one tus version spoken; every request but OPTIONS carries it in `Tus-Resumable`. */
+export const TUS_VERSION = '1.0.0';
+/** Extensions announced in `Tus-Extension`. */
+export const TUS_EXTENSIONS = ['creation', 'creation-with-upload', 'termination', 'expiration'] as const;
+/** The only body type of PATCH and creation-with-upload. */
+export const TUS_CONTENT_TYPE = 'application/offset+octet-stream';
+/** Extra response header: `ready` when a creation was committed at once (deduplicated). */
+export const UPLOAD_STATUS_HEADER = 'Aio-Upload-Status';
+/** How long an unfinished upload may stay idle before it expires. */
+export const UPLOAD_TTL_MS = 24 * 60 * 60 * 1000;
+
+export const uploadStatusSchema = z.enum([
+  'receiving',
+  'processing',
+  'ready',
+  'failed',
+  'expired',
+  'cancelled',
+]);
+export type UploadStatusValue = z.infer<typeof uploadStatusSchema>;
+
+const sha256Hex = z
+  .string()
+  .regex(/^[0-9a-fA-F]{64}$/u, '64 hexadecimal digits')
+  .transform((v) => v.toLowerCase());
+const integerText = z.string().regex(/^(0|[1-9][0-9]{0,15})$/u, 'a non-negative integer');
+
+/**
+ * The decoded `Upload-Metadata` pairs this server reads (unknown keys are kept but
+ * ignored). The target is `path` (e.g. `/a/b/c.txt`) or `filename` plus an optional
+ * `folder` (what browser tus clients such as Uppy send); names are checked separately
+ * with `core/domain/names.ts`.
+ */
+export const uploadMetadataSchema = z.object({
+  path: z.string().optional(),
+  filename: z.string().optional(),
+  folder: z.string().optional(),
+  /** Hex sha256 of the whole content; the worker verifies it. Absent: the worker computes it. */
+  sha256: sha256Hex.optional(),
+  /** Client modification time, ms since the epoch. */
+  mtime: integerText.transform(Number).pipe(z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)).optional(),
+  /** The revision the client's change is based on; `0` = the file must not exist yet. */
+  baseRevision: integerText
+    .transform(Number)
+    .pipe(z.number().int().min(0).max(Number.MAX_SAFE_INTEGER))
+    .optional(),
+  /** `bulk` (sync daemons) queues the processing behind interactive uploads. */
+  priority: z.enum(['bulk', 'normal']).optional(),
+});
+export type UploadMetadata = z.infer<typeof uploadMetadataSchema>;
+
+/** `GET /api/v1/uploads/:id`. */
+export const uploadInfoSchema = z.object({
+  id: z.string(),
+  /** Target path within the owner's namespace. */
+  path: z.string(),
+  name: z.string(),
+  length: z.number().int().min(0),
+  /** Bytes durably received (tus Upload-Offset). */
+  offset: z.number().int().min(0),
+  /** Live progress of a PATCH that is still streaming; at least `offset`. */
+  receivedBytes: z.number().int().min(0),
+  status: uploadStatusSchema,
+  /** Set once the file is committed. */
+  fileId: z.string().nullable(),
+  /** Why it failed, an error code such as `CHECKSUM_MISMATCH` or `REVISION_CONFLICT`. */
+  error: z.string().nullable(),
+  createdAt: timestampSchema,
+  expiresAt: timestampSchema,
+});
+export type UploadInfo = z.infer<typeof uploadInfoSchema>;

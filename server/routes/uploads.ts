@@ -1,0 +1,190 @@
+/**
+ * Resumable uploads, tus 1.0 (core, creation, creation-with-upload, termination,
+ * expiration), mounted at `/api/v1/uploads`. Bytes land in the BlobStore's staging
+ * area; the last byte records a `file.upload` job (through the outbox) and the worker
+ * turns the upload into a file revision. See docs/api-uploads.md.
+ */
+import { Router, type Request, type Response } from 'express';
+import { AppError } from '../../contract/errors.js';
+import { UPLOAD_STATUS_HEADER, type UploadInfo } from '../../contract/schemas/uploads.js';
+import type { UploadSession } from '../../core/ports/metadata-store.js';
+import { pathOf } from '../../core/tree.js';
+import { audit } from '../audit.js';
+import type { AppDeps } from '../deps.js';
+import { authenticate, authOf, requireScope } from '../middleware/authenticate.js';
+import { createUpload } from '../uploads/create-upload.js';
+import { finishIfComplete, receiveBytes } from '../uploads/receive-bytes.js';
+import {
+  UPLOAD_ID,
+  assertNotGone,
+  assertReceiving,
+  isExpired,
+  progressKey,
+  setProgressHeaders,
+} from '../uploads/session.js';
+import {
+  hasBody,
+  httpDate,
+  requireOffsetOctetStream,
+  tusOptions,
+  tusProtocol,
+  uploadLength,
+  uploadOffset,
+} from '../uploads/tus-headers.js';
+import { formatUploadMetadata, parseUploadMetadata, uploadTargetOf } from '../uploads/upload-metadata.js';
+import { lockUpload } from '../uploads/upload-lock.js';
+
+export function uploadRoutes(deps: AppDeps): Router {
+  const router = Router();
+  router.use(tusProtocol());
+  router.options(['/', '/:id'], tusOptions(deps.config.maxUploadSize));
+  router.use(authenticate(deps), requireScope('write'));
+
+  /** Looks up the caller's upload; another user's id is exactly as unknown as a made-up one. */
+  const load = async (req: Request): Promise<UploadSession> => {
+    const id = req.params.id;
+    const session =
+      typeof id === 'string' && UPLOAD_ID.test(id)
+        ? await deps.metadata.getUpload(authOf(req).user.id, id)
+        : null;
+    if (!session) throw new AppError('NOT_FOUND', 'No such upload.');
+    return session;
+  };
+
+  // Creation: "The Client MUST send a POST request against a known upload creation URL
+  // to request a new upload resource. The request MUST include the Upload-Length header."
+  router.post('/', async (req, res) => {
+    const target = uploadTargetOf(parseUploadMetadata(req.get('upload-metadata')));
+    const length = uploadLength(req);
+    const withBody = hasBody(req);
+    // creation-with-upload: "the Client MUST include the Content-Type:
+    // application/offset+octet-stream header" when it sends bytes with the creation.
+    if (withBody) requireOffsetOctetStream(req);
+    const { session, deduplicated } = await createUpload(deps, req, authOf(req).user, length, target);
+    res.setHeader('Location', `${req.baseUrl}/${session.id}`);
+    if (deduplicated) {
+      // The content is already stored: tus clients see Upload-Offset = Upload-Length and stop.
+      res.setHeader(UPLOAD_STATUS_HEADER, 'ready');
+      setProgressHeaders(res, session);
+      res.status(201).end();
+      return;
+    }
+    let current = session;
+    if (withBody) {
+      const { session: after, overflow } = await receiveBytes(deps, session, 0, req);
+      current = after;
+      if (overflow) throw overflowError(res, current);
+      setProgressHeaders(res, current);
+    } else if (length === 0) {
+      // An empty file is complete at creation: an empty staging file stands for it.
+      await deps.blobs.appendStaging(session.id, 0, noBytes(), 0);
+      current = await finishIfComplete(deps, session);
+      setProgressHeaders(res, current);
+    } else {
+      res.setHeader('Upload-Expires', httpDate(session.expiresAt));
+    }
+    res.status(201).end();
+  });
+
+  // "The Server MUST always include the Upload-Offset header in the response for a HEAD
+  // request … The Server MUST prevent the client and/or proxies from caching the
+  // response by adding the Cache-Control: no-store header to the response."
+  router.head('/:id', async (req, res) => {
+    const session = await load(req);
+    res.setHeader('Cache-Control', 'no-store');
+    assertNotGone(session, deps.clock.now());
+    setProgressHeaders(res, session);
+    res.setHeader('Upload-Length', String(session.length));
+    const metadata = formatUploadMetadata(session.metadata);
+    if (metadata !== '') res.setHeader('Upload-Metadata', metadata);
+    res.status(200).end();
+  });
+
+  router.patch('/:id', async (req, res) => {
+    requireOffsetOctetStream(req);
+    const offset = uploadOffset(req);
+    const session = await load(req);
+    assertReceiving(session, deps.clock.now());
+    const { session: after, overflow } = await receiveBytes(deps, session, offset, req);
+    // "The Server MUST acknowledge successful PATCH requests with the 204 No Content
+    // status. It MUST include the Upload-Offset header containing the new offset."
+    if (overflow) throw overflowError(res, after);
+    setProgressHeaders(res, after);
+    res.status(204).end();
+  });
+
+  // Termination: "When receiving a DELETE request for an existing upload the Server
+  // SHOULD free associated resources and MUST respond with the 204 No Content status".
+  router.delete('/:id', async (req, res) => {
+    const found = await load(req);
+    const lock = await lockUpload(deps.cache, found.id);
+    try {
+      const session = (await deps.metadata.getUpload(found.ownerId, found.id)) ?? found;
+      if (session.status === 'cancelled') throw new AppError('NOT_FOUND', 'The upload was terminated.');
+      if (session.status === 'processing' || session.status === 'ready') {
+        throw new AppError('CONFLICT', `The upload is complete (status ${session.status}).`);
+      }
+      await deps.metadata.setUploadStatus(session.id, 'cancelled');
+      await deps.blobs.deleteStaging(session.id);
+      await deps.cache.del(progressKey(session.id)).catch(() => undefined);
+      await audit(deps, req, 'file.upload_cancelled', { uploadId: session.id, offset: session.offset });
+    } finally {
+      await lock.release();
+    }
+    res.status(204).end();
+  });
+
+  router.get('/:id', async (req, res) => {
+    const session = await load(req);
+    res.setHeader('Cache-Control', 'no-store');
+    res.json(await uploadInfo(deps, session));
+  });
+
+  return router;
+}
+
+/**
+ * "The Server MUST NOT accept more bytes than the Upload-Length": the allowed bytes were
+ * kept, the rest is refused. The connection closes after the answer, so unread bytes
+ * of the body cannot be taken for the next request.
+ */
+function overflowError(res: Response, session: UploadSession): AppError {
+  res.setHeader('Connection', 'close');
+  res.req.resume();
+  return new AppError(
+    'BAD_REQUEST',
+    'The body is longer than the rest of the upload; the excess was refused.',
+    {
+      headers: { 'Upload-Offset': String(session.offset) },
+    },
+  );
+}
+
+/** An empty body: creates the staging file of an empty upload. */
+async function* noBytes(): AsyncGenerator<Uint8Array> {}
+
+async function uploadInfo(deps: AppDeps, session: UploadSession): Promise<UploadInfo> {
+  let path = `/${session.name}`;
+  if (session.parentId !== null) {
+    const parent = await deps.metadata.getNode(session.ownerId, session.parentId);
+    if (parent) path = `${await pathOf(deps.metadata, session.ownerId, parent)}/${session.name}`;
+  }
+  let receivedBytes = session.offset;
+  if (session.status === 'receiving') {
+    const live = Number(await deps.cache.get(progressKey(session.id)).catch(() => null));
+    if (Number.isSafeInteger(live) && live > receivedBytes) receivedBytes = Math.min(live, session.length);
+  }
+  return {
+    id: session.id,
+    path,
+    name: session.name,
+    length: session.length,
+    offset: session.offset,
+    receivedBytes,
+    status: isExpired(session, deps.clock.now()) ? 'expired' : session.status,
+    fileId: session.fileId,
+    error: session.error,
+    createdAt: session.createdAt.toISOString(),
+    expiresAt: session.expiresAt.toISOString(),
+  };
+}

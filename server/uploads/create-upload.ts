@@ -1,0 +1,145 @@
+/**
+ * tus creation: checks the target (size limit, folder in the way, stale base revision,
+ * quota), creates missing parent folders and the upload session, and — when the owner
+ * already has a ready file with the declared sha256 — commits the new file at once, so
+ * no byte has to travel.
+ */
+import type { Request } from 'express';
+import { AppError, ConflictError } from '../../contract/errors.js';
+import { UPLOAD_TTL_MS } from '../../contract/schemas/uploads.js';
+import { announceChange } from '../../core/changes.js';
+import { ensureFolders } from '../../core/tree.js';
+import type { TreeNode, UploadSession, User } from '../../core/ports/metadata-store.js';
+import { audit } from '../audit.js';
+import type { AppDeps } from '../deps.js';
+import { newUploadId } from './session.js';
+import type { UploadTarget } from './upload-metadata.js';
+
+type Deps = Pick<AppDeps, 'config' | 'metadata' | 'blobs' | 'cache' | 'clock'>;
+
+export interface CreatedUpload {
+  session: UploadSession;
+  /** True when the file was committed from an existing blob (the session is `ready`). */
+  deduplicated: boolean;
+}
+
+/**
+ * Throws `PAYLOAD_TOO_LARGE` (over the server's limit), `NAME_CONFLICT` (a folder has
+ * the target's name), `CONFLICT` (a parent is a file), `REVISION_CONFLICT` (stale base
+ * revision) or `QUOTA_EXCEEDED`; nothing is created in those cases.
+ */
+export async function createUpload(
+  deps: Deps,
+  req: Request,
+  user: User,
+  length: number,
+  target: UploadTarget,
+): Promise<CreatedUpload> {
+  if (length > deps.config.maxUploadSize) {
+    throw new AppError(
+      'PAYLOAD_TOO_LARGE',
+      `Upload-Length exceeds the limit of ${deps.config.maxUploadSize} bytes.`,
+    );
+  }
+  const existing = await findExisting(deps, user.id, target);
+  if (existing?.kind === 'folder')
+    throw new ConflictError('NAME_CONFLICT', `A folder named "${target.name}" exists.`);
+  if (target.baseRevision !== null) {
+    const current = existing?.revision ?? 0;
+    if (current !== target.baseRevision) {
+      throw new ConflictError(
+        'REVISION_CONFLICT',
+        `The file is at revision ${current}; the upload is based on ${target.baseRevision}.`,
+      );
+    }
+  }
+  const replaced = existing?.size ?? 0;
+  if (user.storageUsed + length - replaced > user.storageQuota) {
+    throw new AppError('QUOTA_EXCEEDED', undefined, {
+      details: { storageUsed: user.storageUsed, storageQuota: user.storageQuota, length },
+    });
+  }
+
+  const parentId = await ensureFolders(deps.metadata, user.id, target.folders);
+  const now = deps.clock.now();
+  const session = await deps.metadata.createUpload({
+    id: newUploadId(),
+    ownerId: user.id,
+    parentId,
+    name: target.name,
+    length,
+    sha256: target.sha256,
+    mtime: target.mtime,
+    baseRevision: target.baseRevision,
+    metadata: target.raw,
+    expiresAt: new Date(now.getTime() + UPLOAD_TTL_MS),
+  });
+
+  const committed = await commitKnownContent(deps, req, session);
+  return committed ? { session: committed, deduplicated: true } : { session, deduplicated: false };
+}
+
+/** The live node at the target, walking existing folders without creating any. */
+async function findExisting(deps: Deps, ownerId: string, target: UploadTarget): Promise<TreeNode | null> {
+  let parentId: string | null = null;
+  for (const segment of target.folders) {
+    const child: TreeNode | null = await deps.metadata.findChild(ownerId, parentId, segment);
+    if (!child) return null; // created later; nothing can exist below it
+    if (child.kind !== 'folder') throw new AppError('CONFLICT', `Not a folder: ${child.name}`);
+    parentId = child.id;
+  }
+  return deps.metadata.findChild(ownerId, parentId, target.name);
+}
+
+/**
+ * Deduplication: the owner already has a ready file with this content and its blob is
+ * present, so the new revision points at the same blob. Returns the `ready` session, or
+ * null when the bytes must be sent. `commitFile` is keyed by the upload id, so a retry
+ * never makes a second revision.
+ */
+async function commitKnownContent(
+  deps: Deps,
+  req: Request,
+  session: UploadSession,
+): Promise<UploadSession | null> {
+  const sha256 = session.sha256;
+  if (sha256 === null) return null;
+  const source = await deps.metadata.findFileBySha256(session.ownerId, sha256);
+  if (!source || source.status !== 'ready') return null;
+  const blob = await deps.blobs.stat(sha256);
+  if (!blob || blob.size !== session.length) return null;
+
+  let result;
+  try {
+    result = await deps.metadata.commitFile({
+      ownerId: session.ownerId,
+      parentId: session.parentId,
+      name: session.name,
+      sha256,
+      size: blob.size,
+      mtime: session.mtime,
+      mediaType: source.mediaType,
+      sourceId: session.id,
+      baseRevision: session.baseRevision ?? undefined,
+    });
+  } catch (err) {
+    if (err instanceof AppError) {
+      await deps.metadata.setUploadStatus(session.id, 'failed', { error: err.code });
+    }
+    throw err;
+  }
+  await deps.metadata.advanceUpload(session.id, 0, session.length);
+  for (const dropped of result.droppedBlobs) {
+    if (!(await deps.metadata.isBlobReferenced(dropped))) await deps.blobs.delete(dropped);
+  }
+  const ready = await deps.metadata.setUploadStatus(session.id, 'ready', { fileId: result.node.id });
+  await announceChange(deps.cache, session.ownerId, await deps.metadata.latestChangeSeq(session.ownerId));
+  await audit(deps, req, 'file.upload', {
+    uploadId: session.id,
+    fileId: result.node.id,
+    revision: result.revision.revision,
+    size: blob.size,
+    deduplicated: true,
+  });
+  return ready;
+}

@@ -1,0 +1,177 @@
+/**
+ * Writing a request body into an upload's staging file: the heart of tus PATCH (and
+ * of creation-with-upload). Under the upload's lock, the body streams straight into
+ * the BlobStore (its awaited writes are the backpressure; memory stays flat), the new
+ * offset is recorded with a compare-and-set, and the last byte finishes the upload
+ * (state and outbox job in one commit) and nudges the outbox relay.
+ */
+import type { Request } from 'express';
+import { AppError } from '../../contract/errors.js';
+import type { UploadSession } from '../../core/ports/metadata-store.js';
+import type { AppDeps } from '../deps.js';
+import { kickOutboxRelay } from '../outbox-relay.js';
+import { contentLength } from './tus-headers.js';
+import { assertReceiving, processingJob, progressKey } from './session.js';
+import { lockUpload } from './upload-lock.js';
+
+/** How often the live byte count is written to the Cache while bytes flow. */
+export const PROGRESS_INTERVAL_MS = 250;
+const PROGRESS_TTL_MS = 10 * 60_000;
+
+export interface ReceiveResult {
+  session: UploadSession;
+  /** The client sent more than Upload-Length allows; only the allowed bytes were kept. */
+  overflow: boolean;
+}
+
+type Deps = Pick<AppDeps, 'metadata' | 'blobs' | 'cache' | 'clock' | 'logger'>;
+
+/**
+ * Appends `req`'s body at `offset` to `session` (owned by the caller). Throws
+ * `UPLOAD_LOCKED` (another request writes it), `OFFSET_MISMATCH` (the offset is not the
+ * stored one), `GONE`/`NOT_FOUND`/`CONFLICT` (the upload cannot take bytes). When the
+ * client goes away mid-body, what arrived is kept and recorded, so HEAD reports it and
+ * the client resumes from there.
+ */
+export async function receiveBytes(
+  deps: Deps,
+  session: UploadSession,
+  offset: number,
+  req: Request,
+): Promise<ReceiveResult> {
+  const lock = await lockUpload(deps.cache, session.id);
+  try {
+    // Re-read under the lock: another request may have moved the upload meanwhile.
+    let current = await reconcile(deps, await reload(deps, session));
+    assertReceiving(current, deps.clock.now());
+    if (offset !== current.offset) {
+      throw new AppError(
+        'OFFSET_MISMATCH',
+        `Upload-Offset is ${offset}; the upload has ${current.offset} bytes.`,
+        {
+          headers: { 'Upload-Offset': String(current.offset) },
+        },
+      );
+    }
+    const remaining = current.length - offset;
+    const declared = contentLength(req);
+    const progress = new ProgressWriter(deps, session.id, offset);
+    let overflow = declared !== undefined && declared > remaining;
+    const source = countBytes(req, (seen) => {
+      if (seen > remaining) overflow = true;
+      progress.update(Math.min(seen, remaining));
+    });
+    let written: number;
+    try {
+      written = await deps.blobs.appendStaging(session.id, offset, source, remaining);
+    } finally {
+      await progress.stop();
+    }
+    if (written > offset) {
+      const advanced = await deps.metadata.advanceUpload(session.id, offset, written);
+      if (!advanced) throw new AppError('CONFLICT', 'The upload changed while its bytes were written.');
+      current = advanced;
+    }
+    current = await finishIfComplete(deps, current);
+    return { session: current, overflow };
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Records the job and moves the upload to `processing` once every byte is in; kicks the relay. */
+export async function finishIfComplete(
+  deps: Pick<Deps, 'metadata' | 'cache'>,
+  session: UploadSession,
+): Promise<UploadSession> {
+  if (session.status !== 'receiving' || session.offset !== session.length) return session;
+  const finished = await deps.metadata.finishUpload(session.id, processingJob(session));
+  if (!finished) return (await deps.metadata.getUploadById(session.id)) ?? session;
+  await kickOutboxRelay(deps.cache);
+  return finished;
+}
+
+async function reload(deps: Deps, session: UploadSession): Promise<UploadSession> {
+  const fresh = await deps.metadata.getUpload(session.ownerId, session.id);
+  if (!fresh) throw new AppError('NOT_FOUND');
+  return fresh;
+}
+
+/**
+ * A request that died after its bytes were fsynced but before the offset was recorded
+ * (process crash) leaves the staging file longer than the stored offset. Those bytes
+ * are good: record them, so the client's next HEAD resumes after them.
+ */
+async function reconcile(deps: Deps, session: UploadSession): Promise<UploadSession> {
+  if (session.status !== 'receiving') return session;
+  const staged = (await deps.blobs.stagingSize(session.id)) ?? 0;
+  if (staged === session.offset) return session;
+  if (staged < session.offset || staged > session.length) {
+    throw new AppError('CONFLICT', `The staging file has ${staged} bytes; ${session.offset} were recorded.`);
+  }
+  deps.logger.warn(
+    { uploadId: session.id, recorded: session.offset, staged },
+    'recording bytes of a lost request',
+  );
+  const advanced = await deps.metadata.advanceUpload(session.id, session.offset, staged);
+  return advanced ?? reload(deps, session);
+}
+
+/**
+ * The request body as an async iterable that reports the bytes seen so far. It does
+ * not destroy the request when the consumer stops early (a body longer than the upload):
+ * the socket must stay usable so the 400 answer reaches the client.
+ */
+async function* countBytes(req: Request, onBytes: (seen: number) => void): AsyncGenerator<Uint8Array> {
+  let seen = 0;
+  for await (const chunk of req.iterator({ destroyOnReturn: false })) {
+    const bytes = chunk as Buffer;
+    seen += bytes.byteLength;
+    onBytes(seen);
+    yield bytes;
+  }
+}
+
+/** Writes `offset + received` to the Cache at most every `PROGRESS_INTERVAL_MS`; best effort. */
+class ProgressWriter {
+  private latest: number;
+  private written: number;
+  private lastWriteAt = 0;
+  private pending: Promise<void> | undefined;
+
+  constructor(
+    private readonly deps: Pick<Deps, 'cache'>,
+    private readonly uploadId: string,
+    private readonly base: number,
+  ) {
+    this.latest = base;
+    this.written = base;
+  }
+
+  update(received: number): void {
+    this.latest = this.base + received;
+    const now = Date.now();
+    if (this.pending || now - this.lastWriteAt < PROGRESS_INTERVAL_MS) return;
+    this.lastWriteAt = now;
+    this.pending = this.write().finally(() => {
+      this.pending = undefined;
+    });
+  }
+
+  /** Waits for a write in flight, then drops the key: the stored offset is the truth again. */
+  async stop(): Promise<void> {
+    await this.pending;
+    await this.deps.cache.del(progressKey(this.uploadId)).catch(() => undefined);
+  }
+
+  private async write(): Promise<void> {
+    if (this.latest === this.written) return;
+    const value = this.latest;
+    try {
+      await this.deps.cache.set(progressKey(this.uploadId), String(value), PROGRESS_TTL_MS);
+      this.written = value;
+    } catch {
+      // Progress is a courtesy; a Cache outage must not break the upload.
+    }
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * `file.upload`: turns a finished upload into a file revision. Payload `{ uploadId }`.
+ *
+ * Steps: hash the staging file → record the hash on the upload → verify the declared
+ * sha256 → sniff the media type → move the bytes into content-addressed storage →
+ * commit the revision (keyed by the upload id) → drop unreferenced old blobs → announce
+ * the change, audit, queue a transcode for videos → mark the upload `ready` → ack.
+ *
+ * Idempotent and crash-safe: a redelivery after a crash at any step ends with exactly
+ * one revision. Finished uploads (`ready`, `failed`, `cancelled`, `expired`) are acked
+ * at once; a staging file already moved is recovered through the recorded sha256
+ * (`commitStaging` and `commitFile` are both idempotent); `commitFile` with the same
+ * `sourceId` returns the first revision. The upload is marked `ready` last, so a crash
+ * before it repeats the (idempotent) steps after the commit instead of skipping them.
+ */
+import path from 'node:path';
+import { fileTypeFromStream } from 'file-type';
+import { AppError } from '../../contract/errors.js';
+import { announceChange } from '../../core/changes.js';
+import { PermanentJobError, type Job, type JobHandler } from '../../core/ports/job-queue.js';
+import type { UploadSession } from '../../core/ports/metadata-store.js';
+import type { WorkerDeps } from '../deps.js';
+
+/** Bytes file-type needs to recognise every format it knows. */
+const SNIFF_BYTES = 4100;
+
+/** Outcomes that end an upload for good; the error code is what `GET /uploads/:id` shows. */
+const FINAL_COMMIT_ERRORS = new Set([
+  'REVISION_CONFLICT',
+  'NAME_CONFLICT',
+  'CONFLICT',
+  'NOT_FOUND',
+  'QUOTA_EXCEEDED',
+]);
+
+export function fileUploadHandler(deps: WorkerDeps): JobHandler {
+  return async (job: Job) => {
+    const uploadId = job.payload.uploadId;
+    if (typeof uploadId !== 'string' || uploadId === '') {
+      throw new PermanentJobError(`file.upload job ${job.id} has no uploadId.`);
+    }
+    const upload = await deps.metadata.getUploadById(uploadId);
+    if (!upload) {
+      deps.logger.warn({ uploadId }, 'file.upload: no such upload; nothing to do');
+      return;
+    }
+    if (upload.status !== 'processing') {
+      // ready/failed/cancelled/expired: a redelivery of finished work. receiving: a stale job.
+      deps.logger.debug({ uploadId, status: upload.status }, 'file.upload: not processing; acked');
+      return;
+    }
+    await processUpload(deps, upload);
+  };
+}
+
+async function processUpload(deps: WorkerDeps, upload: UploadSession): Promise<void> {
+  const log = deps.logger.child({ uploadId: upload.id });
+  const content = await locateContent(deps, upload);
+  if (content.kind === 'missing') {
+    await fail(deps, upload, 'STAGING_MISSING', {});
+    return;
+  }
+  const { sha256, size } = content;
+  if (size !== upload.length) {
+    await fail(deps, upload, 'SIZE_MISMATCH', { expected: upload.length, received: size });
+    return;
+  }
+  if (upload.sha256 !== null && upload.sha256 !== sha256) {
+    // Nothing became visible; the bytes are not what the client promised.
+    await fail(deps, upload, 'CHECKSUM_MISMATCH', { declared: upload.sha256, computed: sha256 });
+    return;
+  }
+  if (content.kind === 'staged') {
+    // Recorded before the bytes move, so a redelivery after the move can still find them.
+    await deps.metadata.setUploadStatus(upload.id, 'processing', { sha256 });
+  }
+
+  const mediaType = await sniffMediaType(deps, upload, content.kind === 'staged', sha256, size);
+  if (content.kind === 'staged') await deps.blobs.commitStaging(upload.id, sha256);
+
+  let result;
+  try {
+    result = await deps.metadata.commitFile({
+      ownerId: upload.ownerId,
+      parentId: upload.parentId,
+      name: upload.name,
+      sha256,
+      size,
+      mtime: upload.mtime,
+      mediaType,
+      sourceId: upload.id,
+      baseRevision: upload.baseRevision ?? undefined,
+    });
+  } catch (err) {
+    if (err instanceof AppError && FINAL_COMMIT_ERRORS.has(err.code)) {
+      // The client learns it from GET /uploads/:id; nothing was overwritten.
+      await fail(deps, upload, err.code, { message: err.message });
+      await deleteIfUnreferenced(deps, sha256);
+      return;
+    }
+    throw err;
+  }
+
+  for (const dropped of result.droppedBlobs) await deleteIfUnreferenced(deps, dropped);
+  await announceChange(deps.cache, upload.ownerId, await deps.metadata.latestChangeSeq(upload.ownerId));
+  await deps.metadata.appendAudit({
+    userId: upload.ownerId,
+    action: 'file.upload',
+    ip: null,
+    userAgent: null,
+    details: {
+      uploadId: upload.id,
+      fileId: result.node.id,
+      revision: result.revision.revision,
+      size,
+      sha256,
+      mediaType,
+    },
+    createdAt: deps.clock.now(),
+  });
+  if (mediaType.startsWith('video/')) {
+    await deps.queue.publish({
+      queue: 'video.transcode',
+      payload: { ownerId: upload.ownerId, fileId: result.node.id, sha256 },
+      idempotencyKey: `transcode:${sha256}`,
+    });
+  }
+  await deps.metadata.setUploadStatus(upload.id, 'ready', { fileId: result.node.id, error: null });
+  log.info(
+    { fileId: result.node.id, revision: result.revision.revision, size, duplicate: result.duplicate },
+    'upload committed',
+  );
+}
+
+type Content = { kind: 'staged' | 'committed'; sha256: string; size: number } | { kind: 'missing' };
+
+/**
+ * The bytes are in staging (hash them), or — after a delivery that crashed past
+ * `commitStaging` — already in a blob named by the recorded sha256.
+ */
+async function locateContent(deps: WorkerDeps, upload: UploadSession): Promise<Content> {
+  if ((await deps.blobs.stagingSize(upload.id)) !== null) {
+    const { sha256, size } = await deps.blobs.hashStaging(upload.id);
+    return { kind: 'staged', sha256, size };
+  }
+  // Staging is removed only after a verified move (or by expiry/termination, which never
+  // touch a processing upload), so the recorded sha256 names the moved bytes.
+  if (upload.sha256 !== null) {
+    const blob = await deps.blobs.stat(upload.sha256);
+    if (blob) return { kind: 'committed', sha256: upload.sha256, size: blob.size };
+  }
+  // A delivery that crashed after commitFile: the revision it made names the content.
+  const node = await deps.metadata.findChild(upload.ownerId, upload.parentId, upload.name);
+  if (node?.kind === 'file') {
+    const revisions = await deps.metadata.listRevisions(upload.ownerId, node.id);
+    const mine = revisions.find((r) => r.sourceId === upload.id);
+    if (mine && (await deps.blobs.stat(mine.sha256)))
+      return { kind: 'committed', sha256: mine.sha256, size: mine.size };
+  }
+  return { kind: 'missing' };
+}
+
+/** The media type by content (file-type), else by extension, else application/octet-stream. */
+async function sniffMediaType(
+  deps: WorkerDeps,
+  upload: UploadSession,
+  staged: boolean,
+  sha256: string,
+  size: number,
+): Promise<string> {
+  if (size > 0) {
+    const range = { start: 0, end: Math.min(size, SNIFF_BYTES) - 1 };
+    const stream = staged ? deps.blobs.readStaging(upload.id, range) : await deps.blobs.read(sha256, range);
+    try {
+      const detected = await fileTypeFromStream(stream);
+      if (detected) return detected.mime;
+    } catch (err) {
+      deps.logger.debug({ err, uploadId: upload.id }, 'file.upload: type sniffing failed');
+    } finally {
+      stream.destroy();
+    }
+  }
+  return mediaTypeFromName(upload.name);
+}
+
+const BY_EXTENSION: Readonly<Record<string, string>> = {
+  '.txt': 'text/plain',
+  '.md': 'text/markdown',
+  '.csv': 'text/csv',
+  '.json': 'application/json',
+  '.html': 'text/html',
+  '.htm': 'text/html',
+  '.css': 'text/css',
+  '.js': 'text/javascript',
+  '.ts': 'text/plain',
+  '.xml': 'application/xml',
+  '.svg': 'image/svg+xml',
+  '.yaml': 'application/yaml',
+  '.yml': 'application/yaml',
+};
+
+/** Formats without magic bytes (text), by the name's extension. */
+export function mediaTypeFromName(name: string): string {
+  return BY_EXTENSION[path.extname(name).toLowerCase()] ?? 'application/octet-stream';
+}
+
+async function fail(
+  deps: WorkerDeps,
+  upload: UploadSession,
+  code: string,
+  details: Record<string, unknown>,
+): Promise<void> {
+  await deps.metadata.setUploadStatus(upload.id, 'failed', { error: code });
+  await deps.blobs.deleteStaging(upload.id);
+  await deps.metadata.appendAudit({
+    userId: upload.ownerId,
+    action: 'file.upload_failed',
+    ip: null,
+    userAgent: null,
+    details: { uploadId: upload.id, error: code, ...details },
+    createdAt: deps.clock.now(),
+  });
+  deps.logger.info({ uploadId: upload.id, error: code }, 'upload failed');
+}
+
+async function deleteIfUnreferenced(deps: WorkerDeps, sha256: string): Promise<void> {
+  if (!(await deps.metadata.isBlobReferenced(sha256))) await deps.blobs.delete(sha256);
+}
