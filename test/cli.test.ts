@@ -1,0 +1,206 @@
+/**
+ * End to end: the real `bin/aio` against a real `aio-server` in a temp dir.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { aio, lastJson } from './helpers/cli.js';
+import { startServer, stopAllProcesses, tempDir, type ServerProcess } from './helpers/processes.js';
+
+let server: ServerProcess;
+let dataDir: string;
+let configDir: string;
+let env: Record<string, string>;
+const PASSWORD = 'correct horse battery';
+
+function sha(buf: Buffer): string {
+  return createHash('sha256').update(buf).digest('hex');
+}
+
+async function filesUnder(dir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const visit = async (d: string, rel: string) => {
+    for (const e of await fs.readdir(d, { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await visit(path.join(d, e.name), r);
+      else out.set(r, sha(await fs.readFile(path.join(d, e.name))));
+    }
+  };
+  await visit(dir, '');
+  return out;
+}
+
+beforeAll(async () => {
+  dataDir = await tempDir('aio-cli-data-');
+  server = await startServer({ AIO_DATA_DIR: dataDir, AIO_BCRYPT_COST: '4', AIO_LOG_LEVEL: 'warn' });
+  configDir = await tempDir('aio-cli-config-');
+  env = { AIO_SERVER: server.url, AIO_CONFIG_DIR: configDir };
+  const reg = await aio(['register', '--email', 'ada@example.test', '--password-stdin'], {
+    env,
+    input: PASSWORD,
+  });
+  expect(reg.exitCode, reg.stderr).toBe(0);
+  const login = await aio(['login', '--email', 'ada@example.test', '--password-stdin'], {
+    env,
+    input: `${PASSWORD}\n`,
+  });
+  expect(login.exitCode, login.stderr).toBe(0);
+}, 60_000);
+
+afterAll(async () => {
+  await stopAllProcesses();
+});
+
+describe('aio against a real server', () => {
+  it('keeps the session in a 0600 file when no keychain answers and reports who is logged in', async () => {
+    const who = await aio(['whoami', '--json'], { env });
+    expect(who.exitCode, who.stderr).toBe(0);
+    expect(JSON.parse(who.stdout)).toMatchObject({ email: 'ada@example.test', storageUsed: 0 });
+    const stat = await fs.stat(path.join(configDir, 'credentials.json'));
+    expect(stat.mode & 0o777).toBe(0o600);
+    expect((await fs.stat(configDir)).mode & 0o777).toBe(0o700);
+    const creds = await fs.readFile(path.join(configDir, 'credentials.json'), 'utf8');
+    expect(creds).not.toContain(PASSWORD);
+  });
+
+  it('uploads a tree of 200 files with odd names, lists it and downloads it back byte for byte', async () => {
+    const src = await tempDir('aio-cli-src-');
+    const tree = path.join(src, 'tree');
+    const names = ['with space.txt', 'ünïcödé.md', 'emoji 🎉.bin', 'dash-and_underscore', '日本語.txt'];
+    for (let i = 0; i < 200; i++) {
+      const depth = i % 4;
+      const dir = path.join(tree, ...Array.from({ length: depth }, (_, d) => `level ${d} ✓`));
+      await fs.mkdir(dir, { recursive: true });
+      await fs.writeFile(path.join(dir, `${i} ${names[i % names.length]}`), randomBytes(100 + (i % 7) * 500));
+    }
+    const up = await aio(['upload', '-r', tree, '/backup', '--json'], { env });
+    expect(up.exitCode, up.stderr).toBe(0);
+    expect(lastJson<{ uploaded: number }>(up.stdout)).toMatchObject({ uploaded: 200, failed: [] });
+
+    const ls = await aio(['ls', '-R', '/backup', '--json'], { env });
+    expect(ls.exitCode, ls.stderr).toBe(0);
+    const entries = JSON.parse(ls.stdout) as Array<{ kind: string; path: string; sha256: string | null }>;
+    expect(entries.filter((e) => e.kind === 'file')).toHaveLength(200);
+
+    const dest = await tempDir('aio-cli-dest-');
+    const down = await aio(['download', '-r', '/backup/tree', path.join(dest, 'tree'), '--json'], { env });
+    expect(down.exitCode, down.stderr).toBe(0);
+    expect(await filesUnder(path.join(dest, 'tree'))).toEqual(await filesUnder(tree));
+    // Remote sha256 values match the local ones too.
+    const local = await filesUnder(tree);
+    for (const e of entries.filter((x) => x.kind === 'file')) {
+      expect(local.get(e.path.replace('/backup/tree/', ''))).toBe(e.sha256);
+    }
+  }, 120_000);
+
+  it('works in CI with AIO_TOKEN, no TTY and no keychain, writing nothing to the config dir', async () => {
+    const created = await aio(['token', 'create', '--name', 'ci', '--scopes', 'read,write', '--json'], {
+      env,
+    });
+    expect(created.exitCode, created.stderr).toBe(0);
+    const { token } = JSON.parse(created.stdout) as { token: string };
+    expect(token).toMatch(/^aio_/);
+
+    const ciConfig = await tempDir('aio-cli-ci-');
+    const ciEnv = { AIO_SERVER: server.url, AIO_CONFIG_DIR: ciConfig, AIO_TOKEN: token };
+    const work = await tempDir('aio-cli-work-');
+    const file = path.join(work, 'artifact.bin');
+    const bytes = randomBytes(300_000);
+    await fs.writeFile(file, bytes);
+
+    const up = await aio(['upload', file, '/ci/', '--json'], { env: ciEnv });
+    expect(up.exitCode, up.stderr).toBe(0);
+    const ls = await aio(['ls', '/ci', '--json'], { env: ciEnv });
+    expect(JSON.parse(ls.stdout)).toEqual([
+      expect.objectContaining({ name: 'artifact.bin', sha256: sha(bytes) }),
+    ]);
+    const out = path.join(work, 'back.bin');
+    const down = await aio(['download', '/ci/artifact.bin', out], { env: ciEnv });
+    expect(down.exitCode, down.stderr).toBe(0);
+    expect(sha(await fs.readFile(out))).toBe(sha(bytes));
+    expect(await fs.readdir(ciConfig)).toEqual([]);
+  }, 60_000);
+
+  it('skips bytes the server already has and never overwrites a different local file without --force', async () => {
+    const work = await tempDir('aio-cli-dedup-');
+    const file = path.join(work, 'same.bin');
+    await fs.writeFile(file, randomBytes(50_000));
+    const first = await aio(['upload', file, '/dedup/a.bin', '--json'], { env });
+    expect(first.exitCode, first.stderr).toBe(0);
+    const second = await aio(['upload', file, '/dedup/b.bin', '--json'], { env });
+    expect(second.exitCode, second.stderr).toBe(0);
+    expect(lastJson<{ bytesSent: number }>(second.stdout).bytesSent).toBe(0);
+
+    const other = path.join(work, 'other.bin');
+    await fs.writeFile(other, 'different');
+    const refused = await aio(['download', '/dedup/a.bin', other], { env });
+    expect(refused.exitCode).toBe(5);
+    expect(refused.stderr).toMatch(/--force/);
+    expect(await fs.readFile(other, 'utf8')).toBe('different');
+    const forced = await aio(['download', '/dedup/a.bin', other, '--force'], { env });
+    expect(forced.exitCode, forced.stderr).toBe(0);
+    expect(sha(await fs.readFile(other))).toBe(sha(await fs.readFile(file)));
+  }, 60_000);
+
+  it('plans with --dry-run without changing anything and refuses an emptied source', async () => {
+    const src = await tempDir('aio-cli-sync-');
+    for (let i = 0; i < 10; i++) await fs.writeFile(path.join(src, `f${i}.txt`), `v1 ${i}`);
+    const first = await aio(['sync', src, '/synced', '--json'], { env });
+    expect(first.exitCode, first.stderr).toBe(0);
+    expect(lastJson<{ uploaded: number }>(first.stdout).uploaded).toBe(10);
+
+    // Same size, different content: found by sha256.
+    await fs.writeFile(path.join(src, 'f3.txt'), 'v2 3');
+    await fs.rm(path.join(src, 'f9.txt'));
+    const dry = await aio(['sync', src, '/synced', '--dry-run', '--delete', '--json'], { env });
+    expect(dry.exitCode, dry.stderr).toBe(0);
+    const plan = JSON.parse(dry.stdout) as {
+      uploads: Array<{ path: string }>;
+      deletes: Array<{ path: string }>;
+    };
+    expect(plan.uploads.map((u) => u.path)).toEqual(['/synced/f3.txt']);
+    expect(plan.deletes.map((d) => d.path)).toEqual(['/synced/f9.txt']);
+    const still = await aio(['ls', '/synced', '--json'], { env });
+    expect((JSON.parse(still.stdout) as unknown[]).length).toBe(10);
+
+    // Deleting 8 of 10 exceeds the default 50% budget.
+    for (let i = 0; i < 8; i++) await fs.rm(path.join(src, `f${i}.txt`), { force: true });
+    const guarded = await aio(['sync', src, '/synced', '--delete'], { env });
+    expect(guarded.exitCode).toBe(5);
+    expect(guarded.stderr).toMatch(/Refusing to delete/);
+
+    const empty = await tempDir('aio-cli-empty-');
+    const refused = await aio(['sync', empty, '/synced', '--delete'], { env });
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toMatch(/empty/);
+    expect((JSON.parse((await aio(['ls', '/synced', '--json'], { env })).stdout) as unknown[]).length).toBe(
+      10,
+    );
+  }, 60_000);
+
+  it('ends with the documented exit codes for real failures', async () => {
+    const badLogin = await aio(['login', '--email', 'ada@example.test', '--password-stdin'], {
+      env: { ...env, AIO_CONFIG_DIR: await tempDir('aio-cli-bad-') },
+      input: 'wrong password!',
+    });
+    expect(badLogin.exitCode).toBe(3);
+
+    const missing = await aio(['ls', '/no/such/folder'], { env });
+    expect(missing.exitCode).toBe(4);
+    expect(missing.stderr).toMatch(/error:/);
+
+    await aio(['mkdir', '/taken'], { env });
+    const conflict = await aio(['mkdir', '/taken'], { env });
+    expect(conflict.exitCode).toBe(5);
+
+    const down = await aio(['ls'], {
+      env: { ...env, AIO_SERVER: 'http://127.0.0.1:9', AIO_TOKEN: 'aio_unused-because-nothing-answers' },
+    });
+    expect(down.exitCode).toBe(6);
+    expect(down.stderr).toMatch(/Cannot reach http:\/\/127\.0\.0\.1:9/);
+
+    const usage = await aio(['upload', 'only-one-arg'], { env });
+    expect(usage.exitCode).toBe(2);
+  }, 60_000);
+});

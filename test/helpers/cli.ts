@@ -1,0 +1,51 @@
+/**
+ * Runs the real `bin/aio` (built into dist/) with execa, with no TTY and a scrubbed
+ * environment: only what the test passes (server, config dir, token) reaches it.
+ */
+import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { ROOT } from './processes.js';
+
+export interface CliResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+const SCRUBBED = /^(AIO_|MONGODB_URI$|AMQP_URL$|REDIS_URL$)/;
+
+function baseEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !SCRUBBED.test(k)) env[k] = v;
+  return env;
+}
+
+export interface CliOptions {
+  env?: Record<string, string>;
+  input?: string;
+  cwd?: string;
+  timeoutMs?: number;
+}
+
+/** Starts `aio args…`; await it for the result (never rejects on a non-zero exit). */
+export function aioProcess(args: string[], options: CliOptions = {}): ResultPromise {
+  return execa(process.execPath, [path.join(ROOT, 'bin', 'aio'), ...args], {
+    env: { AIO_NO_KEYRING: '1', ...baseEnv(), ...options.env },
+    extendEnv: false,
+    input: options.input ?? '',
+    cwd: options.cwd ?? ROOT,
+    reject: false,
+    timeout: options.timeoutMs ?? 120_000,
+  });
+}
+
+export async function aio(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  const r = await aioProcess(args, options);
+  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+/** Parses `--json` output: one document, or the last line of an NDJSON stream. */
+export function lastJson<T>(stdout: string): T {
+  const lines = stdout.trim().split('\n').filter(Boolean);
+  return JSON.parse(lines[lines.length - 1] as string) as T;
+}
