@@ -21,8 +21,14 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['**/core/adapters/**', '**/core/adapters'], message: 'cli/ and daemon/ may not import core/adapters (use contract/ and core/domain).' },
-            { group: ['**/server/**', '**/worker/**'], message: 'cli/ and daemon/ may not import server/ or worker/.' },
+            {
+              group: ['**/core/adapters/**', '**/core/adapters'],
+              message: 'cli/ and daemon/ may not import core/adapters (use contract/ and core/domain).',
+            },
+            {
+              group: ['**/server/**', '**/worker/**'],
+              message: 'cli/ and daemon/ may not import server/ or worker/.',
+            },
           ],
         },
       ],

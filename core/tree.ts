@@ -24,7 +24,11 @@ export async function resolvePath(
 }
 
 /** The folder id at `path` (`null` for the root); `NotFoundError` / `CONFLICT` when it is a file. */
-export async function resolveFolderId(metadata: MetadataStore, ownerId: string, path: string): Promise<string | null> {
+export async function resolveFolderId(
+  metadata: MetadataStore,
+  ownerId: string,
+  path: string,
+): Promise<string | null> {
   const node = await resolvePath(metadata, ownerId, path);
   if (node && node.kind !== 'folder') throw new AppError('CONFLICT', `Not a folder: ${path}`);
   return node?.id ?? null;

@@ -21,7 +21,8 @@ export function redactUrl(url: string): string {
     .replace(/^\/api\/v1\/dl\/[^/]+/, '/api/v1/dl/[redacted]');
   if (query === undefined) return safePath;
   const params = new URLSearchParams(query);
-  for (const key of ['sig', 'token', 'signature', 'password']) if (params.has(key)) params.set(key, 'redacted');
+  for (const key of ['sig', 'token', 'signature', 'password'])
+    if (params.has(key)) params.set(key, 'redacted');
   return `${safePath}?${params.toString()}`;
 }
 
@@ -56,7 +57,9 @@ export function createApp(deps: AppDeps): AppHandle {
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
-      autoLogging: { ignore: (req) => req.url === '/metrics' || (req.url ?? '').startsWith('/api/v1/health') },
+      autoLogging: {
+        ignore: (req) => req.url === '/metrics' || (req.url ?? '').startsWith('/api/v1/health'),
+      },
     }),
   );
 
@@ -72,14 +75,22 @@ export function createApp(deps: AppDeps): AppHandle {
     helmet({
       contentSecurityPolicy: {
         useDefaults: false,
-        directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], baseUri: ["'none'"], formAction: ["'self'"] },
+        directives: {
+          defaultSrc: ["'none'"],
+          frameAncestors: ["'none'"],
+          baseUri: ["'none'"],
+          formAction: ["'self'"],
+        },
       },
       referrerPolicy: { policy: 'no-referrer' },
     }),
   );
   app.use(express.json({ limit: '1mb', strict: true }));
 
-  app.use('/api/v1/health', healthRoutes(deps, () => draining));
+  app.use(
+    '/api/v1/health',
+    healthRoutes(deps, () => draining),
+  );
   app.get('/metrics', async (_req, res) => {
     res.setHeader('Content-Type', deps.metrics.registry.contentType);
     res.send(await deps.metrics.registry.metrics());

@@ -26,7 +26,12 @@ export interface BlobStore {
    * promise resolves. Returns the new size. When the source errors or ends early, what
    * arrived is kept (fsynced) and the new size returned.
    */
-  appendStaging(id: string, offset: number, source: AsyncIterable<Uint8Array>, maxBytes: number): Promise<number>;
+  appendStaging(
+    id: string,
+    offset: number,
+    source: AsyncIterable<Uint8Array>,
+    maxBytes: number,
+  ): Promise<number>;
   /** Streams a staging file (for hashing and type sniffing). */
   readStaging(id: string, range?: ByteRange): Readable;
   /** sha256 hex of the staging file, streamed. */

@@ -361,7 +361,12 @@ export interface MetadataStore {
   /** The owner's newest seq (0 when none). */
   latestChangeSeq(ownerId: string): Promise<number>;
   /** Appends a change that is not a tree mutation (e.g. a notification). */
-  appendChange(ownerId: string, kind: ChangeKind, nodeId: string | null, data: Record<string, unknown>): Promise<Change>;
+  appendChange(
+    ownerId: string,
+    kind: ChangeKind,
+    nodeId: string | null,
+    data: Record<string, unknown>,
+  ): Promise<Change>;
 
   // uploads and outbox
   createUpload(input: NewUploadSession): Promise<UploadSession>;

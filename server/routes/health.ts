@@ -16,7 +16,10 @@ async function probe(ping: () => Promise<void>): Promise<ComponentStatus & { lat
     await Promise.race([
       ping(),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${PING_TIMEOUT_MS} ms`)), PING_TIMEOUT_MS);
+        timer = setTimeout(
+          () => reject(new Error(`no answer within ${PING_TIMEOUT_MS} ms`)),
+          PING_TIMEOUT_MS,
+        );
       }),
     ]);
     return { status: 'up', latencyMs: Math.round(performance.now() - started) };

@@ -33,9 +33,11 @@ export function migrate(db: SqliteDatabase, component: string, migrations: reado
     'CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT NOT NULL, version INTEGER NOT NULL, applied_at INTEGER NOT NULL, PRIMARY KEY (component, version))',
   );
   const current =
-    (db.prepare('SELECT MAX(version) AS v FROM schema_migrations WHERE component = ?').get(component) as {
-      v: number | null;
-    }).v ?? 0;
+    (
+      db.prepare('SELECT MAX(version) AS v FROM schema_migrations WHERE component = ?').get(component) as {
+        v: number | null;
+      }
+    ).v ?? 0;
   for (let version = current + 1; version <= migrations.length; version++) {
     const sql = migrations[version - 1] as string;
     db.transaction(() => {
