@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { ApiClient } from '../contract/client.js';
 import { AppError } from '../contract/errors.js';
-import { createUpload, sendFrom, uploadOffset } from '../contract/tus-client.js';
+import { createUpload, sendFrom, uploadOffset, type UploadTarget } from '../contract/tus-client.js';
 import { sha256File } from '../core/domain/hash.js';
 import { ensurePrivateDir, readJsonFile, writeFileAtomic } from './paths.js';
 
@@ -25,6 +25,7 @@ interface ResumeRecord {
 export interface UploadOutcome {
   local: string;
   remote: string;
+  uploadId: string;
   size: number;
   sha256: string;
   /** `uploaded`, `deduplicated` (server had the bytes), or `resumed` (continued an earlier upload). */
@@ -50,7 +51,15 @@ export interface UploadFileOptions {
   onProgress?: (sent: number, size: number) => void;
   /** Attempts to resume after a broken connection. */
   retries?: number;
+  /**
+   * `false` when the caller asked the server (`/uploads/known`) and it lacks this content:
+   * a small file then travels with its creation request (one round trip).
+   */
+  serverHas?: boolean;
 }
+
+/** Files up to this size are read whole and sent with the creation request when new. */
+export const SMALL_FILE = 1024 * 1024;
 
 function recordPath(configDir: string, account: string, local: string, remote: string): string {
   const key = createHash('sha256')
@@ -85,20 +94,27 @@ export async function uploadFile(options: UploadFileOptions): Promise<UploadOutc
       offset = serverOffset;
       how = 'resumed';
     }
+  } else if (stat.size <= SMALL_FILE && options.serverHas === false) {
+    // What is hashed is exactly what is sent: one read, one request.
+    const body = await fs.readFile(options.local);
+    sha256 = createHash('sha256').update(body).digest('hex');
+    const created = await createUpload(client, target(options, body.length, sha256, stat.mtimeMs), body);
+    const id = created.url.split('/').pop() as string;
+    return finish(options, {
+      id,
+      size: body.length,
+      sha256,
+      how: created.status === 'ready' ? 'deduplicated' : 'uploaded',
+      ready: created.status === 'ready',
+      bytesSent: body.length,
+    });
   } else {
     sha256 = (await sha256File(options.local)).sha256;
     options.onHashed?.(stat.size);
   }
 
   if (!url) {
-    const created = await createUpload(client, {
-      path: options.remote,
-      size: stat.size,
-      sha256,
-      mtimeMs: stat.mtimeMs,
-      baseRevision: options.baseRevision,
-      priority: options.priority,
-    });
+    const created = await createUpload(client, target(options, stat.size, sha256, stat.mtimeMs));
     url = created.url;
     offset = created.offset;
     status = created.status;
@@ -146,23 +162,54 @@ export async function uploadFile(options: UploadFileOptions): Promise<UploadOutc
   options.onProgress?.(stat.size, stat.size);
   if (recordFile) await fs.rm(recordFile, { force: true });
 
-  const id = url.split('/').pop() as string;
+  return finish(options, {
+    id: url.split('/').pop() as string,
+    size: stat.size,
+    sha256,
+    how,
+    ready: status === 'ready',
+    bytesSent: stat.size - startOffset,
+  });
+}
+
+function target(options: UploadFileOptions, size: number, sha256: string, mtimeMs: number): UploadTarget {
+  return {
+    path: options.remote,
+    size,
+    sha256,
+    mtimeMs,
+    baseRevision: options.baseRevision,
+    priority: options.priority,
+  };
+}
+
+async function finish(
+  options: UploadFileOptions,
+  sent: {
+    id: string;
+    size: number;
+    sha256: string;
+    how: UploadOutcome['how'];
+    ready: boolean;
+    bytesSent: number;
+  },
+): Promise<UploadOutcome> {
   let fileId: string | null = null;
-  let final: UploadOutcome['status'] = status === 'ready' ? 'ready' : 'pending';
+  let ready = sent.ready;
   if (options.wait) {
-    const done = await waitForUpload(client, id);
-    fileId = done.fileId;
-    final = 'ready';
+    fileId = (await waitForUpload(options.client, sent.id)).fileId;
+    ready = true;
   }
   return {
     local: options.local,
     remote: options.remote,
-    size: stat.size,
-    sha256,
-    how,
-    status: final,
+    uploadId: sent.id,
+    size: sent.size,
+    sha256: sent.sha256,
+    how: sent.how,
+    status: ready ? 'ready' : 'pending',
     fileId,
-    bytesSent: stat.size - startOffset,
+    bytesSent: sent.bytesSent,
   };
 }
 
@@ -179,13 +226,17 @@ export async function waitForUpload(
   timeoutMs = 10 * 60_000,
 ): Promise<UploadView> {
   const deadline = Date.now() + timeoutMs;
-  let delay = 50;
   for (;;) {
-    const view = await client.get<UploadView>(`/api/v1/uploads/${encodeURIComponent(id)}`);
+    // The server holds the request until the upload is final (or 25 s passed).
+    const view = await client.get<UploadView>(`/api/v1/uploads/${encodeURIComponent(id)}`, {
+      searchParams: { wait: 25 },
+      timeoutMs: 40_000,
+    });
     if (view.status === 'ready') return view;
     if (view.status === 'failed') {
-      if (view.error === 'CHECKSUM_MISMATCH')
+      if (view.error === 'CHECKSUM_MISMATCH') {
         throw new AppError('CHECKSUM_MISMATCH', 'The server received different bytes than were sent.');
+      }
       if (view.error === 'REVISION_CONFLICT') throw new AppError('REVISION_CONFLICT');
       throw new AppError(
         'INTERNAL',
@@ -197,7 +248,5 @@ export async function waitForUpload(
     }
     if (Date.now() > deadline)
       throw new AppError('SERVICE_UNAVAILABLE', 'The server did not finish the file in time.');
-    await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(delay * 2, 1000);
   }
 }

@@ -21,6 +21,8 @@ export const anonymous: TokenProvider = {
 
 export interface RequestOptions {
   json?: unknown;
+  /** Raw request body (instead of `json`). */
+  body?: Buffer;
   searchParams?: Record<string, string | number | boolean | undefined>;
   headers?: Record<string, string>;
   /** Send the Authorization header (default true). */
@@ -113,6 +115,7 @@ export class ApiClient {
           headers,
           searchParams,
           json: options.json,
+          body: options.body,
           responseType: 'buffer',
           timeout: { request: options.timeoutMs ?? 60_000 },
         });

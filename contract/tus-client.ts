@@ -43,9 +43,19 @@ function header(headers: Record<string, string | string[] | undefined>, name: st
   return Array.isArray(v) ? v[0] : v;
 }
 
-export async function createUpload(client: ApiClient, target: UploadTarget): Promise<CreatedUpload> {
+/**
+ * Creates the upload. With `body` (small files) the bytes travel in the same request
+ * (tus creation-with-upload), so a small file costs one round trip.
+ */
+export async function createUpload(
+  client: ApiClient,
+  target: UploadTarget,
+  body?: Buffer,
+): Promise<CreatedUpload> {
   const res = await client.raw('POST', '/api/v1/uploads', {
+    body,
     headers: {
+      ...(body ? { 'content-type': 'application/offset+octet-stream' } : {}),
       'tus-resumable': TUS_VERSION,
       'upload-length': String(target.size),
       'upload-metadata': encodeMetadata({

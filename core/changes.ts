@@ -18,3 +18,16 @@ export async function announceChange(cache: Cache, ownerId: string, seq: number)
     // Long-polls fall back to re-reading the store periodically.
   }
 }
+
+export function uploadChannel(uploadId: string): string {
+  return `upload:${uploadId}`;
+}
+
+/** Tells waiters (GET /uploads/:id?wait=N) that an upload reached a final status. Best effort. */
+export async function announceUpload(cache: Cache, uploadId: string, status: string): Promise<void> {
+  try {
+    await cache.publish(uploadChannel(uploadId), status);
+  } catch {
+    // Waiters re-check on their own.
+  }
+}

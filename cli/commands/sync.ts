@@ -14,7 +14,7 @@ import { walkLocal, type LocalFile } from '../local-walk.js';
 import { formatBytes } from '../output.js';
 import { runPool } from '../pool.js';
 import { createProgress } from '../progress.js';
-import { uploadFile } from '../upload-file.js';
+import { uploadBatch } from '../batch-upload.js';
 import { listAll, remotePath, remoteStat } from './remote.js';
 import { joinRemote } from './upload.js';
 
@@ -26,7 +26,7 @@ export interface SyncFlags {
 }
 
 type Action =
-  | { op: 'upload'; local: LocalFile; remote: string; reason: 'new' | 'changed' }
+  | { op: 'upload'; local: LocalFile; remote: string; reason: 'new' | 'changed'; sha256: string }
   | { op: 'delete'; remote: string; kind: 'file' | 'folder' };
 
 /** `N` files or `P%` of the remote files; default 50%. */
@@ -101,9 +101,21 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
     }
     const existing = remoteFiles.get(file.relative);
     if (!existing || existing.kind !== 'file') {
-      actions.push({ op: 'upload', local: file, remote: joinRemote(root, file.relative), reason: 'new' });
+      actions.push({
+        op: 'upload',
+        local: file,
+        remote: joinRemote(root, file.relative),
+        reason: 'new',
+        sha256: r.value.sha256,
+      });
     } else if (existing.sha256 !== r.value.sha256) {
-      actions.push({ op: 'upload', local: file, remote: joinRemote(root, file.relative), reason: 'changed' });
+      actions.push({
+        op: 'upload',
+        local: file,
+        remote: joinRemote(root, file.relative),
+        reason: 'changed',
+        sha256: r.value.sha256,
+      });
     }
   });
 
@@ -154,32 +166,29 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
   }
 
   const progress = await createProgress(ctx.out);
-  const account = `${ctx.profileName}@${ctx.server}`;
-  const results = await runPool(actions, transfers, async (action) => {
-    if (action.op === 'delete') {
-      await ctx.client.post('/api/v1/fs/delete', { path: action.remote });
-      ctx.out.event({ event: 'deleted', path: action.remote }, `deleted ${action.remote}`);
-      return;
-    }
-    const bar = progress.bar(action.remote, action.local.size);
-    try {
-      const outcome = await uploadFile({
-        client: ctx.client,
-        configDir: ctx.envToken ? null : ctx.configDir,
-        account,
-        local: action.local.absolute,
-        remote: action.remote,
-        wait: true,
-        priority: 'bulk',
-        onProgress: (n) => bar.update(n),
-      });
-      ctx.out.event({ event: 'uploaded', ...outcome }, null);
-    } finally {
-      bar.stop();
-    }
+  const uploads = actions.filter((a): a is Extract<Action, { op: 'upload' }> => a.op === 'upload');
+  const deletes = actions.filter((a): a is Extract<Action, { op: 'delete' }> => a.op === 'delete');
+  const uploaded = await uploadBatch(
+    uploads.map((a) => ({ local: a.local.absolute, remote: a.remote, size: a.local.size, sha256: a.sha256 })),
+    {
+      client: ctx.client,
+      configDir: ctx.envToken ? null : ctx.configDir,
+      account: `${ctx.profileName}@${ctx.server}`,
+      transfers,
+      wait: true,
+      priority: 'bulk',
+      progress,
+      onUploaded: (outcome) => ctx.out.event({ event: 'uploaded', ...outcome }, null),
+    },
+  );
+  const removed = await runPool(deletes, transfers, async (action) => {
+    await ctx.client.post('/api/v1/fs/delete', { path: action.remote });
+    ctx.out.event({ event: 'deleted', path: action.remote }, `deleted ${action.remote}`);
   });
+  const results = [...uploaded, ...removed];
+  const ordered = [...uploads, ...deletes];
   progress.stop();
-  const failed = results.flatMap((r, i) => (r.ok ? [] : [{ action: actions[i] as Action, error: r.error }]));
+  const failed = results.flatMap((r, i) => (r.ok ? [] : [{ action: ordered[i] as Action, error: r.error }]));
   for (const f of failed) ctx.out.error(`${f.action.remote}: ${(f.error as Error).message}`);
   const summary = {
     event: 'summary',

@@ -10,9 +10,9 @@ import { AppError, EXIT, exitCodeOf } from '../../contract/errors.js';
 import { requireLogin, type CliContext } from '../context.js';
 import { walkLocal } from '../local-walk.js';
 import { formatBytes } from '../output.js';
-import { runPool } from '../pool.js';
 import { createProgress } from '../progress.js';
-import { uploadFile, type UploadOutcome } from '../upload-file.js';
+import { uploadBatch } from '../batch-upload.js';
+import type { UploadOutcome } from '../upload-file.js';
 import { remoteStat } from './remote.js';
 
 export interface UploadFlags {
@@ -83,24 +83,14 @@ export async function upload(ctx: CliContext, args: string[], flags: UploadFlags
   for (const s of skipped) ctx.out.warn(`skipped ${s.path} (${s.reason})`);
 
   const progress = await createProgress(ctx.out);
-  const account = `${ctx.profileName}@${ctx.server}`;
-  const results = await runPool(plan, transfers, async (item) => {
-    const bar = progress.bar(item.remote, item.size);
-    try {
-      const outcome = await uploadFile({
-        client: ctx.client,
-        configDir: ctx.envToken ? null : ctx.configDir,
-        account,
-        local: item.local,
-        remote: item.remote,
-        wait: flags.wait !== false,
-        onProgress: (sent) => bar.update(sent),
-      });
-      ctx.out.event({ event: 'uploaded', ...outcome }, null);
-      return outcome;
-    } finally {
-      bar.stop();
-    }
+  const results = await uploadBatch(plan, {
+    client: ctx.client,
+    configDir: ctx.envToken ? null : ctx.configDir,
+    account: `${ctx.profileName}@${ctx.server}`,
+    transfers,
+    wait: flags.wait !== false,
+    progress,
+    onUploaded: (outcome) => ctx.out.event({ event: 'uploaded', ...outcome }, null),
   });
   progress.stop();
 

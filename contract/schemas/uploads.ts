@@ -77,3 +77,12 @@ export const uploadInfoSchema = z.object({
   expiresAt: timestampSchema,
 });
 export type UploadInfo = z.infer<typeof uploadInfoSchema>;
+
+/** `POST /api/v1/uploads/known`: which of these sha256 the caller already stores (≤ 1000). */
+export const knownBodySchema = z.strictObject({
+  sha256: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(1000),
+});
+export type KnownBody = z.infer<typeof knownBodySchema>;
+export interface KnownResponse {
+  known: string[];
+}

@@ -5,8 +5,9 @@
  * at most that much latency, never a change.
  */
 import { changesChannel } from '../../core/changes.js';
-import type { Cache, Unsubscribe } from '../../core/ports/cache.js';
+import type { Cache } from '../../core/ports/cache.js';
 import type { Change, MetadataStore } from '../../core/ports/metadata-store.js';
+import { waitOnChannel } from '../long-poll.js';
 
 export interface ReadChangesOptions {
   ownerId: string;
@@ -27,44 +28,12 @@ export async function readChanges(
   options: ReadChangesOptions,
 ): Promise<Change[]> {
   const { metadata, cache } = deps;
-  const { ownerId, cursor, limit, signal } = options;
-  const first = await metadata.listChanges(ownerId, cursor, limit);
-  if (first.length > 0 || options.waitMs <= 0 || signal?.aborted) return first;
-
-  const deadline = Date.now() + options.waitMs;
-  const fallbackMs = options.fallbackMs ?? 1000;
-  let nudged = false;
-  let wake: () => void = () => undefined;
-  let unsubscribe: Unsubscribe | null = null;
-  try {
-    unsubscribe = await cache.subscribe(changesChannel(ownerId), () => {
-      nudged = true;
-      wake();
-    });
-  } catch {
-    // Cache down: the periodic re-read below still finds every change.
-  }
-  try {
-    for (;;) {
-      nudged = false;
-      const changes = await metadata.listChanges(ownerId, cursor, limit);
-      if (changes.length > 0 || signal?.aborted) return changes;
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) return changes;
-      if (nudged) continue; // a message arrived while reading: read again at once
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, Math.min(remaining, fallbackMs));
-        function done(): void {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', done);
-          wake = () => undefined;
-          resolve();
-        }
-        wake = done;
-        signal?.addEventListener('abort', done, { once: true });
-      });
-    }
-  } finally {
-    await unsubscribe?.().catch(() => undefined);
-  }
+  const { ownerId, cursor, limit } = options;
+  return waitOnChannel(
+    cache,
+    changesChannel(ownerId),
+    () => metadata.listChanges(ownerId, cursor, limit),
+    (changes) => changes.length > 0,
+    { waitMs: options.waitMs, fallbackMs: options.fallbackMs, signal: options.signal },
+  );
 }

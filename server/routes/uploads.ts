@@ -6,11 +6,13 @@
  */
 import { Router, type Request, type Response } from 'express';
 import { AppError } from '../../contract/errors.js';
-import { UPLOAD_STATUS_HEADER, type UploadInfo } from '../../contract/schemas/uploads.js';
+import { UPLOAD_STATUS_HEADER, knownBodySchema, type UploadInfo } from '../../contract/schemas/uploads.js';
 import type { UploadSession } from '../../core/ports/metadata-store.js';
+import { uploadChannel } from '../../core/changes.js';
 import { pathOf } from '../../core/tree.js';
 import { audit } from '../audit.js';
 import type { AppDeps } from '../deps.js';
+import { waitOnChannel } from '../long-poll.js';
 import { authenticate, authOf, requireScope } from '../middleware/authenticate.js';
 import { createUpload } from '../uploads/create-upload.js';
 import { finishIfComplete, receiveBytes } from '../uploads/receive-bytes.js';
@@ -36,6 +38,19 @@ import { lockUpload } from '../uploads/upload-lock.js';
 
 export function uploadRoutes(deps: AppDeps): Router {
   const router = Router();
+
+  // Not tus: which of these contents does the caller already store? Lets a client send
+  // small new files in one request (creation-with-upload) and known ones with no bytes.
+  router.post('/known', authenticate(deps), requireScope('write'), async (req, res) => {
+    const { sha256 } = knownBodySchema.parse(req.body);
+    const owner = authOf(req).user.id;
+    const known: string[] = [];
+    for (const hash of new Set(sha256)) {
+      if (await deps.metadata.findFileBySha256(owner, hash)) known.push(hash);
+    }
+    res.json({ known });
+  });
+
   router.use(tusProtocol());
   router.options(['/', '/:id'], tusOptions(deps.config.maxUploadSize));
   router.use(authenticate(deps), requireScope('write'));
@@ -134,8 +149,20 @@ export function uploadRoutes(deps: AppDeps): Router {
     res.status(204).end();
   });
 
+  // `?wait=N` (seconds, ≤ 30): answer once the upload reached a final status (ready,
+  // failed, …) or after N seconds, so clients need not poll while the worker runs.
   router.get('/:id', async (req, res) => {
-    const session = await load(req);
+    const first = await load(req);
+    const waitMs = waitSeconds(req.query.wait) * 1000;
+    const controller = new AbortController();
+    res.on('close', () => controller.abort());
+    const session = await waitOnChannel(
+      deps.cache,
+      uploadChannel(first.id),
+      async () => (await deps.metadata.getUpload(first.ownerId, first.id)) ?? first,
+      (s) => s.status !== 'processing' && s.status !== 'receiving',
+      { waitMs, fallbackMs: 500, signal: controller.signal },
+    );
     res.setHeader('Cache-Control', 'no-store');
     res.json(await uploadInfo(deps, session));
   });
@@ -158,6 +185,15 @@ function overflowError(res: Response, session: UploadSession): AppError {
       headers: { 'Upload-Offset': String(session.offset) },
     },
   );
+}
+
+function waitSeconds(raw: unknown): number {
+  if (raw === undefined) return 0;
+  const n = Number(raw);
+  if (typeof raw !== 'string' || !Number.isFinite(n) || n < 0 || n > 30) {
+    throw new AppError('VALIDATION_FAILED', 'wait must be a number of seconds from 0 to 30.');
+  }
+  return n;
 }
 
 /** An empty body: creates the staging file of an empty upload. */

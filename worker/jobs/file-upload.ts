@@ -16,7 +16,7 @@
 import path from 'node:path';
 import { fileTypeFromStream } from 'file-type';
 import { AppError } from '../../contract/errors.js';
-import { announceChange } from '../../core/changes.js';
+import { announceChange, announceUpload } from '../../core/changes.js';
 import { PermanentJobError, type Job, type JobHandler } from '../../core/ports/job-queue.js';
 import type { UploadSession } from '../../core/ports/metadata-store.js';
 import type { WorkerDeps } from '../deps.js';
@@ -126,6 +126,7 @@ async function processUpload(deps: WorkerDeps, upload: UploadSession): Promise<v
     });
   }
   await deps.metadata.setUploadStatus(upload.id, 'ready', { fileId: result.node.id, error: null });
+  await announceUpload(deps.cache, upload.id, 'ready');
   log.info(
     { fileId: result.node.id, revision: result.revision.revision, size, duplicate: result.duplicate },
     'upload committed',
@@ -211,6 +212,7 @@ async function fail(
   details: Record<string, unknown>,
 ): Promise<void> {
   await deps.metadata.setUploadStatus(upload.id, 'failed', { error: code });
+  await announceUpload(deps.cache, upload.id, 'failed');
   await deps.blobs.deleteStaging(upload.id);
   await deps.metadata.appendAudit({
     userId: upload.ownerId,
