@@ -9,7 +9,8 @@ import type { KnownResponse } from '../contract/schemas/uploads.js';
 import { sha256File } from '../core/domain/hash.js';
 import { runPool } from './pool.js';
 import type { Progress } from './progress.js';
-import { SMALL_FILE, uploadFile, waitForUpload, type UploadOutcome } from './upload-file.js';
+import { waitForUpload } from '../contract/tus-client.js';
+import { SMALL_FILE, uploadFile, type UploadOutcome } from './upload-file.js';
 
 export interface BatchItem {
   local: string;

@@ -7,6 +7,7 @@ import { Argument, Command, CommanderError, Option } from 'commander';
 import { AppError, EXIT, exitCodeOf } from '../contract/errors.js';
 import * as auth from './commands/auth.js';
 import { completion } from './commands/completion.js';
+import { registerSyncCommands } from './commands/daemon.js';
 import * as token from './commands/token.js';
 import { download, type DownloadFlags } from './commands/download.js';
 import * as remote from './commands/remote.js';
@@ -169,6 +170,7 @@ export function buildProgram(run: (fn: (ctx: CliContext) => Promise<void>) => Pr
       process.stdout.write(completion(shell, program));
     });
 
+  registerSyncCommands(program, run);
   program.addOption(new Option('--debug', 'print stack traces').hideHelp());
   return program;
 }

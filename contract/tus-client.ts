@@ -138,3 +138,42 @@ export async function sendFrom(
     body.destroy();
   }
 }
+
+/** The upload's state as `GET /api/v1/uploads/:id` reports it (the fields clients use). */
+export interface UploadView {
+  status: string;
+  fileId: string | null;
+  error: string | null;
+}
+
+/** Waits (server-side long-poll) until the worker committed the upload; a failed upload throws with the server's reason. */
+export async function waitForUpload(
+  client: ApiClient,
+  id: string,
+  timeoutMs = 10 * 60_000,
+): Promise<UploadView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    // The server holds the request until the upload is final (or 25 s passed).
+    const view = await client.get<UploadView>(`/api/v1/uploads/${encodeURIComponent(id)}`, {
+      searchParams: { wait: 25 },
+      timeoutMs: 40_000,
+    });
+    if (view.status === 'ready') return view;
+    if (view.status === 'failed') {
+      if (view.error === 'CHECKSUM_MISMATCH') {
+        throw new AppError('CHECKSUM_MISMATCH', 'The server received different bytes than were sent.');
+      }
+      if (view.error === 'REVISION_CONFLICT') throw new AppError('REVISION_CONFLICT');
+      throw new AppError(
+        'INTERNAL',
+        `The server could not store the file: ${view.error ?? 'unknown reason'}.`,
+      );
+    }
+    if (view.status !== 'processing' && view.status !== 'receiving') {
+      throw new AppError('GONE', `The upload ended as ${view.status}.`);
+    }
+    if (Date.now() > deadline)
+      throw new AppError('SERVICE_UNAVAILABLE', 'The server did not finish the file in time.');
+  }
+}

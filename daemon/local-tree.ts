@@ -1,0 +1,103 @@
+/**
+ * Reads the local side of a watched folder: regular files and folders only, by
+ * `/`-separated relative path. Symbolic links and special files (FIFOs, sockets,
+ * devices) are never followed or synced; they are returned as `skipped` so the folder
+ * can report them. A subtree that cannot be read is returned as `unreadable`: its
+ * journal entries are unknown, never deleted.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { IgnoreRules } from './ignore.js';
+
+export interface LocalNode {
+  relPath: string;
+  kind: 'file' | 'dir';
+  size: number;
+  mtimeMs: number;
+  ino: number;
+}
+
+export interface LocalRead {
+  nodes: Map<string, LocalNode>;
+  skipped: Map<string, string>;
+  unreadable: Map<string, string>;
+}
+
+const errCode = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? String(err);
+
+export function absolute(root: string, relPath: string): string {
+  return relPath === '' ? root : path.join(root, ...relPath.split('/'));
+}
+
+/** lstat as a LocalNode; null when missing; `skip` reason for links and special files. */
+export async function statLocal(
+  root: string,
+  relPath: string,
+): Promise<{ node: LocalNode | null; skip?: string }> {
+  let st;
+  try {
+    st = await fs.lstat(absolute(root, relPath));
+  } catch (err) {
+    if (errCode(err) === 'ENOENT' || errCode(err) === 'ENOTDIR') return { node: null };
+    throw err;
+  }
+  if (st.isSymbolicLink()) return { node: null, skip: 'symbolic link (not followed)' };
+  if (!st.isFile() && !st.isDirectory()) return { node: null, skip: 'special file (not a regular file)' };
+  return {
+    node: {
+      relPath,
+      kind: st.isDirectory() ? 'dir' : 'file',
+      size: st.isDirectory() ? 0 : st.size,
+      mtimeMs: st.mtimeMs,
+      ino: st.ino,
+    },
+  };
+}
+
+/** Reads `relPath` and, when it is a folder, everything below it (ignored paths left out). */
+export async function readLocal(
+  root: string,
+  relPath: string,
+  rules: IgnoreRules,
+  into?: LocalRead,
+): Promise<LocalRead> {
+  const out: LocalRead = into ?? { nodes: new Map(), skipped: new Map(), unreadable: new Map() };
+  let first;
+  try {
+    first = await statLocal(root, relPath);
+  } catch (err) {
+    out.unreadable.set(relPath, errCode(err));
+    return out;
+  }
+  if (first.skip) out.skipped.set(relPath, first.skip);
+  if (!first.node) return out;
+  if (relPath !== '') out.nodes.set(relPath, first.node);
+  if (first.node.kind !== 'dir') return out;
+  const stack = [relPath];
+  while (stack.length) {
+    const dir = stack.pop() as string;
+    let names: string[];
+    try {
+      names = await fs.readdir(absolute(root, dir));
+    } catch (err) {
+      if (errCode(err) !== 'ENOENT') out.unreadable.set(dir, errCode(err));
+      continue;
+    }
+    for (const name of names) {
+      const child = dir === '' ? name : `${dir}/${name}`;
+      let found;
+      try {
+        found = await statLocal(root, child);
+      } catch (err) {
+        out.unreadable.set(child, errCode(err));
+        continue;
+      }
+      if (rules.ignores(child, found.node?.kind === 'dir')) continue;
+      if (found.skip) out.skipped.set(child, found.skip);
+      if (!found.node) continue;
+      out.nodes.set(child, found.node);
+      if (found.node.kind === 'dir') stack.push(child);
+    }
+  }
+  return out;
+}

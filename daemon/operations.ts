@@ -1,0 +1,309 @@
+/**
+ * What each queued operation does when it runs. Every handler first re-reads the
+ * current state (local disk, journal, server) and does only what is still needed, so
+ * running an operation twice — after a crash, or because two triggers queued it — is
+ * harmless. A handler throws on failure; the syncer retries it with backoff.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { downloadFile } from '../contract/download-client.js';
+import { AppError } from '../contract/errors.js';
+import type { Entry } from '../contract/schemas/files.js';
+import { sha256File } from '../core/domain/hash.js';
+import { conflictedCopyPath } from './conflicts.js';
+import type { Journal, Operation } from './journal.js';
+import { absolute, statLocal, type LocalNode } from './local-tree.js';
+import type { Logger } from './logger.js';
+import type { RemoteFolder } from './remote.js';
+import { sameStat } from './scanner.js';
+
+export interface OperationContext {
+  root: string;
+  folderId: number;
+  journal: Journal;
+  remote: RemoteFolder;
+  host: string;
+  /** Folder under which locally removed files are kept (`<config>/.aio-trash/<folder id>`). */
+  trashDir: string;
+  settleMs: number;
+  log: Logger;
+}
+
+export type Outcome =
+  | { kind: 'done'; rescanLocal?: string[]; rescanRemote?: boolean }
+  /** Not an error: run it again later (a file still being written, an upload not ready). */
+  | { kind: 'later'; at: number };
+
+const DONE: Outcome = { kind: 'done' };
+
+const isCode = (err: unknown, ...codes: string[]): boolean =>
+  err instanceof AppError && codes.includes(err.code);
+
+export async function runOperation(ctx: OperationContext, op: Operation): Promise<Outcome> {
+  switch (op.op) {
+    case 'upload':
+      return upload(ctx, op.path);
+    case 'mkdir':
+      return mkdirRemote(ctx, op.path);
+    case 'delete':
+      return deleteRemote(ctx, op.path);
+    case 'move':
+      return moveRemote(ctx, op.path, op.toPath as string);
+    case 'download':
+      return download(ctx, op.path);
+    case 'local-mkdir':
+      return download(ctx, op.path);
+    case 'local-delete':
+      return deleteLocal(ctx, op.path);
+    case 'local-move':
+      return moveLocal(ctx, op.path, op.toPath as string);
+  }
+}
+
+function record(ctx: OperationContext, node: LocalNode, remote: Entry, sha256: string | null): void {
+  ctx.journal.putEntry(ctx.folderId, {
+    relPath: node.relPath,
+    kind: node.kind,
+    size: node.size,
+    mtimeMs: node.mtimeMs,
+    ino: node.ino,
+    sha256,
+    remoteId: remote.id,
+    remoteRevision: remote.revision,
+  });
+}
+
+const changedSince = (a: LocalNode, b: LocalNode): boolean =>
+  a.size !== b.size || a.mtimeMs !== b.mtimeMs || a.ino !== b.ino;
+
+// ---------- local → server ----------
+
+async function upload(ctx: OperationContext, rel: string): Promise<Outcome> {
+  const { node: before } = await statLocal(ctx.root, rel);
+  if (!before || before.kind !== 'file') return { kind: 'done', rescanLocal: [rel] };
+  const age = Date.now() - before.mtimeMs;
+  if (age < ctx.settleMs) return { kind: 'later', at: before.mtimeMs + ctx.settleMs + 10 };
+  const entry = ctx.journal.entry(ctx.folderId, rel);
+  if (entry?.kind === 'file' && entry.remoteId && sameStat(before, entry)) return DONE;
+  const { sha256, size } = await sha256File(absolute(ctx.root, rel));
+  if (size !== before.size) return { kind: 'later', at: Date.now() + ctx.settleMs };
+  if (entry?.kind === 'file' && entry.remoteId && entry.sha256 === sha256) {
+    // Touched, not changed (or uploaded just before a crash): only the local stat moves on.
+    ctx.journal.putEntry(ctx.folderId, { ...entry, size, mtimeMs: before.mtimeMs, ino: before.ino });
+    return DONE;
+  }
+  const base = entry?.kind === 'file' && entry.remoteId ? entry.remoteRevision : 0;
+  const request = { localFile: absolute(ctx.root, rel), relPath: rel, size, sha256, mtimeMs: before.mtimeMs };
+  let committed: Entry;
+  try {
+    committed = await ctx.remote.upload({ ...request, baseRevision: base });
+  } catch (err) {
+    if (!isCode(err, 'REVISION_CONFLICT')) throw err;
+    const current = await ctx.remote.stat(rel);
+    if (!current) {
+      // Deleted on the server while edited here: the edit wins.
+      committed = await ctx.remote.upload({ ...request, baseRevision: 0 });
+    } else if (current.kind === 'file' && current.sha256 === sha256) {
+      committed = current; // the server already has exactly this (e.g. a redo after a crash)
+    } else if (current.kind === 'folder') {
+      throw new AppError('NAME_CONFLICT', `A folder named ${rel} exists on the server.`);
+    } else {
+      return conflict(ctx, rel);
+    }
+  }
+  record(ctx, before, committed, sha256);
+  const { node: after } = await statLocal(ctx.root, rel);
+  // Written to while uploading: what the server has is recorded as the base, and the
+  // newer content goes up in another round.
+  if (after && changedSince(before, after)) return { kind: 'later', at: Date.now() + ctx.settleMs };
+  return DONE;
+}
+
+/**
+ * Both sides changed `rel`: the local file becomes the conflicted copy (uploaded as a
+ * new file) and the server's version is downloaded under the original name.
+ */
+async function conflict(ctx: OperationContext, rel: string): Promise<Outcome> {
+  const copy = conflictedCopyPath(rel, new Date(), ctx.host);
+  await fs.rename(absolute(ctx.root, rel), absolute(ctx.root, copy));
+  ctx.log.warn({ path: rel, copy }, 'conflict: both sides changed the file; keeping both');
+  ctx.journal.transaction(() => {
+    ctx.journal.deleteEntries(ctx.folderId, rel);
+    ctx.journal.enqueue(ctx.folderId, 'upload', copy);
+    ctx.journal.enqueue(ctx.folderId, 'download', rel);
+  });
+  return DONE;
+}
+
+async function mkdirRemote(ctx: OperationContext, rel: string): Promise<Outcome> {
+  const { node } = await statLocal(ctx.root, rel);
+  if (!node || node.kind !== 'dir') return { kind: 'done', rescanLocal: [rel] };
+  const created = await ctx.remote.mkdir(rel);
+  record(ctx, node, created, null);
+  return DONE;
+}
+
+async function deleteRemote(ctx: OperationContext, rel: string): Promise<Outcome> {
+  const entry = ctx.journal.entry(ctx.folderId, rel);
+  if (!entry) return DONE;
+  const { node } = await statLocal(ctx.root, rel);
+  if (node) return { kind: 'done', rescanLocal: [rel] }; // it is back: the scan decides
+  const current = await ctx.remote.stat(rel);
+  if (!current || current.id !== entry.remoteId) {
+    ctx.journal.deleteEntries(ctx.folderId, rel);
+    return { kind: 'done', rescanRemote: current !== null };
+  }
+  if (current.kind === 'file' && current.revision !== entry.remoteRevision) {
+    // Edited on the server while deleted here: the edit wins and comes back.
+    ctx.journal.transaction(() => {
+      ctx.journal.deleteEntries(ctx.folderId, rel);
+      ctx.journal.enqueue(ctx.folderId, 'download', rel);
+    });
+    return DONE;
+  }
+  await ctx.remote.delete(rel);
+  ctx.journal.deleteEntries(ctx.folderId, rel);
+  return DONE;
+}
+
+async function moveRemote(ctx: OperationContext, from: string, to: string): Promise<Outcome> {
+  const entry = ctx.journal.entry(ctx.folderId, from);
+  const { node } = await statLocal(ctx.root, to);
+  if (!entry || !node) return { kind: 'done', rescanLocal: [from, to] };
+  try {
+    await ctx.remote.move(from, to);
+  } catch (err) {
+    if (isCode(err, 'NOT_FOUND')) {
+      const there = await ctx.remote.stat(to);
+      if (!there || there.id !== entry.remoteId) {
+        // The source is gone on the server: send `to` as a new item instead.
+        ctx.journal.deleteEntries(ctx.folderId, from);
+        return { kind: 'done', rescanLocal: [to] };
+      }
+      // Moved already (a redo after a crash).
+    } else if (isCode(err, 'NAME_CONFLICT', 'CONFLICT')) {
+      ctx.journal.transaction(() => {
+        ctx.journal.enqueue(ctx.folderId, 'delete', from);
+        ctx.journal.enqueue(ctx.folderId, node.kind === 'dir' ? 'mkdir' : 'upload', to);
+      });
+      return { kind: 'done', rescanLocal: [to] };
+    } else throw err;
+  }
+  // The entry keeps its old stat: when the content changed too, the queued upload sees it.
+  ctx.journal.renameEntries(ctx.folderId, from, to);
+  return { kind: 'done', rescanLocal: [to] };
+}
+
+// ---------- server → local ----------
+
+/** Brings the server's version of `rel` here (a file, or a folder for local-mkdir). */
+async function download(ctx: OperationContext, rel: string): Promise<Outcome> {
+  const current = await ctx.remote.stat(rel);
+  if (!current) return DONE; // gone meanwhile; the next remote scan decides
+  const entry = ctx.journal.entry(ctx.folderId, rel);
+  const { node } = await statLocal(ctx.root, rel);
+  if (current.kind === 'folder') {
+    if (node && node.kind !== 'dir')
+      throw new AppError('CONFLICT', `A local file is in the way of folder ${rel}.`);
+    await fs.mkdir(absolute(ctx.root, rel), { recursive: true });
+    const { node: made } = await statLocal(ctx.root, rel);
+    if (made) record(ctx, made, current, null);
+    return DONE;
+  }
+  if (current.status !== 'ready' || !current.sha256) return { kind: 'later', at: Date.now() + 1_000 };
+  if (node?.kind === 'dir') throw new AppError('CONFLICT', `A local folder is in the way of file ${rel}.`);
+  if (node) {
+    if (
+      entry &&
+      entry.remoteId === current.id &&
+      entry.remoteRevision === current.revision &&
+      entry.sha256 === current.sha256
+    ) {
+      return DONE; // already have it (our own change coming back)
+    }
+    if (!entry || !sameStat(node, entry)) {
+      const { sha256 } = await sha256File(absolute(ctx.root, rel));
+      if (sha256 === current.sha256) {
+        record(ctx, node, current, sha256);
+        return DONE;
+      }
+      if (!entry || sha256 !== entry.sha256) {
+        // Changed here too (or new on both sides): keep both.
+        const copy = conflictedCopyPath(rel, new Date(), ctx.host);
+        await fs.rename(absolute(ctx.root, rel), absolute(ctx.root, copy));
+        ctx.log.warn({ path: rel, copy }, 'conflict: both sides changed the file; keeping both');
+        ctx.journal.enqueue(ctx.folderId, 'upload', copy);
+      }
+    }
+  }
+  const dest = absolute(ctx.root, rel);
+  await downloadFile(ctx.remote.client, {
+    fileId: current.id as string,
+    sha256: current.sha256,
+    size: current.size,
+    dest,
+    mtime: current.mtime,
+  });
+  const { node: landed } = await statLocal(ctx.root, rel);
+  if (landed) record(ctx, landed, current, current.sha256);
+  return DONE;
+}
+
+/** Keeps a local file that the server deleted in the daemon's trash (never unlinked). */
+async function toTrash(ctx: OperationContext, rel: string): Promise<void> {
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const dest = path.join(ctx.trashDir, stamp, ...rel.split('/'));
+  await fs.mkdir(path.dirname(dest), { recursive: true });
+  try {
+    await fs.rename(absolute(ctx.root, rel), dest);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    await fs.cp(absolute(ctx.root, rel), dest, { recursive: true, preserveTimestamps: true });
+    await fs.rm(absolute(ctx.root, rel), { recursive: true, force: true });
+  }
+}
+
+/**
+ * The server deleted `rel`. Unchanged local files go to the trash; a file changed here
+ * since the last sync stays and is uploaded again (an edit beats a delete).
+ */
+async function deleteLocal(ctx: OperationContext, rel: string): Promise<Outcome> {
+  const entry = ctx.journal.entry(ctx.folderId, rel);
+  if (!entry) return DONE;
+  const current = await ctx.remote.stat(rel);
+  if (current && current.id === entry.remoteId) return DONE; // restored meanwhile
+  const { node } = await statLocal(ctx.root, rel);
+  if (!node) {
+    ctx.journal.deleteEntries(ctx.folderId, rel);
+    return DONE;
+  }
+  if (node.kind === 'file') {
+    if (sameStat(node, entry)) await toTrash(ctx, rel);
+    ctx.journal.deleteEntries(ctx.folderId, rel);
+    return { kind: 'done', rescanLocal: [rel] };
+  }
+  const entries = ctx.journal.entriesUnder(ctx.folderId, rel).reverse(); // children before parents
+  for (const e of entries) {
+    const { node: n } = await statLocal(ctx.root, e.relPath);
+    if (!n) continue;
+    if (n.kind === 'file' && sameStat(n, e)) await toTrash(ctx, e.relPath);
+    if (n.kind === 'dir') await fs.rmdir(absolute(ctx.root, e.relPath)).catch(() => undefined);
+  }
+  ctx.journal.deleteEntries(ctx.folderId, rel);
+  return { kind: 'done', rescanLocal: [rel] };
+}
+
+/** The server moved `from` to `to`: rename here when the local item is unchanged, else fetch `to`. */
+async function moveLocal(ctx: OperationContext, from: string, to: string): Promise<Outcome> {
+  const entry = ctx.journal.entry(ctx.folderId, from);
+  const { node } = await statLocal(ctx.root, from);
+  const { node: target } = await statLocal(ctx.root, to);
+  if (!entry || !node || target || (node.kind === 'file' && !sameStat(node, entry))) {
+    if (entry) ctx.journal.deleteEntries(ctx.folderId, from);
+    return { kind: 'done', rescanLocal: [from], rescanRemote: true };
+  }
+  await fs.mkdir(path.dirname(absolute(ctx.root, to)), { recursive: true });
+  await fs.rename(absolute(ctx.root, from), absolute(ctx.root, to));
+  ctx.journal.renameEntries(ctx.folderId, from, to);
+  return { kind: 'done', rescanRemote: true };
+}

@@ -1,0 +1,164 @@
+/**
+ * Two-way sync between two real daemons (separate config dirs, one account) through a
+ * real server, conflicts, and the safety rules.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RemoteFolder } from '../daemon/remote.js';
+import {
+  aio,
+  localFiles,
+  remoteFiles,
+  runDaemon,
+  sameFiles,
+  sha,
+  show,
+  startAccount,
+  stopDaemonProcesses,
+  waitFor,
+  type Account,
+} from './helpers/daemon.js';
+import { stopAllProcesses, tempDir } from './helpers/processes.js';
+
+afterEach(async () => {
+  await stopDaemonProcesses();
+  await stopAllProcesses();
+});
+
+async function watched(account: Account, remote = '/sync'): Promise<{ dir: string; config: string }> {
+  const dir = await fs.realpath(await tempDir('aio-local-'));
+  const config = await tempDir('aio-config-');
+  const added = await aio(['watch', 'add', dir, remote], config, account);
+  expect(added.code, added.stderr).toBe(0);
+  return { dir, config };
+}
+
+const converged = (account: Account, dir: string, remote = '/sync') =>
+  waitFor(
+    async () => sameFiles(await localFiles(dir), await remoteFiles(account.client, remote)),
+    20_000,
+    async () =>
+      `local ${show(await localFiles(dir))} remote ${show(await remoteFiles(account.client, remote))}`,
+  );
+
+describe('aio daemon (two-way)', () => {
+  it('carries creates, edits, renames and deletes from one daemon to another', async () => {
+    const account = await startAccount();
+    const a = await watched(account);
+    const b = await watched(account);
+    await runDaemon(a.config, account);
+    await runDaemon(b.config, account);
+
+    await fs.mkdir(path.join(a.dir, 'shared'));
+    await fs.writeFile(path.join(a.dir, 'shared/one.txt'), 'one');
+    await waitFor(async () => (await localFiles(b.dir)).get('shared/one.txt') === sha('one'));
+
+    await fs.writeFile(path.join(b.dir, 'shared/one.txt'), 'one, edited on b');
+    await waitFor(async () => (await localFiles(a.dir)).get('shared/one.txt') === sha('one, edited on b'));
+
+    await fs.rename(path.join(a.dir, 'shared/one.txt'), path.join(a.dir, 'shared/renamed.txt'));
+    await waitFor(async () => {
+      const files = await localFiles(b.dir);
+      return files.get('shared/renamed.txt') === sha('one, edited on b') && !files.has('shared/one.txt');
+    });
+
+    await fs.rm(path.join(b.dir, 'shared/renamed.txt'));
+    await waitFor(async () => !(await localFiles(a.dir)).has('shared/renamed.txt'));
+    // The local copy the server deleted is kept in the daemon's trash, not unlinked.
+    const trash = await localFiles(path.join(a.config, '.aio-trash'));
+    expect([...trash.values()]).toContain(sha('one, edited on b'));
+    await converged(account, a.dir);
+  });
+
+  it('applies changes made through the API and keeps both versions when both sides edit', async () => {
+    const account = await startAccount();
+    const a = await watched(account);
+    await fs.writeFile(path.join(a.dir, 'doc.txt'), 'base');
+    const daemon = await runDaemon(a.config, account);
+    await converged(account, a.dir);
+
+    // Another client uploads a new file through the API.
+    const other = new RemoteFolder(account.client, '/sync');
+    const tmp = path.join(await tempDir(), 'x');
+    await fs.writeFile(tmp, 'from the api');
+    await other.upload({
+      localFile: tmp,
+      relPath: 'api.txt',
+      size: 12,
+      sha256: sha('from the api'),
+      mtimeMs: Date.now(),
+      baseRevision: 0,
+    });
+    await waitFor(async () => (await localFiles(a.dir)).get('api.txt') === sha('from the api'));
+
+    // Both sides edit doc.txt while the daemon is stopped.
+    await daemon.stop();
+    const current = await other.stat('doc.txt');
+    await fs.writeFile(tmp, 'server edit');
+    await other.upload({
+      localFile: tmp,
+      relPath: 'doc.txt',
+      size: 11,
+      sha256: sha('server edit'),
+      mtimeMs: Date.now(),
+      baseRevision: current?.revision ?? 1,
+    });
+    await fs.writeFile(path.join(a.dir, 'doc.txt'), 'local edit');
+    await runDaemon(a.config, account);
+    await waitFor(async () => {
+      const files = await localFiles(a.dir);
+      const copies = [...files.keys()].filter((k) =>
+        /^doc \(conflicted copy \d{4}-\d\d-\d\d \d{6} .+\)\.txt$/.test(k),
+      );
+      return (
+        files.get('doc.txt') === sha('server edit') &&
+        copies.length === 1 &&
+        files.get(copies[0] as string) === sha('local edit')
+      );
+    });
+    await converged(account, a.dir);
+  });
+
+  it('holds a mass delete until confirmed and deletes nothing when the watched root disappears', async () => {
+    const account = await startAccount();
+    const a = await watched(account);
+    for (let i = 0; i < 10; i++) await fs.writeFile(path.join(a.dir, `f${i}.txt`), `file ${i}`);
+    await runDaemon(a.config, account);
+    await converged(account, a.dir);
+
+    for (let i = 0; i < 8; i++) await fs.rm(path.join(a.dir, `f${i}.txt`));
+    await waitFor(async () =>
+      (await aio(['status'], a.config, account)).stdout.includes('needs-confirmation'),
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await remoteFiles(account.client, '/sync')).size).toBe(10);
+
+    const resumed = await aio(['resume', a.dir, '--confirm-deletes'], a.config, account);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    await converged(account, a.dir);
+    expect((await remoteFiles(account.client, '/sync')).size).toBe(2);
+
+    await fs.rm(a.dir, { recursive: true });
+    await waitFor(async () => (await aio(['status'], a.config, account)).stdout.includes('state: error'));
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await remoteFiles(account.client, '/sync')).size).toBe(2);
+  });
+
+  it('ignores a symlink loop and reports a FIFO (unreadable as a file; tests run as root, so chmod 000 is simulated) while other files sync', async () => {
+    const account = await startAccount();
+    const a = await watched(account);
+    await fs.mkdir(path.join(a.dir, 'loop'));
+    await fs.symlink('..', path.join(a.dir, 'loop/up'));
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('mkfifo', [path.join(a.dir, 'pipe')]);
+    await fs.writeFile(path.join(a.dir, 'ok.txt'), 'fine');
+    await fs.writeFile(path.join(a.dir, 'x.swp'), 'editor swap file');
+    await runDaemon(a.config, account);
+    await waitFor(async () => (await remoteFiles(account.client, '/sync')).get('ok.txt') === sha('fine'));
+    const status = await aio(['--json', 'status'], a.config, account);
+    const body = JSON.parse(status.stdout) as { folders: Array<{ skipped: Array<{ path: string }> }> };
+    expect(body.folders[0]?.skipped.map((s) => s.path).sort()).toEqual(['loop/up', 'pipe']);
+    expect([...(await remoteFiles(account.client, '/sync')).keys()]).toEqual(['ok.txt']);
+  });
+});
