@@ -10,7 +10,9 @@ import { completion } from './commands/completion.js';
 import { registerSyncCommands } from './commands/daemon.js';
 import * as token from './commands/token.js';
 import { download, type DownloadFlags } from './commands/download.js';
+import { notifications } from './commands/notifications.js';
 import * as remote from './commands/remote.js';
+import * as share from './commands/share.js';
 import { sync, type SyncFlags } from './commands/sync.js';
 import { upload, type UploadFlags } from './commands/upload.js';
 import { createContext, type CliContext, type GlobalOptions } from './context.js';
@@ -141,6 +143,41 @@ export function buildProgram(run: (fn: (ctx: CliContext) => Promise<void>) => Pr
     .option('--max-delete <n|p%>', 'deletion budget: a count or a percentage of remote files', '50%')
     .option('--transfers <n>', 'files in parallel', '8')
     .action((l: string, r: string, flags: SyncFlags) => run((ctx) => sync(ctx, l, r, flags)));
+
+  const shares = program.command('share').description('public links and sharing with users');
+  shares
+    .command('create')
+    .description('create a public link (prints the URL)')
+    .argument('<path>')
+    .option('--expires <duration>', '7d, 12h, … or never', '7d')
+    .option('--password-stdin', 'protect the link with a password read from standard input')
+    .option('--max-downloads <n>', 'stop after this many downloads')
+    .action((p: string, f: share.ShareCreateFlags) => run((ctx) => share.shareCreate(ctx, p, f)));
+  shares
+    .command('ls')
+    .description('your links and user shares, with download counts')
+    .action(() => run((ctx) => share.shareList(ctx)));
+  shares
+    .command('revoke')
+    .description('revoke a link or user share at once')
+    .argument('<id>')
+    .action((id: string) => run((ctx) => share.shareRevoke(ctx, id)));
+  shares
+    .command('user')
+    .description('share with another account')
+    .argument('<path>')
+    .requiredOption('--with <email>', 'their email')
+    .option('--role <role>', 'viewer or editor', 'viewer')
+    .action((p: string, f: { with: string; role?: string }) => run((ctx) => share.shareUser(ctx, p, f)));
+  shares
+    .command('shared-with-me')
+    .description('what others share with you (under /Shared)')
+    .action(() => run((ctx) => share.sharedWithMe(ctx)));
+  program
+    .command('notifications')
+    .description('shares received, links opened, zips ready')
+    .option('--all', 'include those already read')
+    .action((f: { all?: boolean }) => run((ctx) => notifications(ctx, f)));
 
   const tokens = program.command('token').description('personal API tokens for CI');
   tokens

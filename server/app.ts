@@ -10,6 +10,7 @@ import type { AppDeps } from './deps.js';
 import { errorHandler, notFoundHandler } from './middleware/error-handler.js';
 import { healthRoutes } from './routes/health.js';
 import { apiRoutes } from './routes/index.js';
+import { sharePageRoutes } from './routes/share-page.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -96,6 +97,7 @@ export function createApp(deps: AppDeps): AppHandle {
     res.send(await deps.metrics.registry.metrics());
   });
   app.use('/api/v1', apiRoutes(deps));
+  app.use('/s', sharePageRoutes(deps));
 
   app.use(notFoundHandler());
   app.use(errorHandler());

@@ -293,6 +293,22 @@ export interface Share {
 
 export type NewShare = Omit<Share, 'id' | 'downloads' | 'revokedAt' | 'createdAt'>;
 
+// ---------- notifications ----------
+
+/**
+ * A notification is a `notify` change of the user's own feed (`data.type` says what
+ * happened) plus a durable read marker. Appending a `notify` change creates one.
+ */
+export interface Notification {
+  /** The seq of the `notify` change: the notification's id. */
+  seq: number;
+  /** `data.type` of the change, e.g. `share.received`, `share.opened`, `zip.ready`. */
+  type: string;
+  data: Record<string, unknown>;
+  createdAt: Date;
+  readAt: Date | null;
+}
+
 export interface MetadataStore {
   // users
   createUser(input: NewUser): Promise<User>;
@@ -360,7 +376,14 @@ export interface MetadataStore {
   listChanges(ownerId: string, cursor: number, limit: number): Promise<Change[]>;
   /** The owner's newest seq (0 when none). */
   latestChangeSeq(ownerId: string): Promise<number>;
-  /** Appends a change that is not a tree mutation (e.g. a notification). */
+  /**
+   * Appends a change that is not a tree mutation (e.g. a notification).
+   *
+   * Shared folders: every change appended for a node (this one or a tree mutation's)
+   * is also appended, in the same transaction, to the feed of each user the node is
+   * shared with (an unrevoked user share of the node or of an ancestor), with
+   * `data.share = { id, ownerId }` added. `notify` changes are never copied.
+   */
   appendChange(
     ownerId: string,
     kind: ChangeKind,
@@ -396,6 +419,15 @@ export interface MetadataStore {
   listOutbox(limit: number): Promise<OutboxEntry[]>;
   deleteOutbox(id: string): Promise<void>;
 
+  // notifications (the `notify` changes of the owner's feed)
+  /** Newest first; `unreadOnly` leaves out those marked read. */
+  listNotifications(
+    ownerId: string,
+    options: { unreadOnly?: boolean; limit: number; cursor?: string | null },
+  ): Promise<Page<Notification>>;
+  /** Marks the given notifications (or all) read; returns how many were unread before. */
+  markNotificationsRead(ownerId: string, seqs: readonly number[] | 'all', now: Date): Promise<number>;
+
   // shares
   createShare(input: NewShare): Promise<Share>;
   getShare(ownerId: string, id: string): Promise<Share | null>;
@@ -408,6 +440,8 @@ export interface MetadataStore {
    * revoked. Returns the updated share, or null when refused.
    */
   recordShareDownload(id: string): Promise<Share | null>;
+  /** Records the first opening of a share; true only for the call that recorded it (atomic). */
+  markShareOpened(id: string, now: Date): Promise<boolean>;
 
   /** Round trip to the backend, for readiness checks. */
   ping(): Promise<void>;

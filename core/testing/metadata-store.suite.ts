@@ -8,6 +8,7 @@ import type { MetadataStore } from '../ports/metadata-store.js';
 import { accountTests } from './metadata-accounts.suite.js';
 import { feedTests } from './metadata-feed.suite.js';
 import type { StoreHandle, SuiteContext } from './metadata-fixtures.js';
+import { sharingTests } from './metadata-sharing.suite.js';
 import { transferTests } from './metadata-transfers.suite.js';
 import { treeTests } from './metadata-tree.suite.js';
 
@@ -33,5 +34,6 @@ export function metadataStoreSuite(
     treeTests(ctx);
     feedTests(ctx);
     transferTests(ctx);
+    sharingTests(ctx);
   });
 }

@@ -6,6 +6,10 @@
  * - `POST /files/:id/link {expiresIn?}` → `{ url, expiresAt }`, a signed URL under `/api/v1/dl/`; scope read
  * - `GET  /files/:id/versions` → `{ items }`, newest first (the last 10 revisions are kept)
  * - `POST /files/:id/versions/:revision/restore` → 201 entry: a new revision with that content; scope write
+ *
+ * A node inside a folder shared with the caller (`server/shares/mounts.ts`) can be read
+ * by id too (`GET /files/:id`, `/content`, `/link`; its `path` is the one under
+ * `/Shared`); versions stay with the owner.
  */
 import { randomUUID } from 'node:crypto';
 import { Router, type Request } from 'express';
@@ -21,6 +25,7 @@ import { deleteUnreferencedBlobs } from '../files/blob-gc.js';
 import { toEntry, toRevisionBody } from '../files/entry.js';
 import { serveBlob } from '../files/serve-blob.js';
 import { authenticate, authOf, requireScope } from '../middleware/authenticate.js';
+import { findSharedNode } from '../shares/mounts.js';
 
 const revisionParamSchema = z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 /** How long the same signed URL is handed out again for the same file revision. */
@@ -38,9 +43,19 @@ async function nodeOf(deps: AppDeps, req: Request): Promise<TreeNode> {
   return node;
 }
 
+/** The caller's node `:id`, or one inside a folder shared with them (with its path there); 404 otherwise. */
+async function visibleNodeOf(deps: AppDeps, req: Request): Promise<{ node: TreeNode; path: string | null }> {
+  const id = nodeIdSchema.parse(req.params.id);
+  const own = await deps.metadata.getNode(ownerOf(req), id);
+  if (own) return { node: own, path: null };
+  const shared = await findSharedNode(deps, ownerOf(req), id);
+  if (!shared) throw new NotFoundError('No such file.');
+  return { node: shared.node, path: shared.path };
+}
+
 /** A live file whose content is committed: 404 when trashed, 409 for a folder or a pending upload. */
 async function readyFileOf(deps: AppDeps, req: Request): Promise<TreeNode & { sha256: string }> {
-  const node = await nodeOf(deps, req);
+  const { node } = await visibleNodeOf(deps, req);
   if (node.trashedAt !== null) throw new NotFoundError('The file is in the trash.');
   if (node.kind !== 'file')
     throw new AppError('CONFLICT', 'A folder has no content; download it as a zip job.');
@@ -57,8 +72,8 @@ export function filesRoutes(deps: AppDeps): Router {
   const write = requireScope('write');
 
   router.get('/:id', read, async (req, res) => {
-    const node = await nodeOf(deps, req);
-    res.json(toEntry(node, await pathOf(deps.metadata, ownerOf(req), node)));
+    const { node, path } = await visibleNodeOf(deps, req);
+    res.json(toEntry(node, path ?? (await pathOf(deps.metadata, ownerOf(req), node))));
   });
 
   // Express routes HEAD to GET handlers; serveBlob sends no body for HEAD.

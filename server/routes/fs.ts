@@ -10,6 +10,12 @@
  * - `POST /fs/move {from, to}` → entry; `to` is the full new path
  * - `POST /fs/copy {from, to}` → 201 entry of the copy
  * - `POST /fs/delete {path}` → entry, now in the trash
+ *
+ * Folders shared with the caller appear under `/Shared/<name>` (see
+ * `server/shares/mounts.ts`): reads work for any role, writes need an `editor` share
+ * (403 `FORBIDDEN` for a viewer), the shared folder itself cannot be moved or deleted
+ * by its recipient, and nothing moves or copies between a shared tree and another one
+ * (409). `/Shared` itself lists the caller's mounts (then their own `Shared` folder, if any).
  */
 import { Router, type Request } from 'express';
 import { AppError, ConflictError, NotFoundError } from '../../contract/errors.js';
@@ -20,16 +26,28 @@ import {
   mkdirBodySchema,
   moveBodySchema,
   statQuerySchema,
+  type Entry,
   type EntryPage,
 } from '../../contract/schemas/files.js';
 import { splitPath } from '../../core/domain/names.js';
 import type { TreeNode } from '../../core/ports/metadata-store.js';
-import { ensureFolders, resolveFolderId, resolvePath } from '../../core/tree.js';
+import { ensureFolders } from '../../core/tree.js';
 import type { AppDeps } from '../deps.js';
 import { announceLatest } from '../files/announce.js';
 import { copyNode } from '../files/copy.js';
 import { joinPath, rootEntry, toEntry } from '../files/entry.js';
 import { authenticate, authOf, requireScope } from '../middleware/authenticate.js';
+import { isSharedPath, listMounts, SHARED_ROOT } from '../shares/mounts.js';
+import {
+  folderAt,
+  placeAt,
+  placeEntry,
+  requireNotMountRoot,
+  requireSameTree,
+  requireWritable,
+  sharedRootEntry,
+  type Place,
+} from '../shares/places.js';
 
 /** `/a/b` from validated segments. */
 function pathFrom(segments: readonly string[]): string {
@@ -44,15 +62,39 @@ function target(path: string): { parent: string[]; name: string; path: string } 
   return { parent: segments.slice(0, -1), name, path: pathFrom(segments) };
 }
 
-/** The node at a path that must not be the root. */
-async function existing(deps: AppDeps, ownerId: string, segments: readonly string[]): Promise<TreeNode> {
+/** The place of a path that must not be the root. */
+async function existing(
+  deps: AppDeps,
+  userId: string,
+  segments: readonly string[],
+): Promise<Place & { node: TreeNode }> {
   if (segments.length === 0)
     throw new AppError('INVALID_PATH', 'The root cannot be moved, copied or deleted.');
-  return (await resolvePath(deps.metadata, ownerId, pathFrom(segments))) as TreeNode;
+  const place = await placeAt(deps, userId, segments);
+  if (place.node === null) throw new NotFoundError(`Not found: ${place.path}`);
+  return place as Place & { node: TreeNode };
+}
+
+/** Null when the path is not found (instead of `NotFoundError`). */
+async function placeOrNull(
+  deps: AppDeps,
+  userId: string,
+  segments: readonly string[],
+): Promise<Place | null> {
+  return placeAt(deps, userId, segments).catch((err: unknown) => {
+    if (err instanceof NotFoundError) return null;
+    throw err;
+  });
 }
 
 function ownerOf(req: Request): string {
   return authOf(req).user.id;
+}
+
+/** The writer's feed and the owner's (when they differ) learn of the change at once. */
+async function announceBoth(deps: AppDeps, userId: string, place: Place): Promise<void> {
+  await announceLatest(deps, place.ownerId);
+  if (place.ownerId !== userId) await announceLatest(deps, userId);
 }
 
 export function fsRoutes(deps: AppDeps): Router {
@@ -64,32 +106,52 @@ export function fsRoutes(deps: AppDeps): Router {
   router.get('/list', read, async (req, res) => {
     const query = listQuerySchema.parse(req.query);
     const segments = splitPath(query.path);
-    const folderPath = pathFrom(segments);
-    const folderId = await resolveFolderId(deps.metadata, ownerOf(req), folderPath);
-    const page = await deps.metadata.listChildren(ownerOf(req), folderId, {
-      limit: query.limit,
-      cursor: query.cursor ?? null,
-      sort: query.sort,
-      order: query.order,
-    });
-    const body: EntryPage = {
-      items: page.items.map((node) => toEntry(node, joinPath(folderPath, node.name))),
-      nextCursor: page.nextCursor,
-    };
+    const userId = ownerOf(req);
+    const sharedRoot = segments.length === 1 && isSharedPath(segments);
+    const folder = sharedRoot
+      ? await placeOrNull(deps, userId, segments)
+      : await folderAt(deps, userId, segments);
+    if (folder?.node && folder.node.kind !== 'folder')
+      throw new AppError('CONFLICT', `Not a folder: ${folder.path}`);
+    const items: Entry[] = [];
+    let nextCursor: string | null = null;
+    if (sharedRoot && query.cursor === undefined) {
+      // `/Shared` lists the caller's mounts first, then their own `Shared` folder, if any.
+      for (const mount of await listMounts(deps, userId))
+        items.push({ ...toEntry(mount.node, `/${SHARED_ROOT}/${mount.name}`), name: mount.name });
+    }
+    if (folder) {
+      const folderPath = sharedRoot ? `/${SHARED_ROOT}` : folder.path;
+      const page = await deps.metadata.listChildren(folder.ownerId, folder.node?.id ?? null, {
+        limit: query.limit,
+        cursor: query.cursor ?? null,
+        sort: query.sort,
+        order: query.order,
+      });
+      items.push(...page.items.map((node) => toEntry(node, joinPath(folderPath, node.name))));
+      nextCursor = page.nextCursor;
+    }
+    const body: EntryPage = { items, nextCursor };
     res.json(body);
   });
 
   router.get('/stat', read, async (req, res) => {
     const query = statQuerySchema.parse(req.query);
     const segments = splitPath(query.path);
-    const node = await resolvePath(deps.metadata, ownerOf(req), pathFrom(segments));
-    res.json(node ? toEntry(node, pathFrom(segments)) : rootEntry(deps.clock.now()));
+    const userId = ownerOf(req);
+    if (segments.length === 1 && isSharedPath(segments)) {
+      const own = await placeOrNull(deps, userId, segments);
+      res.json(own?.node ? toEntry(own.node, own.path) : sharedRootEntry(deps.clock.now()));
+      return;
+    }
+    const place = await placeAt(deps, userId, segments);
+    res.json(place.node ? placeEntry({ ...place, node: place.node }) : rootEntry(deps.clock.now()));
   });
 
   router.post('/mkdir', write, async (req, res) => {
     const body = mkdirBodySchema.parse(req.body);
     const segments = splitPath(body.path);
-    const ownerId = ownerOf(req);
+    const userId = ownerOf(req);
     const path = pathFrom(segments);
     const name = segments.at(-1);
     if (name === undefined) {
@@ -98,24 +160,20 @@ export function fsRoutes(deps: AppDeps): Router {
       return;
     }
     if (body.parents) {
-      const found = await resolvePath(deps.metadata, ownerId, path).catch((err: unknown) => {
-        if (err instanceof NotFoundError) return null;
-        throw err;
-      });
-      if (found?.kind === 'folder') {
-        res.json(toEntry(found, path));
+      const found = await placeOrNull(deps, userId, segments);
+      if (found?.node?.kind === 'folder') {
+        res.json(placeEntry({ ...found, node: found.node }));
         return;
       }
       if (found) throw new ConflictError('NAME_CONFLICT', `A file exists at ${path}.`);
-      const id = (await ensureFolders(deps.metadata, ownerId, segments)) as string;
-      await announceLatest(deps, ownerId);
-      const folder = await deps.metadata.getNode(ownerId, id);
-      res.status(201).json(toEntry(folder as TreeNode, path));
+      const folder = await mkdirParents(deps, userId, segments);
+      res.status(201).json(toEntry(folder, path));
       return;
     }
-    const parentId = await resolveFolderId(deps.metadata, ownerId, pathFrom(segments.slice(0, -1)));
-    const folder = await deps.metadata.createFolder(ownerId, parentId, name);
-    await announceLatest(deps, ownerId);
+    const parent = await folderAt(deps, userId, segments.slice(0, -1));
+    requireWritable(parent);
+    const folder = await deps.metadata.createFolder(parent.ownerId, parent.node?.id ?? null, name);
+    await announceBoth(deps, userId, parent);
     res.status(201).json(toEntry(folder, path));
   });
 
@@ -123,11 +181,20 @@ export function fsRoutes(deps: AppDeps): Router {
     const body = moveBodySchema.parse(req.body);
     const from = splitPath(body.from);
     const to = target(body.to);
-    const ownerId = ownerOf(req);
-    const node = await existing(deps, ownerId, from);
-    const parentId = await resolveFolderId(deps.metadata, ownerId, pathFrom(to.parent));
-    const moved = await deps.metadata.moveNode(ownerId, node.id, parentId, to.name);
-    await announceLatest(deps, ownerId);
+    const userId = ownerOf(req);
+    const source = await existing(deps, userId, from);
+    requireWritable(source);
+    requireNotMountRoot(source);
+    const parent = await folderAt(deps, userId, to.parent);
+    requireWritable(parent);
+    requireSameTree(source, parent);
+    const moved = await deps.metadata.moveNode(
+      source.ownerId,
+      source.node.id,
+      parent.node?.id ?? null,
+      to.name,
+    );
+    await announceBoth(deps, userId, source);
     res.json(toEntry(moved, to.path));
   });
 
@@ -135,27 +202,67 @@ export function fsRoutes(deps: AppDeps): Router {
     const body = copyBodySchema.parse(req.body);
     const from = splitPath(body.from);
     const to = target(body.to);
-    const ownerId = ownerOf(req);
-    const source = await existing(deps, ownerId, from);
-    const parentId = await resolveFolderId(deps.metadata, ownerId, pathFrom(to.parent));
+    const userId = ownerOf(req);
+    const source = await existing(deps, userId, from);
+    const parent = await folderAt(deps, userId, to.parent);
+    requireWritable(parent);
+    requireSameTree(source, parent);
     try {
-      const copy = await copyNode(deps.metadata, ownerId, source, parentId, to.name);
+      const copy = await copyNode(
+        deps.metadata,
+        parent.ownerId,
+        source.node,
+        parent.node?.id ?? null,
+        to.name,
+      );
       res.status(201).json(toEntry(copy, to.path));
     } finally {
       // A folder copy that failed half-way has still committed (and fed) what it copied.
-      await announceLatest(deps, ownerId);
+      await announceBoth(deps, userId, parent);
     }
   });
 
   router.post('/delete', write, async (req, res) => {
     const body = deleteBodySchema.parse(req.body);
     const segments = splitPath(body.path);
-    const ownerId = ownerOf(req);
-    const node = await existing(deps, ownerId, segments);
-    const trashed = await deps.metadata.trashNode(ownerId, node.id, deps.clock.now());
-    await announceLatest(deps, ownerId);
+    const userId = ownerOf(req);
+    const place = await existing(deps, userId, segments);
+    requireWritable(place);
+    requireNotMountRoot(place);
+    const trashed = await deps.metadata.trashNode(place.ownerId, place.node.id, deps.clock.now());
+    await announceBoth(deps, userId, place);
     res.json(toEntry(trashed, pathFrom(segments)));
   });
+
+  /** mkdir -p in the caller's tree, or below a mount they may write to. */
+  async function mkdirParents(deps: AppDeps, userId: string, segments: readonly string[]): Promise<TreeNode> {
+    // The deepest existing ancestor decides whose tree the new folders go into.
+    let found = segments.length - 1;
+    let base: Place | null = await placeOrNull(deps, userId, segments.slice(0, found));
+    while (base === null && found > 0) {
+      found -= 1;
+      base = await placeOrNull(deps, userId, segments.slice(0, found));
+    }
+    if (base === null || base.mount === null) {
+      const id = (await ensureFolders(deps.metadata, userId, segments)) as string;
+      await announceLatest(deps, userId);
+      return (await deps.metadata.getNode(userId, id)) as TreeNode;
+    }
+    if (base.node?.kind !== 'folder')
+      throw new ConflictError('NAME_CONFLICT', `A file exists at ${base.path}.`);
+    requireWritable(base);
+    let parentId = base.node.id;
+    let folder: TreeNode = base.node;
+    for (const name of segments.slice(found)) {
+      folder =
+        (await deps.metadata.findChild(base.ownerId, parentId, name)) ??
+        (await deps.metadata.createFolder(base.ownerId, parentId, name));
+      if (folder.kind !== 'folder') throw new ConflictError('NAME_CONFLICT', `A file exists at ${name}.`);
+      parentId = folder.id;
+    }
+    await announceBoth(deps, userId, base);
+    return folder;
+  }
 
   return router;
 }

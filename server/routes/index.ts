@@ -7,6 +7,8 @@ import { auditRoutes } from './audit.js';
 import { authRoutes } from './auth.js';
 import { fileApiRoutes } from './files-api.js';
 import { jobRoutes } from './jobs.js';
+import { notificationRoutes } from './notifications.js';
+import { shareRoutes } from './shares.js';
 import { tokenRoutes } from './tokens.js';
 import { uploadRoutes } from './uploads.js';
 import { videoPreviewRoutes } from './video-previews.js';
@@ -17,6 +19,8 @@ export function apiRoutes(deps: AppDeps): Router {
   router.use('/tokens', tokenRoutes(deps));
   router.use('/audit', auditRoutes(deps));
   router.use('/uploads', uploadRoutes(deps));
+  router.use('/shares', shareRoutes(deps));
+  router.use('/notifications', notificationRoutes(deps));
   router.use(fileApiRoutes(deps));
   router.use(jobRoutes(deps));
   router.use(videoPreviewRoutes(deps));

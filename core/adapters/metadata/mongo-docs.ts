@@ -107,6 +107,8 @@ export interface ChangeDoc {
   nodeId: string | null;
   data: Record<string, unknown>;
   createdAt: Date;
+  /** Read marker of a `notify` change (a notification). */
+  readAt?: Date | null;
 }
 
 export interface UploadDoc {
@@ -151,4 +153,6 @@ export interface ShareDoc {
   downloads: number;
   revokedAt: Date | null;
   createdAt: Date;
+  /** Set once, at the first opening (the owner is notified). */
+  openedAt?: Date | null;
 }

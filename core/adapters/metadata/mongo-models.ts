@@ -184,10 +184,12 @@ export function defineModels(conn: Connection): MetadataModels {
       nodeId: str,
       data: mixed,
       createdAt: Date,
+      readAt: date,
     },
     'changes',
   );
   changes.index({ ownerId: 1, seq: 1 }, { unique: true });
+  changes.index({ ownerId: 1, kind: 1, seq: -1 });
 
   const uploads = schema<UploadDoc>(
     {
@@ -235,6 +237,7 @@ export function defineModels(conn: Connection): MetadataModels {
       downloads: { type: Number, default: 0 },
       revokedAt: date,
       createdAt: Date,
+      openedAt: date,
     },
     'shares',
   );
@@ -245,6 +248,7 @@ export function defineModels(conn: Connection): MetadataModels {
   );
   shares.index({ ownerId: 1, createdAt: -1 });
   shares.index({ granteeId: 1 });
+  shares.index({ ownerId: 1, granteeId: 1, revokedAt: 1 });
 
   return {
     users: conn.model<UserDoc>('User', users),

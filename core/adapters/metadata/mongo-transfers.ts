@@ -218,6 +218,10 @@ export class MongoTransfers {
       .lean<ShareDoc>();
     return doc ? toShare(doc) : null;
   }
+  async markShareOpened(id: string, now: Date): Promise<boolean> {
+    const result = await this.m.shares.updateOne({ _id: id, openedAt: null }, { $set: { openedAt: now } });
+    return result.modifiedCount > 0;
+  }
 }
 
 function outboxDoc(job: NewOutboxEntry, now: Date): OutboxDoc {

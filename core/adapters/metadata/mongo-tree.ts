@@ -19,6 +19,7 @@ import type {
   Page,
   TreeNode,
 } from '../../ports/metadata-store.js';
+import { grantsCovering } from './mongo-feed.js';
 import { toChange, toNode, toRevision, translateMongoError } from './mongo-mappers.js';
 import {
   op,
@@ -48,8 +49,35 @@ export class MongoTree {
     private readonly clock: Clock,
   ) {}
 
-  /** Appends a change inside `session`'s transaction. Throws `NotFoundError` for an unknown owner. */
+  /**
+   * Appends a change inside `session`'s transaction, and a copy to the feed of every
+   * user the node is shared with (see `MetadataStore.appendChange`). Throws
+   * `NotFoundError` for an unknown owner.
+   */
   async appendChangeTx(
+    session: Session,
+    ownerId: string,
+    kind: ChangeKind,
+    nodeId: string | null,
+    data: Record<string, unknown>,
+    now: Date,
+  ): Promise<Change> {
+    const change = await this.insertChange(session, ownerId, kind, nodeId, data, now);
+    if (kind !== 'notify' && nodeId !== null) {
+      const from = (data.from as { parentId?: unknown } | undefined)?.parentId;
+      const grants = await grantsCovering(this.m, session, ownerId, [
+        nodeId,
+        typeof from === 'string' ? from : null,
+      ]);
+      for (const grant of grants) {
+        const copy = { ...data, share: { id: grant.id, ownerId } };
+        await this.insertChange(session, grant.granteeId, kind, nodeId, copy, now);
+      }
+    }
+    return change;
+  }
+
+  private async insertChange(
     session: Session,
     ownerId: string,
     kind: ChangeKind,
@@ -69,6 +97,7 @@ export class MongoTree {
       nodeId,
       data,
       createdAt: now,
+      readAt: null,
     };
     await this.m.changes.create([doc], { session });
     return toChange(doc);

@@ -25,6 +25,7 @@ import type {
   NewOutboxEntry,
   NewRefreshSession,
   NewShare,
+  Notification,
   NewUploadSession,
   NewUser,
   OutboxEntry,
@@ -40,6 +41,7 @@ import type {
 } from '../../ports/metadata-store.js';
 import { MongoAccounts } from './mongo-accounts.js';
 import { translateMongoError } from './mongo-mappers.js';
+import { listNotifications, markNotificationsRead } from './mongo-feed.js';
 import { defineModels, type MetadataModels, type RunTx } from './mongo-models.js';
 import { MongoTransfers } from './mongo-transfers.js';
 import { MongoTrash } from './mongo-trash.js';
@@ -50,6 +52,7 @@ export class MongoMetadataStore implements MetadataStore {
   private readonly tree: MongoTree;
   private readonly trash: MongoTrash;
   private readonly transfers: MongoTransfers;
+  private readonly models: MetadataModels;
 
   private constructor(
     private readonly conn: Connection,
@@ -57,6 +60,7 @@ export class MongoMetadataStore implements MetadataStore {
     clock: Clock,
   ) {
     const tx: RunTx = (fn) => conn.transaction(fn);
+    this.models = models;
     this.accounts = new MongoAccounts(models, tx, clock);
     this.tree = new MongoTree(models, tx, clock);
     this.trash = new MongoTrash(models, tx, clock, this.tree);
@@ -212,6 +216,15 @@ export class MongoMetadataStore implements MetadataStore {
   ): Promise<Change> {
     return this.call(() => this.tree.appendChange(ownerId, kind, nodeId, data));
   }
+  async listNotifications(
+    ownerId: string,
+    options: { unreadOnly?: boolean; limit: number; cursor?: string | null },
+  ): Promise<Page<Notification>> {
+    return this.call(() => listNotifications(this.models, ownerId, options));
+  }
+  async markNotificationsRead(ownerId: string, seqs: readonly number[] | 'all', now: Date): Promise<number> {
+    return this.call(() => markNotificationsRead(this.models, ownerId, seqs, now));
+  }
 
   async createUpload(input: NewUploadSession): Promise<UploadSession> {
     return this.call(() => this.transfers.createUpload(input));
@@ -268,6 +281,9 @@ export class MongoMetadataStore implements MetadataStore {
   }
   async recordShareDownload(id: string): Promise<Share | null> {
     return this.call(() => this.transfers.recordShareDownload(id));
+  }
+  async markShareOpened(id: string, now: Date): Promise<boolean> {
+    return this.call(() => this.transfers.markShareOpened(id, now));
   }
 
   async ping(): Promise<void> {

@@ -160,4 +160,12 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX shares_owner ON shares (owner_id, created_at);
   CREATE INDEX shares_grantee ON shares (grantee_id);
   `,
+  `
+  -- Notifications are the 'notify' changes of a feed; read_at is their read marker.
+  ALTER TABLE changes ADD COLUMN read_at INTEGER;
+  CREATE INDEX changes_notify ON changes (owner_id, seq) WHERE kind = 'notify';
+  -- Set once, when a share is opened the first time (the owner is notified).
+  ALTER TABLE shares ADD COLUMN opened_at INTEGER;
+  CREATE INDEX shares_owner_grantee ON shares (owner_id, grantee_id, revoked_at);
+  `,
 ];

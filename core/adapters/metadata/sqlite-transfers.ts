@@ -230,6 +230,13 @@ export class SqliteTransfers {
       .get(id, this.clock.now().getTime()) as ShareRow | undefined;
     return row ? toShare(row) : null;
   }
+  markShareOpened(id: string, now: Date): boolean {
+    return (
+      this.db
+        .prepare('UPDATE shares SET opened_at = ? WHERE id = ? AND opened_at IS NULL')
+        .run(now.getTime(), id).changes > 0
+    );
+  }
 
   private insertOutbox(job: NewOutboxEntry, now: number): OutboxEntry {
     const row = {

@@ -24,6 +24,7 @@ import type {
   NewOutboxEntry,
   NewRefreshSession,
   NewShare,
+  Notification,
   NewUploadSession,
   NewUser,
   OutboxEntry,
@@ -38,7 +39,13 @@ import type {
   UserPatch,
 } from '../../ports/metadata-store.js';
 import { SqliteAccounts } from './sqlite-accounts.js';
-import { appendChangeTx, latestChangeSeq, listChanges } from './sqlite-changes.js';
+import {
+  appendChangeTx,
+  latestChangeSeq,
+  listChanges,
+  listNotifications,
+  markNotificationsRead,
+} from './sqlite-changes.js';
 import { MIGRATIONS } from './sqlite-schema.js';
 import { SqliteTransfers } from './sqlite-transfers.js';
 import { SqliteTrash } from './sqlite-trash.js';
@@ -191,6 +198,16 @@ export class SqliteMetadataStore implements MetadataStore {
     );
   }
 
+  async listNotifications(
+    ownerId: string,
+    options: { unreadOnly?: boolean; limit: number; cursor?: string | null },
+  ): Promise<Page<Notification>> {
+    return this.run(() => listNotifications(this.db, ownerId, options));
+  }
+  async markNotificationsRead(ownerId: string, seqs: readonly number[] | 'all', now: Date): Promise<number> {
+    return this.run(() => markNotificationsRead(this.db, ownerId, seqs, now.getTime()));
+  }
+
   async createUpload(input: NewUploadSession): Promise<UploadSession> {
     return this.run(() => this.transfers.createUpload(input));
   }
@@ -246,6 +263,9 @@ export class SqliteMetadataStore implements MetadataStore {
   }
   async recordShareDownload(id: string): Promise<Share | null> {
     return this.run(() => this.transfers.recordShareDownload(id));
+  }
+  async markShareOpened(id: string, now: Date): Promise<boolean> {
+    return this.run(() => this.transfers.markShareOpened(id, now));
   }
 
   async ping(): Promise<void> {
