@@ -27,6 +27,15 @@ export function buildProgram(run: (fn: (ctx: CliContext) => Promise<void>) => Pr
     .option('--no-progress', 'no progress bars')
     .option('--profile <name>', 'named profile (server and login)')
     .showHelpAfterError()
+    .addHelpText(
+      'after',
+      `
+Environment: AIO_SERVER, AIO_TOKEN (use this token, store nothing), AIO_CONFIG_DIR, AIO_NO_KEYRING=1, AIO_PROFILE
+
+Exit codes:
+  0 ok   1 error   2 usage   3 auth   4 not found   5 conflict
+  6 network or server unavailable   7 quota   8 partial failure in a batch`,
+    )
     .exitOverride();
 
   program
