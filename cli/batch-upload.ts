@@ -79,7 +79,13 @@ export async function uploadBatch(items: readonly BatchItem[], options: BatchOpt
     }
   });
 
-  return runPool(sent, 16, async (r) => {
+  options.progress.stop();
+  const pending = sent.filter((r) => r.ok && r.value.status !== 'ready').length;
+  const stopSpinner =
+    options.wait && pending > 0
+      ? options.progress.spin(`Waiting for the server to commit ${pending} file(s)…`)
+      : () => {};
+  const results = await runPool(sent, 16, async (r) => {
     if (!r.ok) throw r.error;
     let outcome = r.value;
     if (options.wait && outcome.status !== 'ready') {
@@ -89,4 +95,6 @@ export async function uploadBatch(items: readonly BatchItem[], options: BatchOpt
     options.onUploaded?.(outcome);
     return outcome;
   });
+  stopSpinner();
+  return results;
 }

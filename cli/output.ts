@@ -24,7 +24,9 @@ export class Output {
     this.quiet = options.quiet;
     this.stdout = options.stdout ?? process.stdout;
     this.stderr = options.stderr ?? process.stderr;
-    const tty = Boolean((this.stderr as { isTTY?: boolean }).isTTY);
+    const term = this.stderr as { isTTY?: boolean; columns?: number };
+    // A pseudo-terminal that reports no width (e.g. `script`) cannot host redrawn lines.
+    const tty = Boolean(term.isTTY) && (term.columns ?? 0) > 0;
     this.progress = options.progress && tty && !options.json && !options.quiet;
   }
 

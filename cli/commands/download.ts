@@ -65,7 +65,10 @@ export async function download(
     }
   }
 
-  const progress = await createProgress(ctx.out);
+  const progress = await createProgress(
+    ctx.out,
+    plan.reduce((n, p) => n + p.entry.size, 0),
+  );
   const results = await runPool(plan, transfers, async ({ entry, dest }) => {
     const existing = await fs.stat(dest).catch(() => null);
     if (existing) {

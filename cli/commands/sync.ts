@@ -165,7 +165,10 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
     return;
   }
 
-  const progress = await createProgress(ctx.out);
+  const progress = await createProgress(
+    ctx.out,
+    actions.reduce((n, a) => n + (a.op === 'upload' ? a.local.size : 0), 0),
+  );
   const uploads = actions.filter((a): a is Extract<Action, { op: 'upload' }> => a.op === 'upload');
   const deletes = actions.filter((a): a is Extract<Action, { op: 'delete' }> => a.op === 'delete');
   const uploaded = await uploadBatch(

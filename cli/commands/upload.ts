@@ -82,7 +82,10 @@ export async function upload(ctx: CliContext, args: string[], flags: UploadFlags
   }
   for (const s of skipped) ctx.out.warn(`skipped ${s.path} (${s.reason})`);
 
-  const progress = await createProgress(ctx.out);
+  const progress = await createProgress(
+    ctx.out,
+    plan.reduce((n, p) => n + p.size, 0),
+  );
   const results = await uploadBatch(plan, {
     client: ctx.client,
     configDir: ctx.envToken ? null : ctx.configDir,
