@@ -42,8 +42,10 @@ export async function ensureFolders(
   metadata: MetadataStore,
   ownerId: string,
   segments: readonly string[],
+  /** The folder `segments` start in; the root by default. */
+  from: string | null = null,
 ): Promise<string | null> {
-  let parentId: string | null = null;
+  let parentId: string | null = from;
   for (const segment of segments) {
     let child: TreeNode | null = await metadata.findChild(ownerId, parentId, segment);
     if (!child) {

@@ -234,7 +234,13 @@ export type UploadStatus = 'receiving' | 'processing' | 'ready' | 'failed' | 'ex
 
 export interface UploadSession {
   id: string;
+  /** Whose tree the file is committed into (and whose quota it counts against). */
   ownerId: string;
+  /**
+   * Who created the upload and alone may see, resume or cancel it: the owner, or an
+   * editor of a folder the owner shared (`/Shared/<name>/…`).
+   */
+  uploaderId: string;
   parentId: string | null;
   name: string;
   /** Declared total length (tus Upload-Length). */
@@ -393,7 +399,8 @@ export interface MetadataStore {
 
   // uploads and outbox
   createUpload(input: NewUploadSession): Promise<UploadSession>;
-  getUpload(ownerId: string, id: string): Promise<UploadSession | null>;
+  /** The upload `id` when `uploaderId` created it (not when they only own its target); else null. */
+  getUpload(uploaderId: string, id: string): Promise<UploadSession | null>;
   /** Any owner; for the worker. */
   getUploadById(id: string): Promise<UploadSession | null>;
   /**

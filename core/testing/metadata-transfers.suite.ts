@@ -11,10 +11,12 @@ function newUpload(
   ownerId: string,
   length: number,
   expiresAt = new Date(Date.now() + 3_600_000),
+  uploaderId = ownerId,
 ): NewUploadSession {
   return {
     id: randomUUID(),
     ownerId,
+    uploaderId,
     parentId: null,
     name: 'upload.bin',
     length,
@@ -104,6 +106,43 @@ export function transferTests(ctx: SuiteContext): void {
       const stale = await ctx.store.createUpload(newUpload(user.id, 9, new Date(Date.now() - 1000)));
       const expired = await ctx.store.listExpiredUploads(new Date(), 10);
       expect(expired.map((u) => u.id)).toEqual([stale.id]);
+    });
+
+    it("shows an upload into another owner's tree to its uploader only", async () => {
+      const owner = await makeUser(ctx.store, 'owner');
+      const editor = await makeUser(ctx.store, 'editor');
+      const own = await ctx.store.createUpload(newUpload(owner.id, 4));
+      expect(own.uploaderId).toBe(owner.id);
+      expect((await ctx.store.getUpload(owner.id, own.id))?.uploaderId).toBe(owner.id);
+
+      const upload = await ctx.store.createUpload(newUpload(owner.id, 4, undefined, editor.id));
+      expect(upload).toMatchObject({ ownerId: owner.id, uploaderId: editor.id });
+      expect(await ctx.store.getUpload(editor.id, upload.id)).toMatchObject({
+        id: upload.id,
+        ownerId: owner.id,
+        uploaderId: editor.id,
+      });
+      expect(await ctx.store.getUpload(owner.id, upload.id)).toBeNull();
+      expect(await ctx.store.getUpload(editor.id, own.id)).toBeNull();
+      // The worker's view and every state change keep both ids.
+      expect(await ctx.store.getUploadById(upload.id)).toMatchObject({
+        ownerId: owner.id,
+        uploaderId: editor.id,
+      });
+      expect(await ctx.store.advanceUpload(upload.id, 0, 4)).toMatchObject({ uploaderId: editor.id });
+      const finished = await ctx.store.finishUpload(upload.id, {
+        queue: 'file.upload',
+        payload: { uploadId: upload.id },
+        idempotencyKey: upload.id,
+        priority: 0,
+      });
+      expect(finished).toMatchObject({ status: 'processing', uploaderId: editor.id });
+      expect(await ctx.store.setUploadStatus(upload.id, 'failed', { error: 'X' })).toMatchObject({
+        ownerId: owner.id,
+        uploaderId: editor.id,
+      });
+      const outbox = (await ctx.store.listOutbox(100)).filter((e) => e.idempotencyKey === upload.id);
+      for (const entry of outbox) await ctx.store.deleteOutbox(entry.id);
     });
   });
 

@@ -14,6 +14,7 @@ import { audit } from '../audit.js';
 import type { AppDeps } from '../deps.js';
 import { waitOnChannel } from '../long-poll.js';
 import { authenticate, authOf, requireScope } from '../middleware/authenticate.js';
+import { requireUploadAccess, sharedFolderPath } from '../shares/mounts.js';
 import { createUpload } from '../uploads/create-upload.js';
 import { finishIfComplete, receiveBytes } from '../uploads/receive-bytes.js';
 import {
@@ -55,7 +56,11 @@ export function uploadRoutes(deps: AppDeps): Router {
   router.options(['/', '/:id'], tusOptions(deps.config.maxUploadSize));
   router.use(authenticate(deps), requireScope('write'));
 
-  /** Looks up the caller's upload; another user's id is exactly as unknown as a made-up one. */
+  /**
+   * Looks up an upload the caller created (into their own tree or a folder shared with
+   * them); anybody else's id — the target folder's owner's too — is exactly as unknown
+   * as a made-up one.
+   */
   const load = async (req: Request): Promise<UploadSession> => {
     const id = req.params.id;
     const session =
@@ -120,6 +125,8 @@ export function uploadRoutes(deps: AppDeps): Router {
     const offset = uploadOffset(req);
     const session = await load(req);
     assertReceiving(session, deps.clock.now());
+    // An editor whose share was revoked (or turned read-only) meanwhile adds no more bytes.
+    await requireUploadAccess(deps, session);
     const { session: after, overflow } = await receiveBytes(deps, session, offset, req);
     // "The Server MUST acknowledge successful PATCH requests with the 204 No Content
     // status. It MUST include the Upload-Offset header containing the new offset."
@@ -134,7 +141,7 @@ export function uploadRoutes(deps: AppDeps): Router {
     const found = await load(req);
     const lock = await lockUpload(deps.cache, found.id);
     try {
-      const session = (await deps.metadata.getUpload(found.ownerId, found.id)) ?? found;
+      const session = (await deps.metadata.getUpload(found.uploaderId, found.id)) ?? found;
       if (session.status === 'cancelled') throw new AppError('NOT_FOUND', 'The upload was terminated.');
       if (session.status === 'processing' || session.status === 'ready') {
         throw new AppError('CONFLICT', `The upload is complete (status ${session.status}).`);
@@ -142,7 +149,11 @@ export function uploadRoutes(deps: AppDeps): Router {
       await deps.metadata.setUploadStatus(session.id, 'cancelled');
       await deps.blobs.deleteStaging(session.id);
       await deps.cache.del(progressKey(session.id)).catch(() => undefined);
-      await audit(deps, req, 'file.upload_cancelled', { uploadId: session.id, offset: session.offset });
+      await audit(deps, req, 'file.upload_cancelled', {
+        uploadId: session.id,
+        ownerId: session.ownerId,
+        offset: session.offset,
+      });
     } finally {
       await lock.release();
     }
@@ -159,7 +170,7 @@ export function uploadRoutes(deps: AppDeps): Router {
     const session = await waitOnChannel(
       deps.cache,
       uploadChannel(first.id),
-      async () => (await deps.metadata.getUpload(first.ownerId, first.id)) ?? first,
+      async () => (await deps.metadata.getUpload(first.uploaderId, first.id)) ?? first,
       (s) => s.status !== 'processing' && s.status !== 'receiving',
       { waitMs, fallbackMs: 500, signal: controller.signal },
     );
@@ -199,9 +210,13 @@ function waitSeconds(raw: unknown): number {
 /** An empty body: creates the staging file of an empty upload. */
 async function* noBytes(): AsyncGenerator<Uint8Array> {}
 
+/** The upload as its uploader sees it: a path in a shared folder is under `/Shared/<name>`. */
 async function uploadInfo(deps: AppDeps, session: UploadSession): Promise<UploadInfo> {
   let path = `/${session.name}`;
-  if (session.parentId !== null) {
+  if (session.parentId !== null && session.uploaderId !== session.ownerId) {
+    const folder = await sharedFolderPath(deps, session.uploaderId, session.ownerId, session.parentId);
+    if (folder !== null) path = `${folder}/${session.name}`;
+  } else if (session.parentId !== null) {
     const parent = await deps.metadata.getNode(session.ownerId, session.parentId);
     if (parent) path = `${await pathOf(deps.metadata, session.ownerId, parent)}/${session.name}`;
   }

@@ -10,7 +10,7 @@
  * owner's nodes (and the owner's quota), checked here to be inside the mount. A node
  * outside every mount of the caller is not found, exactly like a missing one.
  */
-import { AppError, NotFoundError } from '../../contract/errors.js';
+import { AppError, ConflictError, NotFoundError } from '../../contract/errors.js';
 import { nameKey, splitPath } from '../../core/domain/names.js';
 import type { Share, TreeNode } from '../../core/ports/metadata-store.js';
 import { resolveFolderId } from '../../core/tree.js';
@@ -143,4 +143,79 @@ export async function resolveWritableFolder(
   requireEditor(target.mount);
   if (target.node.kind !== 'folder') throw new AppError('CONFLICT', `Not a folder: ${target.path}`);
   return { ownerId: target.ownerId, folderId: target.node.id };
+}
+
+/** Where a new file goes: `folders` (created when missing) below `baseId` in `ownerId`'s tree. */
+export interface UploadPlace {
+  /** Whose tree (and quota) the file goes into. */
+  ownerId: string;
+  /** The folder `folders` start in; `null` for the owner's root. */
+  baseId: string | null;
+  /** Folder names below `baseId`, from the top down; missing ones are created. */
+  folders: string[];
+  name: string;
+}
+
+/**
+ * The place of an upload to `folders`/`name` (validated segments) in the caller's
+ * namespace. Outside `/Shared` it is the caller's own tree. Under `/Shared/<name>/…` it
+ * is the owner's shared folder when the caller is an editor of that share (403
+ * `FORBIDDEN` for a viewer; 409 when the shared item is a file) and only the folders
+ * below the mount may be created; with no such mount it is the caller's own
+ * `/Shared/<name>` folder, which must exist (404 otherwise, as for a stranger). A file
+ * named like a mount directly in `/Shared` cannot be uploaded (409). Nothing is
+ * created here.
+ */
+export async function resolveUploadPlace(
+  deps: Deps,
+  userId: string,
+  folders: readonly string[],
+  name: string,
+): Promise<UploadPlace> {
+  if (!isSharedPath(folders)) return { ownerId: userId, baseId: null, folders: [...folders], name };
+  if (folders.length === 1) {
+    // `/Shared/<name>` itself: the file would take the place of a mount.
+    const mount = (await listMounts(deps, userId)).find((m) => nameKey(m.name) === nameKey(name));
+    if (mount) {
+      requireEditor(mount);
+      if (mount.node.kind === 'folder')
+        throw new ConflictError('NAME_CONFLICT', `A folder named "${mount.name}" exists.`);
+      throw new AppError('CONFLICT', `/${SHARED_ROOT}/${mount.name} is a shared file.`);
+    }
+    return { ownerId: userId, baseId: null, folders: [...folders], name };
+  }
+  const { ownerId, folderId } = await resolveWritableFolder(
+    deps,
+    userId,
+    `/${folders.slice(0, 2).join('/')}`,
+  );
+  return { ownerId, baseId: folderId, folders: folders.slice(2), name };
+}
+
+/**
+ * For an upload made by an editor into a shared folder (`uploaderId` ≠ `ownerId`):
+ * throws unless the uploader still may write to its target folder — 404 when the share
+ * was revoked (or the folder left it), 403 when the role became `viewer`. Own uploads pass.
+ */
+export async function requireUploadAccess(
+  deps: Deps,
+  upload: { ownerId: string; uploaderId: string; parentId: string | null },
+): Promise<void> {
+  if (upload.uploaderId === upload.ownerId) return;
+  const target =
+    upload.parentId === null ? null : await findSharedNode(deps, upload.uploaderId, upload.parentId);
+  if (target === null || target.ownerId !== upload.ownerId)
+    throw new NotFoundError('The target folder is no longer shared with you.');
+  requireEditor(target.mount);
+}
+
+/** The path of a shared upload's target folder as its uploader sees it, or null when it is gone. */
+export async function sharedFolderPath(
+  deps: Deps,
+  uploaderId: string,
+  ownerId: string,
+  folderId: string,
+): Promise<string | null> {
+  const target = await findSharedNode(deps, uploaderId, folderId);
+  return target !== null && target.ownerId === ownerId ? target.path : null;
 }

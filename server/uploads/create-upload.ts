@@ -3,15 +3,21 @@
  * quota), creates missing parent folders and the upload session, and — when the owner
  * already has a ready file with the declared sha256 — commits the new file at once, so
  * no byte has to travel.
+ *
+ * A target under `/Shared/<name>/…` (a folder shared with the caller as `editor`) goes
+ * into the owner's tree: the owner's quota, the owner's content for deduplication, and
+ * only folders inside the shared one are created. The session records both: `ownerId`
+ * (whose tree) and `uploaderId` (the caller, who alone can see and resume it).
  */
 import type { Request } from 'express';
-import { AppError, ConflictError } from '../../contract/errors.js';
+import { AppError, ConflictError, NotFoundError } from '../../contract/errors.js';
 import { UPLOAD_TTL_MS } from '../../contract/schemas/uploads.js';
 import { announceChange } from '../../core/changes.js';
 import { ensureFolders } from '../../core/tree.js';
 import type { TreeNode, UploadSession, User } from '../../core/ports/metadata-store.js';
 import { audit } from '../audit.js';
 import type { AppDeps } from '../deps.js';
+import { findSharedNode, resolveUploadPlace, type UploadPlace } from '../shares/mounts.js';
 import { newUploadId } from './session.js';
 import type { UploadTarget } from './upload-metadata.js';
 
@@ -24,9 +30,11 @@ export interface CreatedUpload {
 }
 
 /**
- * Throws `PAYLOAD_TOO_LARGE` (over the server's limit), `NAME_CONFLICT` (a folder has
- * the target's name), `CONFLICT` (a parent is a file), `REVISION_CONFLICT` (stale base
- * revision) or `QUOTA_EXCEEDED`; nothing is created in those cases.
+ * Throws `PAYLOAD_TOO_LARGE` (over the server's limit), `FORBIDDEN` (a folder shared
+ * read-only), `NOT_FOUND` (under `/Shared/<name>` with no such share), `NAME_CONFLICT`
+ * (a folder has the target's name), `CONFLICT` (a parent is a file), `REVISION_CONFLICT`
+ * (stale base revision) or `QUOTA_EXCEEDED` (of the owner); nothing is created in those
+ * cases.
  */
 export async function createUpload(
   deps: Deps,
@@ -41,7 +49,12 @@ export async function createUpload(
       `Upload-Length exceeds the limit of ${deps.config.maxUploadSize} bytes.`,
     );
   }
-  const existing = await findExisting(deps, user.id, target);
+  const place = await resolveUploadPlace(deps, user.id, target.folders, target.name);
+  const shared = place.ownerId !== user.id;
+  const owner = shared ? await deps.metadata.getUserById(place.ownerId) : user;
+  if (!owner) throw new NotFoundError('Not found.');
+
+  const existing = await findExisting(deps, place);
   if (existing?.kind === 'folder')
     throw new ConflictError('NAME_CONFLICT', `A folder named "${target.name}" exists.`);
   if (target.baseRevision !== null) {
@@ -54,17 +67,21 @@ export async function createUpload(
     }
   }
   const replaced = existing?.size ?? 0;
-  if (user.storageUsed + length - replaced > user.storageQuota) {
-    throw new AppError('QUOTA_EXCEEDED', undefined, {
-      details: { storageUsed: user.storageUsed, storageQuota: user.storageQuota, length },
-    });
+  if (owner.storageUsed + length - replaced > owner.storageQuota) {
+    // Another user's usage is theirs to know: an editor learns only that it is full.
+    throw shared
+      ? new AppError('QUOTA_EXCEEDED', "The owner's storage quota would be exceeded.")
+      : new AppError('QUOTA_EXCEEDED', undefined, {
+          details: { storageUsed: owner.storageUsed, storageQuota: owner.storageQuota, length },
+        });
   }
 
-  const parentId = await ensureFolders(deps.metadata, user.id, target.folders);
+  const parentId = await ensureFolders(deps.metadata, place.ownerId, place.folders, place.baseId);
   const now = deps.clock.now();
   const session = await deps.metadata.createUpload({
     id: newUploadId(),
-    ownerId: user.id,
+    ownerId: place.ownerId,
+    uploaderId: user.id,
     parentId,
     name: target.name,
     length,
@@ -80,22 +97,22 @@ export async function createUpload(
 }
 
 /** The live node at the target, walking existing folders without creating any. */
-async function findExisting(deps: Deps, ownerId: string, target: UploadTarget): Promise<TreeNode | null> {
-  let parentId: string | null = null;
-  for (const segment of target.folders) {
-    const child: TreeNode | null = await deps.metadata.findChild(ownerId, parentId, segment);
+async function findExisting(deps: Deps, place: UploadPlace): Promise<TreeNode | null> {
+  let parentId = place.baseId;
+  for (const segment of place.folders) {
+    const child: TreeNode | null = await deps.metadata.findChild(place.ownerId, parentId, segment);
     if (!child) return null; // created later; nothing can exist below it
     if (child.kind !== 'folder') throw new AppError('CONFLICT', `Not a folder: ${child.name}`);
     parentId = child.id;
   }
-  return deps.metadata.findChild(ownerId, parentId, target.name);
+  return deps.metadata.findChild(place.ownerId, parentId, place.name);
 }
 
 /**
- * Deduplication: the owner already has a ready file with this content and its blob is
- * present, so the new revision points at the same blob. Returns the `ready` session, or
- * null when the bytes must be sent. `commitFile` is keyed by the upload id, so a retry
- * never makes a second revision.
+ * Deduplication: the owner (never the uploader, when they differ) already has a ready
+ * file with this content and its blob is present, so the new revision points at the
+ * same blob. Returns the `ready` session, or null when the bytes must be sent.
+ * `commitFile` is keyed by the upload id, so a retry never makes a second revision.
  */
 async function commitKnownContent(
   deps: Deps,
@@ -106,6 +123,12 @@ async function commitKnownContent(
   if (sha256 === null) return null;
   const source = await deps.metadata.findFileBySha256(session.ownerId, sha256);
   if (!source || source.status !== 'ready') return null;
+  // An editor may reuse only content they can already read (inside a folder shared with
+  // them), so the answer tells nothing about the owner's other files.
+  if (session.uploaderId !== session.ownerId) {
+    const visible = await findSharedNode(deps, session.uploaderId, source.id);
+    if (visible?.ownerId !== session.ownerId) return null;
+  }
   const blob = await deps.blobs.stat(sha256);
   if (!blob || blob.size !== session.length) return null;
 
@@ -134,8 +157,15 @@ async function commitKnownContent(
   }
   const ready = await deps.metadata.setUploadStatus(session.id, 'ready', { fileId: result.node.id });
   await announceChange(deps.cache, session.ownerId, await deps.metadata.latestChangeSeq(session.ownerId));
+  if (session.uploaderId !== session.ownerId) {
+    // The store copied the change into the uploader's feed (a grantee of the folder).
+    const seq = await deps.metadata.latestChangeSeq(session.uploaderId);
+    await announceChange(deps.cache, session.uploaderId, seq);
+  }
+  // The entry is the uploader's (the caller's); `ownerId` says whose tree got the file.
   await audit(deps, req, 'file.upload', {
     uploadId: session.id,
+    ownerId: session.ownerId,
     fileId: result.node.id,
     revision: result.revision.revision,
     size: blob.size,

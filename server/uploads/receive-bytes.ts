@@ -27,7 +27,7 @@ export interface ReceiveResult {
 type Deps = Pick<AppDeps, 'metadata' | 'blobs' | 'cache' | 'clock' | 'logger'>;
 
 /**
- * Appends `req`'s body at `offset` to `session` (owned by the caller). Throws
+ * Appends `req`'s body at `offset` to `session` (created by the caller). Throws
  * `UPLOAD_LOCKED` (another request writes it), `OFFSET_MISMATCH` (the offset is not the
  * stored one), `GONE`/`NOT_FOUND`/`CONFLICT` (the upload cannot take bytes). When the
  * client goes away mid-body, what arrived is kept and recorded, so HEAD reports it and
@@ -92,7 +92,7 @@ export async function finishIfComplete(
 }
 
 async function reload(deps: Deps, session: UploadSession): Promise<UploadSession> {
-  const fresh = await deps.metadata.getUpload(session.ownerId, session.id);
+  const fresh = await deps.metadata.getUpload(session.uploaderId, session.id);
   if (!fresh) throw new AppError('NOT_FOUND');
   return fresh;
 }

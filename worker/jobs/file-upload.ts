@@ -6,6 +6,10 @@
  * commit the revision (keyed by the upload id) → drop unreferenced old blobs → announce
  * the change, audit, queue a transcode for videos → mark the upload `ready` → ack.
  *
+ * The file goes into `upload.ownerId`'s tree (and quota) even when an editor of a shared
+ * folder uploaded it; audit entries belong to the uploader (`upload.uploaderId`) and
+ * name the owner.
+ *
  * Idempotent and crash-safe: a redelivery after a crash at any step ends with exactly
  * one revision. Finished uploads (`ready`, `failed`, `cancelled`, `expired`) are acked
  * at once; a staging file already moved is recovered through the recorded sha256
@@ -103,13 +107,22 @@ async function processUpload(deps: WorkerDeps, upload: UploadSession): Promise<v
 
   for (const dropped of result.droppedBlobs) await deleteIfUnreferenced(deps, dropped);
   await announceChange(deps.cache, upload.ownerId, await deps.metadata.latestChangeSeq(upload.ownerId));
+  if (upload.uploaderId !== upload.ownerId) {
+    // An editor's upload into a shared folder: the store copied the change into their feed.
+    await announceChange(
+      deps.cache,
+      upload.uploaderId,
+      await deps.metadata.latestChangeSeq(upload.uploaderId),
+    );
+  }
   await deps.metadata.appendAudit({
-    userId: upload.ownerId,
+    userId: upload.uploaderId,
     action: 'file.upload',
     ip: null,
     userAgent: null,
     details: {
       uploadId: upload.id,
+      ownerId: upload.ownerId,
       fileId: result.node.id,
       revision: result.revision.revision,
       size,
@@ -215,11 +228,11 @@ async function fail(
   await announceUpload(deps.cache, upload.id, 'failed');
   await deps.blobs.deleteStaging(upload.id);
   await deps.metadata.appendAudit({
-    userId: upload.ownerId,
+    userId: upload.uploaderId,
     action: 'file.upload_failed',
     ip: null,
     userAgent: null,
-    details: { uploadId: upload.id, error: code, ...details },
+    details: { uploadId: upload.id, ownerId: upload.ownerId, error: code, ...details },
     createdAt: deps.clock.now(),
   });
   deps.logger.info({ uploadId: upload.id, error: code }, 'upload failed');

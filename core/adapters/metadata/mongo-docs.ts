@@ -114,6 +114,8 @@ export interface ChangeDoc {
 export interface UploadDoc {
   _id: string;
   ownerId: string;
+  /** Absent only in documents written before it existed (the owner uploaded those). */
+  uploaderId?: string;
   parentId: string | null;
   name: string;
   length: number;

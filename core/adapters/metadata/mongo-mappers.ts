@@ -116,6 +116,7 @@ export const toChange = (d: ChangeDoc): Change => ({
 export const toUpload = (d: UploadDoc): UploadSession => ({
   id: d._id,
   ownerId: d.ownerId,
+  uploaderId: d.uploaderId ?? d.ownerId,
   parentId: d.parentId ?? null,
   name: d.name,
   length: d.length,

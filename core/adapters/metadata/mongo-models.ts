@@ -194,6 +194,8 @@ export function defineModels(conn: Connection): MetadataModels {
   const uploads = schema<UploadDoc>(
     {
       ownerId: { type: String, required: true },
+      // Absent in documents from before it existed: the owner uploaded those.
+      uploaderId: { type: String },
       parentId: str,
       name: { type: String, required: true },
       length: { type: Number, required: true },

@@ -38,6 +38,7 @@ export class MongoTransfers {
     const doc: UploadDoc = {
       _id: input.id,
       ownerId: input.ownerId,
+      uploaderId: input.uploaderId,
       parentId: input.parentId,
       name: input.name,
       length: input.length,
@@ -61,8 +62,14 @@ export class MongoTransfers {
     return toUpload(doc);
   }
 
-  async getUpload(ownerId: string, id: string): Promise<UploadSession | null> {
-    const doc = await this.m.uploads.findOne({ _id: id, ownerId }).lean<UploadDoc>();
+  async getUpload(uploaderId: string, id: string): Promise<UploadSession | null> {
+    // Documents from before `uploaderId` existed were uploaded by their owner.
+    const doc = await this.m.uploads
+      .findOne({
+        _id: id,
+        $or: [{ uploaderId }, { uploaderId: op({ $exists: false }), ownerId: uploaderId }],
+      })
+      .lean<UploadDoc>();
     return doc ? toUpload(doc) : null;
   }
 

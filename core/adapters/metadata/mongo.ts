@@ -229,8 +229,8 @@ export class MongoMetadataStore implements MetadataStore {
   async createUpload(input: NewUploadSession): Promise<UploadSession> {
     return this.call(() => this.transfers.createUpload(input));
   }
-  async getUpload(ownerId: string, id: string): Promise<UploadSession | null> {
-    return this.call(() => this.transfers.getUpload(ownerId, id));
+  async getUpload(uploaderId: string, id: string): Promise<UploadSession | null> {
+    return this.call(() => this.transfers.getUpload(uploaderId, id));
   }
   async getUploadById(id: string): Promise<UploadSession | null> {
     return this.call(() => this.transfers.getUploadById(id));

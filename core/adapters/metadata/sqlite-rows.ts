@@ -113,6 +113,8 @@ export interface ChangeRow {
 export interface UploadRow {
   id: string;
   owner_id: string;
+  /** Null only in rows written before the column existed (the owner uploaded those). */
+  uploader_id: string | null;
   parent_id: string | null;
   name: string;
   length: number;
@@ -261,6 +263,7 @@ export function toUpload(r: UploadRow): UploadSession {
   return {
     id: r.id,
     ownerId: r.owner_id,
+    uploaderId: r.uploader_id ?? r.owner_id,
     parentId: r.parent_id,
     name: r.name,
     length: r.length,

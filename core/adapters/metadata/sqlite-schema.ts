@@ -168,4 +168,10 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE shares ADD COLUMN opened_at INTEGER;
   CREATE INDEX shares_owner_grantee ON shares (owner_id, grantee_id, revoked_at);
   `,
+  `
+  -- Who created an upload (an editor of a shared folder uploads into its owner's tree);
+  -- only they can see it. Earlier uploads were all made by their owner.
+  ALTER TABLE uploads ADD COLUMN uploader_id TEXT REFERENCES users(id);
+  UPDATE uploads SET uploader_id = owner_id;
+  `,
 ];

@@ -38,6 +38,7 @@ export class SqliteTransfers {
     const row: UploadRow = {
       id: input.id,
       owner_id: input.ownerId,
+      uploader_id: input.uploaderId,
       parent_id: input.parentId,
       name: input.name,
       length: input.length,
@@ -56,9 +57,9 @@ export class SqliteTransfers {
     try {
       this.db
         .prepare(
-          `INSERT INTO uploads (id, owner_id, parent_id, name, length, "offset", sha256, mtime, base_revision, metadata,
-           status, error, file_id, created_at, updated_at, expires_at) VALUES (@id, @owner_id, @parent_id, @name,
-           @length, @offset, @sha256, @mtime, @base_revision, @metadata, @status, @error, @file_id, @created_at,
+          `INSERT INTO uploads (id, owner_id, uploader_id, parent_id, name, length, "offset", sha256, mtime,
+           base_revision, metadata, status, error, file_id, created_at, updated_at, expires_at) VALUES (@id,
+           @owner_id, @uploader_id, @parent_id, @name, @length, @offset, @sha256, @mtime, @base_revision, @metadata, @status, @error, @file_id, @created_at,
            @updated_at, @expires_at)`,
         )
         .run(row);
@@ -68,9 +69,10 @@ export class SqliteTransfers {
     return toUpload(row);
   }
 
-  getUpload(ownerId: string, id: string): UploadSession | null {
-    const row = this.db.prepare('SELECT * FROM uploads WHERE id = ? AND owner_id = ?').get(id, ownerId) as
-      UploadRow | undefined;
+  getUpload(uploaderId: string, id: string): UploadSession | null {
+    const row = this.db
+      .prepare('SELECT * FROM uploads WHERE id = ? AND COALESCE(uploader_id, owner_id) = ?')
+      .get(id, uploaderId) as UploadRow | undefined;
     return row ? toUpload(row) : null;
   }
 

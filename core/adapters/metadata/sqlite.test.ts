@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it, expect, afterEach } from 'vitest';
 import { metadataStoreSuite } from '../../testing/metadata-store.suite.js';
-import { openSqlite } from '../sqlite/database.js';
+import { migrate, openSqlite } from '../sqlite/database.js';
+import { MIGRATIONS } from './sqlite-schema.js';
 import { SqliteMetadataStore } from './sqlite.js';
 
 function tempDir(): string {
@@ -56,6 +57,28 @@ describe('SqliteMetadataStore', () => {
       expect((await reopened.listChanges(user.id, 1, 10)).map((c) => c.nodeId)).toEqual([again.id]);
     } finally {
       second.close();
+    }
+  });
+
+  it('keeps uploads made before uploader ids existed visible to their owner', async () => {
+    const db = openSqlite(':memory:');
+    try {
+      // The schema as shipped before the uploader column, with one upload in it.
+      migrate(db, 'metadata', MIGRATIONS.slice(0, 2));
+      db.prepare(
+        `INSERT INTO users (id, email, password_hash, storage_quota, created_at, updated_at)
+         VALUES ('u1', 'old@example.test', 'h', 10, 0, 0)`,
+      ).run();
+      db.prepare(
+        `INSERT INTO uploads (id, owner_id, name, length, metadata, status, created_at, updated_at, expires_at)
+         VALUES ('up1', 'u1', 'a.txt', 3, '{}', 'receiving', 0, 0, 0)`,
+      ).run();
+      const store = new SqliteMetadataStore(db);
+      expect(await store.getUpload('u1', 'up1')).toMatchObject({ ownerId: 'u1', uploaderId: 'u1' });
+      expect(await store.getUpload('u2', 'up1')).toBeNull();
+      await store.close();
+    } finally {
+      db.close();
     }
   });
 

@@ -211,8 +211,8 @@ export class SqliteMetadataStore implements MetadataStore {
   async createUpload(input: NewUploadSession): Promise<UploadSession> {
     return this.run(() => this.transfers.createUpload(input));
   }
-  async getUpload(ownerId: string, id: string): Promise<UploadSession | null> {
-    return this.run(() => this.transfers.getUpload(ownerId, id));
+  async getUpload(uploaderId: string, id: string): Promise<UploadSession | null> {
+    return this.run(() => this.transfers.getUpload(uploaderId, id));
   }
   async getUploadById(id: string): Promise<UploadSession | null> {
     return this.run(() => this.transfers.getUploadById(id));
