@@ -1,7 +1,9 @@
 /**
- * Opens the embedded SQLite database shared by `SqliteMetadataStore` and
- * `EmbeddedJobQueue` (one connection per process, so a job and its metadata can
- * commit in one transaction) and applies versioned migrations per component.
+ * Opens an SQLite database file and applies versioned migrations per component. Used by
+ * the embedded adapters (`SqliteMetadataStore` and `EmbeddedJobQueue` share one
+ * connection per process, so a job and its metadata can commit in one transaction) and
+ * by the sync daemon's journal. It lives outside core/adapters because it is a helper,
+ * not a port's adapter, and the daemon may use it.
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -10,7 +10,11 @@
  *   killed daemon redoes it after a restart; every operation re-checks the current state
  *   when it runs, which makes redoing it harmless.
  */
-import { openJournalDb, migrateJournal, type JournalDatabase } from './journal-db.js';
+import {
+  migrate as migrateJournal,
+  openSqlite as openJournalDb,
+  type SqliteDatabase as JournalDatabase,
+} from '../core/sqlite.js';
 
 export type EntryKind = 'file' | 'dir';
 

@@ -6,13 +6,11 @@
  *
  * Exit codes: 0 clean shutdown, 1 start-up or shutdown failure, 2 bad configuration.
  */
-import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../core/config.js';
-import { openAdapters, type Adapters } from '../core/adapters/open.js';
-import { systemClock } from '../core/domain/clock.js';
+import type { Adapters } from '../core/adapters/open.js';
 import { jobHandlers } from '../worker/jobs/index.js';
 import { startWorker, type WorkerRuntime } from '../worker/runtime.js';
 import { createApp } from './app.js';
@@ -27,7 +25,7 @@ import {
   stopTasks,
 } from './lifecycle.js';
 import { Metrics } from './metrics.js';
-import { resolveJwtSecret } from './secret.js';
+import { openRuntime } from './runtime-deps.js';
 
 /** The part of the shutdown budget in-flight requests get before their connections are cut. */
 const HTTP_GRACE_SHARE = 0.5;
@@ -37,20 +35,10 @@ async function main(): Promise<void> {
   const logger = createLogger(config, 'aio-server');
   let adapters: Adapters | undefined;
   try {
-    await fs.mkdir(config.dataDir, { recursive: true });
-    adapters = await openAdapters(config, { logger, clock: systemClock });
-    const deps: AppDeps = {
-      config,
-      jwtSecret: await resolveJwtSecret(config),
-      metadata: adapters.metadata,
-      queue: adapters.queue,
-      cache: adapters.cache,
-      blobs: adapters.blobs,
-      logger,
-      clock: systemClock,
-      metrics: new Metrics({ queue: adapters.queue }),
-    };
-    await run(config, deps, adapters, logger);
+    const runtime = await openRuntime(config, logger);
+    adapters = runtime.adapters;
+    const deps: AppDeps = { ...runtime.deps, metrics: new Metrics({ queue: runtime.deps.queue }) };
+    await run(config, deps, runtime.adapters, logger);
   } catch (err) {
     logger.fatal({ err }, 'aio-server failed to start');
     process.stderr.write(`aio-server: ${err instanceof Error ? err.message : String(err)}\n`);

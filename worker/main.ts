@@ -12,8 +12,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { openAdapters, type Adapters } from '../core/adapters/open.js';
-import { systemClock } from '../core/domain/clock.js';
+import type { Adapters } from '../core/adapters/open.js';
 import {
   createLogger,
   installProcessHandlers,
@@ -22,8 +21,7 @@ import {
   startTasks,
   stopTasks,
 } from '../server/lifecycle.js';
-import { resolveJwtSecret } from '../server/secret.js';
-import type { WorkerDeps } from './deps.js';
+import { openRuntime } from '../server/runtime-deps.js';
 import { jobHandlers } from './jobs/index.js';
 import { startWorker } from './runtime.js';
 
@@ -35,22 +33,13 @@ async function main(): Promise<void> {
   const logger = createLogger(config, 'aio-worker');
   let adapters: Adapters | undefined;
   try {
-    await fs.mkdir(config.dataDir, { recursive: true });
-    adapters = await openAdapters(config, { logger, clock: systemClock });
-    const deps: WorkerDeps = {
-      config,
-      jwtSecret: await resolveJwtSecret(config),
-      metadata: adapters.metadata,
-      queue: adapters.queue,
-      cache: adapters.cache,
-      blobs: adapters.blobs,
-      logger,
-      clock: systemClock,
-    };
+    const runtime = await openRuntime(config, logger);
+    adapters = runtime.adapters;
+    const { deps } = runtime;
     const worker = await startWorker(deps, jobHandlers(deps), { concurrency: config.workerConcurrency });
     const touch = () => fs.writeFile(HEARTBEAT_FILE, `${new Date().toISOString()}\n`);
     const tasks = [periodic('heartbeat', HEARTBEAT_INTERVAL_MS, touch, { logger, firstDelayMs: 0 })];
-    const opened = adapters;
+    const opened = runtime.adapters;
     installProcessHandlers({
       logger,
       timeoutMs: config.shutdownTimeoutMs,
@@ -63,7 +52,7 @@ async function main(): Promise<void> {
     });
     startTasks(tasks, logger);
     logger.info(
-      { adapters: adapters.kinds, queues: worker.queues, dataDir: config.dataDir },
+      { adapters: opened.kinds, queues: worker.queues, dataDir: config.dataDir },
       'aio-worker started',
     );
   } catch (err) {

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openSqlite, type SqliteDatabase } from '../core/adapters/sqlite/database.js';
+import { openSqlite, type SqliteDatabase } from '../core/sqlite.js';
 import { EmbeddedJobQueue } from '../core/adapters/queue/embedded.js';
 import { PermanentJobError, type Job } from '../core/ports/job-queue.js';
 import { Metrics } from '../server/metrics.js';

@@ -16,7 +16,7 @@ import type { BlobStore } from '../ports/blob-store.js';
 import type { Cache } from '../ports/cache.js';
 import type { JobQueue } from '../ports/job-queue.js';
 import type { MetadataStore } from '../ports/metadata-store.js';
-import type { SqliteDatabase } from './sqlite/database.js';
+import type { SqliteDatabase } from '../sqlite.js';
 
 export interface AdapterKinds {
   metadata: 'sqlite' | 'mongodb';
@@ -105,7 +105,7 @@ export async function openAdapters(
   if (kinds.metadata === 'sqlite' || kinds.queue === 'embedded') {
     const file = sqliteFile(config);
     db = await step('SQLite database', file, async () => {
-      const { openSqlite } = await import('./sqlite/database.js');
+      const { openSqlite } = await import('../sqlite.js');
       return openSqlite(file);
     });
     const opened = db;

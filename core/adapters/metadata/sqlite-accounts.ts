@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { NotFoundError } from '../../../contract/errors.js';
 import type { Clock } from '../../domain/clock.js';
-import type { SqliteDatabase } from '../sqlite/database.js';
+import type { SqliteDatabase } from '../../sqlite.js';
 import type {
   ApiToken,
   AuditEntry,

@@ -9,7 +9,7 @@
  * `notify` changes; `read_at` is their read marker.
  */
 import { NotFoundError } from '../../../contract/errors.js';
-import type { SqliteDatabase } from '../sqlite/database.js';
+import type { SqliteDatabase } from '../../sqlite.js';
 import type { Change, ChangeKind, Notification, Page } from '../../ports/metadata-store.js';
 import { toChange, type ChangeRow } from './sqlite-rows.js';
 import { pageLimit } from './shared.js';

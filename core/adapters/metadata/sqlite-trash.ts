@@ -5,7 +5,7 @@
  */
 import { ConflictError, NotFoundError } from '../../../contract/errors.js';
 import type { Clock } from '../../domain/clock.js';
-import type { SqliteDatabase } from '../sqlite/database.js';
+import type { SqliteDatabase } from '../../sqlite.js';
 import type { TreeNode } from '../../ports/metadata-store.js';
 import { nodeSnapshot } from './shared.js';
 import { appendChangeTx } from './sqlite-changes.js';

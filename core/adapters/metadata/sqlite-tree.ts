@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { ConflictError, NotFoundError } from '../../../contract/errors.js';
 import type { Clock } from '../../domain/clock.js';
 import { nameKey } from '../../domain/names.js';
-import type { SqliteDatabase } from '../sqlite/database.js';
+import type { SqliteDatabase } from '../../sqlite.js';
 import type {
   CommitFileInput,
   CommitFileResult,

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it, expect, afterEach } from 'vitest';
 import { metadataStoreSuite } from '../../testing/metadata-store.suite.js';
-import { migrate, openSqlite } from '../sqlite/database.js';
+import { migrate, openSqlite } from '../../sqlite.js';
 import { MIGRATIONS } from './sqlite-schema.js';
 import { SqliteMetadataStore } from './sqlite.js';
 

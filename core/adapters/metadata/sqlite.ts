@@ -1,6 +1,6 @@
 /**
  * `SqliteMetadataStore`: the embedded MetadataStore on the shared better-sqlite3
- * database (see `core/adapters/sqlite/database.ts`). better-sqlite3 is synchronous, so
+ * database (see `core/sqlite.ts`). better-sqlite3 is synchronous, so
  * each method runs its statements — one IMMEDIATE transaction where several rows change
  * — and resolves; errors become rejections with codes from `contract/errors.ts`.
  *
@@ -8,7 +8,7 @@
  */
 import { UnavailableError } from '../../../contract/errors.js';
 import { systemClock, type Clock } from '../../domain/clock.js';
-import { migrate, type SqliteDatabase } from '../sqlite/database.js';
+import { migrate, type SqliteDatabase } from '../../sqlite.js';
 import type {
   ApiToken,
   AuditEntry,

@@ -11,8 +11,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import type { DeadJob, Job, JobSpec, QueueDepth, QueueName } from '../../ports/job-queue.js';
-import { migrate } from '../sqlite/database.js';
-import type { SqliteDatabase } from '../sqlite/database.js';
+import { migrate } from '../../sqlite.js';
+import type { SqliteDatabase } from '../../sqlite.js';
 
 /** Append-only (see `migrate`). */
 const MIGRATIONS = [

@@ -4,7 +4,7 @@
  * other processes still find the job by polling.
  */
 import path from 'node:path';
-import type { SqliteDatabase } from '../sqlite/database.js';
+import type { SqliteDatabase } from '../../sqlite.js';
 
 type Listener = (queue: string) => void;
 

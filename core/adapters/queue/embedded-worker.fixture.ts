@@ -3,7 +3,7 @@
  * SQLite file given as argv[2], printing `ready` once consuming and then each handled
  * job's idempotency key on its own line. SIGTERM stops it gracefully.
  */
-import { openSqlite } from '../sqlite/database.js';
+import { openSqlite } from '../../sqlite.js';
 import { EmbeddedJobQueue } from './embedded.js';
 
 const file = process.argv[2];

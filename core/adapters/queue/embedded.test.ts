@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Job, JobQueue } from '../../ports/job-queue.js';
 import { jobQueueSuite } from '../../testing/job-queue.suite.js';
-import type { SqliteDatabase } from '../sqlite/database.js';
-import { openSqlite } from '../sqlite/database.js';
+import type { SqliteDatabase } from '../../sqlite.js';
+import { openSqlite } from '../../sqlite.js';
 import type { EmbeddedJobQueueOptions } from './embedded.js';
 import { EmbeddedJobQueue } from './embedded.js';
 

@@ -27,7 +27,7 @@ import type {
   QueueDepth,
   QueueName,
 } from '../../ports/job-queue.js';
-import type { SqliteDatabase } from '../sqlite/database.js';
+import type { SqliteDatabase } from '../../sqlite.js';
 import { jobPriority, retryPolicy } from './backoff.js';
 import { PollingConsumer } from './embedded-consumer.js';
 import { EmbeddedJobStore } from './embedded-store.js';
