@@ -16,7 +16,7 @@ import { waitOnChannel } from '../long-poll.js';
 import { authenticate, authOf, requireScope } from '../middleware/authenticate.js';
 import { requireUploadAccess, sharedFolderPath } from '../shares/mounts.js';
 import { createUpload } from '../uploads/create-upload.js';
-import { finishIfComplete, receiveBytes } from '../uploads/receive-bytes.js';
+import { finishIfComplete, receiveBytes, settleOffset } from '../uploads/receive-bytes.js';
 import {
   UPLOAD_ID,
   assertNotGone,
@@ -110,9 +110,10 @@ export function uploadRoutes(deps: AppDeps): Router {
   // request … The Server MUST prevent the client and/or proxies from caching the
   // response by adding the Cache-Control: no-store header to the response."
   router.head('/:id', async (req, res) => {
-    const session = await load(req);
+    const found = await load(req);
     res.setHeader('Cache-Control', 'no-store');
-    assertNotGone(session, deps.clock.now());
+    assertNotGone(found, deps.clock.now());
+    const session = await settleOffset(deps, found);
     setProgressHeaders(res, session);
     res.setHeader('Upload-Length', String(session.length));
     const metadata = formatUploadMetadata(session.metadata);

@@ -98,9 +98,31 @@ async function reload(deps: Deps, session: UploadSession): Promise<UploadSession
 }
 
 /**
- * A request that died after its bytes were fsynced but before the offset was recorded
- * (process crash) leaves the staging file longer than the stored offset. Those bytes
- * are good: record them, so the client's next HEAD resumes after them.
+ * For HEAD: when no request is writing the upload, records bytes a crashed request left
+ * behind (see `reconcile`) so the offset the client resumes from includes them. While a
+ * request holds the lock the recorded offset is answered as is.
+ */
+export async function settleOffset(deps: Deps, session: UploadSession): Promise<UploadSession> {
+  if (session.status !== 'receiving') return session;
+  let lock;
+  try {
+    lock = await lockUpload(deps.cache, session.id);
+  } catch (err) {
+    if (err instanceof AppError && err.code === 'UPLOAD_LOCKED') return session;
+    throw err;
+  }
+  try {
+    return await reconcile(deps, await reload(deps, session));
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * A request that died before its offset was recorded (a process crash, the server
+ * SIGKILLed mid-body) leaves the staging file longer than the stored offset. Those
+ * bytes are kept: fsynced first (the crashed writer may not have), then recorded, so
+ * the client resumes after them.
  */
 async function reconcile(deps: Deps, session: UploadSession): Promise<UploadSession> {
   if (session.status !== 'receiving') return session;
@@ -113,6 +135,8 @@ async function reconcile(deps: Deps, session: UploadSession): Promise<UploadSess
     { uploadId: session.id, recorded: session.offset, staged },
     'recording bytes of a lost request',
   );
+  // Appending nothing at the end fsyncs the file (BlobStore contract).
+  await deps.blobs.appendStaging(session.id, staged, noBytes(), 0);
   const advanced = await deps.metadata.advanceUpload(session.id, session.offset, staged);
   return advanced ?? reload(deps, session);
 }
@@ -175,3 +199,5 @@ class ProgressWriter {
     }
   }
 }
+
+async function* noBytes(): AsyncGenerator<Uint8Array> {}
