@@ -3,6 +3,7 @@
  * their exit codes. Real `bin/aio`, real `aio-server`.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -102,18 +103,31 @@ describe('aio upload interrupted and resumed', () => {
     expect(r.stderr).toMatch(/quota/i);
   }, 60_000);
 
-  it('keeps going past one bad file in a batch and ends with exit code 8', async () => {
+  it('keeps going past one unreadable file in a batch and ends with exit code 8', async () => {
+    // Root reads a chmod 000 file anyway, so as root the CLI runs as an unprivileged user.
+    const asRoot = os.userInfo().uid === 0;
+    if (asRoot && !fsSync.existsSync('/usr/bin/setpriv'))
+      throw new Error('setpriv is needed to test as root');
     const work = await tempDir('aio-partial-');
+    await fs.chmod(work, 0o755);
     const tree = path.join(work, 'batch');
-    await fs.mkdir(tree);
-    for (let i = 0; i < 5; i++) await fs.writeFile(path.join(tree, `ok-${i}.txt`), `fine ${i}`);
-    // A name the server refuses (a backslash is not allowed in names) stands in for an
-    // unreadable file: as root, chmod 000 does not stop reads.
-    const bad = os.userInfo().uid === 0 ? 'bad\\name.txt' : 'unreadable.txt';
-    await fs.writeFile(path.join(tree, bad), 'x');
-    if (os.userInfo().uid !== 0) await fs.chmod(path.join(tree, bad), 0o000);
-    const r = await aio(['upload', '-r', tree, '/partial', '--json'], { env });
-    expect(r.exitCode).toBe(8);
+    await fs.mkdir(tree, { mode: 0o755 });
+    for (let i = 0; i < 5; i++)
+      await fs.writeFile(path.join(tree, `ok-${i}.txt`), `fine ${i}`, { mode: 0o644 });
+    await fs.writeFile(path.join(tree, 'unreadable.txt'), 'secret', { mode: 0o000 });
+    await fs.chmod(path.join(tree, 'unreadable.txt'), 0o000);
+
+    const created = await aio(['token', 'create', '--name', 'partial', '--json'], { env });
+    const { token } = JSON.parse(created.stdout) as { token: string };
+    const config = await tempDir('aio-partial-config-');
+    if (asRoot) await fs.chown(config, 65534, 65534);
+    const r = await aio(['upload', '-r', tree, '/partial', '--json'], {
+      env: { AIO_SERVER: server.url, AIO_CONFIG_DIR: config, AIO_TOKEN: token },
+      asUser: asRoot ? 65534 : undefined,
+      cwd: work,
+    });
+    expect(r.exitCode, r.stderr).toBe(8);
+    expect(r.stderr).toMatch(/unreadable\.txt/);
     const summary = lastJson<{ uploaded: number; failed: unknown[] }>(
       r.stdout
         .split('\n')
@@ -123,6 +137,12 @@ describe('aio upload interrupted and resumed', () => {
     expect(summary.uploaded).toBe(5);
     expect(summary.failed).toHaveLength(1);
     const ls = await aio(['ls', '/partial/batch', '--json'], { env });
-    expect((JSON.parse(ls.stdout) as unknown[]).length).toBe(5);
+    expect((JSON.parse(ls.stdout) as Array<{ name: string }>).map((e) => e.name).sort()).toEqual([
+      'ok-0.txt',
+      'ok-1.txt',
+      'ok-2.txt',
+      'ok-3.txt',
+      'ok-4.txt',
+    ]);
   }, 60_000);
 });

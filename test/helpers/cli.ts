@@ -25,11 +25,18 @@ export interface CliOptions {
   input?: string;
   cwd?: string;
   timeoutMs?: number;
+  /** Run as this unprivileged uid/gid (through setpriv), e.g. to meet real permission errors as root. */
+  asUser?: number;
 }
 
 /** Starts `aio args…`; await it for the result (never rejects on a non-zero exit). */
 export function aioProcess(args: string[], options: CliOptions = {}): ResultPromise {
-  return execa(process.execPath, [path.join(ROOT, 'bin', 'aio'), ...args], {
+  const command = [process.execPath, path.join(ROOT, 'bin', 'aio'), ...args];
+  const argv =
+    options.asUser === undefined
+      ? command
+      : ['setpriv', `--reuid=${options.asUser}`, `--regid=${options.asUser}`, '--clear-groups', ...command];
+  return execa(argv[0] as string, argv.slice(1), {
     env: { AIO_NO_KEYRING: '1', ...baseEnv(), ...options.env },
     extendEnv: false,
     input: options.input ?? '',
