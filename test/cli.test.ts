@@ -143,6 +143,22 @@ describe('aio against a real server', () => {
     expect(sha(await fs.readFile(other))).toBe(sha(await fs.readFile(file)));
   }, 60_000);
 
+  it('creates a share link whose URL plain HTTP fetches the bytes from', async () => {
+    const work = await tempDir('aio-cli-share-');
+    const file = path.join(work, 'shared.bin');
+    const bytes = randomBytes(70_000);
+    await fs.writeFile(file, bytes);
+    expect((await aio(['upload', file, '/share/shared.bin'], { env })).exitCode).toBe(0);
+    const created = await aio(['share', 'create', '/share/shared.bin', '--expires', '1d', '--json'], { env });
+    expect(created.exitCode, created.stderr).toBe(0);
+    const { url } = JSON.parse(created.stdout) as { url: string };
+    expect(url.startsWith(`${server.url}/s/`)).toBe(true);
+    const res = await fetch(`${url}?dl=1`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-disposition')).toMatch(/^attachment/);
+    expect(sha(Buffer.from(await res.arrayBuffer()))).toBe(sha(bytes));
+  }, 60_000);
+
   it('plans with --dry-run without changing anything and refuses an emptied source', async () => {
     const src = await tempDir('aio-cli-sync-');
     for (let i = 0; i < 10; i++) await fs.writeFile(path.join(src, `f${i}.txt`), `v1 ${i}`);
