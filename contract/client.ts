@@ -28,6 +28,8 @@ export interface RequestOptions {
   /** Send the Authorization header (default true). */
   auth?: boolean;
   timeoutMs?: number;
+  /** Cancels the request (e.g. a long-poll when its owner stops); it then rejects. */
+  signal?: AbortSignal;
 }
 
 export interface RawResponse {
@@ -116,6 +118,7 @@ export class ApiClient {
           searchParams,
           json: options.json,
           body: options.body,
+          signal: options.signal,
           responseType: 'buffer',
           timeout: { request: options.timeoutMs ?? 60_000 },
         });

@@ -81,6 +81,8 @@ export function planRemote(tree: Map<string, Entry>, entries: readonly JournalEn
 
 export class Puller {
   private stopped = false;
+  /** Cancels the change-feed long-poll in flight when the puller stops. */
+  private readonly abort = new AbortController();
   private loop: Promise<void> | null = null;
   private rootId: string | null | undefined;
   private treeIds = new Set<string>();
@@ -95,6 +97,7 @@ export class Puller {
   /** Stops following; an open long-poll is abandoned (it holds no state). */
   stop(): void {
     this.stopped = true;
+    this.abort.abort();
   }
 
   /** Lists the remote folder and queues what the local side needs. */
@@ -139,6 +142,7 @@ export class Puller {
         const page = await remote.client.get<ChangesResponse>('/api/v1/changes', {
           searchParams: { cursor, wait: this.options.pollWaitSeconds, limit: 1000 },
           timeoutMs: (this.options.pollWaitSeconds + 30) * 1000,
+          signal: this.abort.signal,
         });
         connectivity.succeeded();
         if (this.stopped) return;

@@ -54,6 +54,16 @@ export class FolderWatcher {
       const r = rel(p);
       if (!r.startsWith('..')) this.options.onHint(r);
     });
+    // chokidar drops the `add` of a file it cannot watch (inotify needs read access), so a
+    // new unreadable file would go unnoticed until the next full scan. The raw event of its
+    // folder still names it: pass it on as a hint too (the scanner sorts it out and the
+    // failing upload is reported). A name that is not a child (a file's own watch) is harmless.
+    watcher.on('raw', (_event, name, details) => {
+      const dir = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
+      if (typeof dir !== 'string' || typeof name !== 'string' || name === '') return;
+      const r = rel(path.join(dir, name));
+      if (r !== '' && !r.startsWith('..')) this.options.onHint(r);
+    });
     watcher.on('error', (err: unknown) => this.onError(err as NodeJS.ErrnoException));
     this.watcher = watcher;
   }

@@ -48,11 +48,11 @@ export async function daemonStart(ctx: CliContext): Promise<void> {
   const files = daemonFiles(ctx.configDir);
   if (await daemonAnswers(files.socket)) {
     const pid = readPid(files.pid);
-    ctx.out.result(
-      { started: false, running: true, pid },
-      () => `The daemon is already running (pid ${pid ?? '?'}).`,
+    throw new AppError(
+      'CONFLICT',
+      `The daemon is already running (pid ${pid ?? '?'}); stop it first with \`aio daemon stop\`.`,
+      { details: { running: true, pid } },
     );
-    return;
   }
   const out = fs.openSync(files.outLog, 'a', 0o600);
   const child = spawn(
