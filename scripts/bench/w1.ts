@@ -1,0 +1,188 @@
+/**
+ * W1: one large random file (1 GiB; 64 MiB with --quick).
+ * Upload: `aio upload` vs `rclone copy` to `rclone serve webdav` vs `curl -T` to the raw sink.
+ * Download: `aio download` vs `rclone copy` back vs `cp`.
+ * Each run gets a fresh server (so the upload is never deduplicated) and fresh targets.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { removeDir, runTimed, tempDir } from './proc.js';
+import type { Results } from './results.js';
+import { startAio, startSink, startWebdav, verifyAio, type Aio, type Sink, type Webdav } from './tools.js';
+import { sha256File, writeRandomFile } from './util.js';
+
+export interface W1Options {
+  runs: number;
+  bytes: number;
+}
+
+async function expectSha(what: string, file: string, sha: string): Promise<void> {
+  const actual = await sha256File(file).catch(() => 'missing');
+  if (actual !== sha)
+    throw new Error(`${what}: ${file} has sha256 ${actual.slice(0, 16)}…, expected ${sha.slice(0, 16)}…`);
+}
+
+function rotate<T>(items: T[], by: number): T[] {
+  const k = by % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
+}
+
+export async function runW1(opts: W1Options, results: Results): Promise<void> {
+  const srcDir = await tempDir('w1-src');
+  const src = path.join(srcDir, 'big.bin');
+  console.log(`W1: writing ${opts.bytes} random bytes…`);
+  const sha = await writeRandomFile(src, opts.bytes);
+  const label =
+    opts.bytes >= 2 ** 30 ? `${opts.bytes / 2 ** 30} GiB` : `${Math.round(opts.bytes / 2 ** 20)} MiB`;
+  results.note(`W1 file: ${label} of random bytes; the source is in the page cache for every tool.`);
+
+  const up = `W1 upload ${label}`;
+  const dn = `W1 download ${label}`;
+  results.compare({
+    workload: up,
+    measure: 'time',
+    unit: 'ms',
+    ours: { tool: 'aio', key: 'W1 upload time | aio' },
+    anchor: { tool: 'rclone → webdav', key: 'W1 upload time | rclone' },
+    target: 0.5,
+  });
+  results.compare({
+    workload: up,
+    measure: 'time',
+    unit: 'ms',
+    ours: { tool: 'aio', key: 'W1 upload time | aio' },
+    anchor: { tool: 'curl -T → raw sink', key: 'W1 upload time | curl→sink' },
+    target: 1.25,
+  });
+  results.compare({
+    workload: up,
+    measure: 'client peak RSS',
+    unit: 'kb',
+    ours: { tool: 'aio', key: 'W1 upload peak RSS client | aio' },
+    anchor: { tool: 'rclone', key: 'W1 upload peak RSS client | rclone' },
+  });
+  results.compare({
+    workload: up,
+    measure: 'server peak RSS (whole run)',
+    unit: 'kb',
+    ours: { tool: 'aio', key: 'W1 peak RSS server | aio-server' },
+    anchor: { tool: 'rclone serve webdav', key: 'W1 peak RSS server | rclone serve webdav' },
+  });
+  results.compare({
+    workload: dn,
+    measure: 'time',
+    unit: 'ms',
+    ours: { tool: 'aio', key: 'W1 download time | aio' },
+    anchor: { tool: 'rclone ← webdav', key: 'W1 download time | rclone' },
+    target: 1,
+  });
+  results.compare({
+    workload: dn,
+    measure: 'time',
+    unit: 'ms',
+    ours: { tool: 'aio', key: 'W1 download time | aio' },
+    anchor: { tool: 'cp (disk to disk)', key: 'W1 download time | cp' },
+  });
+  results.compare({
+    workload: dn,
+    measure: 'client peak RSS',
+    unit: 'kb',
+    ours: { tool: 'aio', key: 'W1 download peak RSS client | aio' },
+    anchor: { tool: 'rclone', key: 'W1 download peak RSS client | rclone' },
+  });
+  for (let run = 0; run < opts.runs; run++) {
+    let aio: Aio | null = null;
+    let dav: Webdav | null = null;
+    let sink: Sink | null = null;
+    const down = await tempDir('w1-down');
+    try {
+      aio = await startAio();
+      dav = await startWebdav();
+      sink = await startSink();
+      const a = aio;
+      const d = dav;
+      const s = sink;
+      const uploads: Array<[string, () => Promise<void>]> = [
+        [
+          'aio',
+          async () => {
+            const r = await a.cli(['upload', src, '/w1/big.bin', '--json']);
+            results.add('W1 upload time | aio', 'ms', r.ms);
+            results.add('W1 upload peak RSS client | aio', 'kb', r.peakRssKb);
+            await verifyAio(a, '/w1', new Map([['big.bin', sha]]));
+          },
+        ],
+        [
+          'rclone',
+          async () => {
+            const r = await d.rclone(['copy', src, ':webdav:w1']);
+            results.add('W1 upload time | rclone', 'ms', r.ms);
+            results.add('W1 upload peak RSS client | rclone', 'kb', r.peakRssKb);
+            await expectSha('rclone upload', path.join(d.root, 'w1', 'big.bin'), sha);
+          },
+        ],
+        [
+          'curl',
+          async () => {
+            const r = await runTimed('curl -T', 'curl', ['-sS', '-f', '-T', src, `${s.url}/w1/big.bin`]);
+            results.add('W1 upload time | curl→sink', 'ms', r.ms);
+            results.add('W1 upload peak RSS client | curl', 'kb', r.peakRssKb);
+            await expectSha('curl upload', path.join(s.root, 'w1', 'big.bin'), sha);
+          },
+        ],
+      ];
+      for (const [name, fn] of rotate(uploads, run)) {
+        process.stdout.write(`W1 run ${run + 1}/${opts.runs}: upload ${name}… `);
+        await fn();
+        console.log('ok');
+      }
+      const downloads: Array<[string, () => Promise<void>]> = [
+        [
+          'aio',
+          async () => {
+            const out = path.join(down, 'aio.bin');
+            const r = await a.cli(['download', '/w1/big.bin', out, '--json']);
+            results.add('W1 download time | aio', 'ms', r.ms);
+            results.add('W1 download peak RSS client | aio', 'kb', r.peakRssKb);
+            await expectSha('aio download', out, sha);
+            await fs.rm(out);
+          },
+        ],
+        [
+          'rclone',
+          async () => {
+            const out = path.join(down, 'rclone');
+            const r = await d.rclone(['copy', ':webdav:w1/big.bin', out]);
+            results.add('W1 download time | rclone', 'ms', r.ms);
+            results.add('W1 download peak RSS client | rclone', 'kb', r.peakRssKb);
+            await expectSha('rclone download', path.join(out, 'big.bin'), sha);
+            await fs.rm(out, { recursive: true });
+          },
+        ],
+        [
+          'cp',
+          async () => {
+            const out = path.join(down, 'cp.bin');
+            const r = await runTimed('cp', 'cp', [path.join(d.root, 'w1', 'big.bin'), out]);
+            results.add('W1 download time | cp', 'ms', r.ms);
+            await expectSha('cp', out, sha);
+            await fs.rm(out);
+          },
+        ],
+      ];
+      for (const [name, fn] of rotate(downloads, run)) {
+        process.stdout.write(`W1 run ${run + 1}/${opts.runs}: download ${name}… `);
+        await fn();
+        console.log('ok');
+      }
+      results.add('W1 peak RSS server | aio-server', 'kb', a.server.peakRssKb());
+      results.add('W1 peak RSS server | rclone serve webdav', 'kb', d.service.peakRssKb());
+      results.add('W1 peak RSS server | sink', 'kb', s.service.peakRssKb());
+    } finally {
+      await Promise.all([aio?.server.stop(), dav?.service.stop(), sink?.service.stop()]);
+      await removeDir(down);
+      for (const dir of [aio?.dataDir, aio?.configDir, dav?.root, sink?.root]) if (dir) await removeDir(dir);
+    }
+  }
+  await removeDir(srcDir);
+}
