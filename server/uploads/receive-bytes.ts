@@ -6,6 +6,7 @@
  * (state and outbox job in one commit) and nudges the outbox relay.
  */
 import type { Request } from 'express';
+import { createHash } from 'node:crypto';
 import { AppError } from '../../contract/errors.js';
 import type { UploadSession } from '../../core/ports/metadata-store.js';
 import type { AppDeps } from '../deps.js';
@@ -57,13 +58,16 @@ export async function receiveBytes(
     const declared = contentLength(req);
     const progress = new ProgressWriter(deps, session.id, offset);
     let overflow = declared !== undefined && declared > remaining;
-    const source = countBytes(req, (seen) => {
+    const counted = countBytes(req, (seen) => {
       if (seen > remaining) overflow = true;
       progress.update(Math.min(seen, remaining));
     });
+    // An upload that arrives whole in one request is hashed on the way to disk, so the
+    // worker can skip reading it back.
+    const hashing = offset === 0 ? new HashingSource(counted) : null;
     let written: number;
     try {
-      written = await deps.blobs.appendStaging(session.id, offset, source, remaining);
+      written = await deps.blobs.appendStaging(session.id, offset, hashing ?? counted, remaining);
     } finally {
       await progress.stop();
     }
@@ -72,7 +76,7 @@ export async function receiveBytes(
       if (!advanced) throw new AppError('CONFLICT', 'The upload changed while its bytes were written.');
       current = advanced;
     }
-    current = await finishIfComplete(deps, current);
+    current = await finishIfComplete(deps, current, hashing?.digestIf(written));
     return { session: current, overflow };
   } finally {
     await lock.release();
@@ -83,9 +87,10 @@ export async function receiveBytes(
 export async function finishIfComplete(
   deps: Pick<Deps, 'metadata' | 'cache'>,
   session: UploadSession,
+  receivedSha256?: string,
 ): Promise<UploadSession> {
   if (session.status !== 'receiving' || session.offset !== session.length) return session;
-  const finished = await deps.metadata.finishUpload(session.id, processingJob(session));
+  const finished = await deps.metadata.finishUpload(session.id, processingJob(session, receivedSha256));
   if (!finished) return (await deps.metadata.getUploadById(session.id)) ?? session;
   await kickOutboxRelay(deps.cache);
   return finished;
@@ -201,3 +206,24 @@ class ProgressWriter {
 }
 
 async function* noBytes(): AsyncGenerator<Uint8Array> {}
+
+/** Passes chunks through while hashing them; the digest counts only if every byte was written. */
+class HashingSource implements AsyncIterable<Uint8Array> {
+  private readonly hash = createHash('sha256');
+  private bytes = 0;
+
+  constructor(private readonly source: AsyncIterable<Uint8Array>) {}
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    for await (const chunk of this.source) {
+      this.hash.update(chunk);
+      this.bytes += chunk.byteLength;
+      yield chunk;
+    }
+  }
+
+  /** The sha256 when exactly `written` bytes passed through (none were cut off), else undefined. */
+  digestIf(written: number): string | undefined {
+    return this.bytes === written ? this.hash.digest('hex') : undefined;
+  }
+}

@@ -24,10 +24,14 @@ export function progressKey(uploadId: string): string {
 }
 
 /** The job recorded (in the outbox, with the state change) once the last byte is in. */
-export function processingJob(session: UploadSession): NewOutboxEntry {
+/**
+ * The `file.upload` job. `receivedSha256`: the hash the server computed while it wrote
+ * every byte in one request, so the worker need not read the file again.
+ */
+export function processingJob(session: UploadSession, receivedSha256?: string): NewOutboxEntry {
   return {
     queue: 'file.upload',
-    payload: { uploadId: session.id },
+    payload: receivedSha256 ? { uploadId: session.id, receivedSha256 } : { uploadId: session.id },
     idempotencyKey: session.id,
     priority:
       session.metadata.priority === Buffer.from('bulk').toString('base64') ? PRIORITY.bulk : PRIORITY.normal,

@@ -53,13 +53,24 @@ export function fileUploadHandler(deps: WorkerDeps): JobHandler {
       deps.logger.debug({ uploadId, status: upload.status }, 'file.upload: not processing; acked');
       return;
     }
-    await processUpload(deps, upload);
+    const received = job.payload.receivedSha256;
+    await processUpload(
+      deps,
+      upload,
+      typeof received === 'string' && SHA256.test(received) ? received : null,
+    );
   };
 }
 
-async function processUpload(deps: WorkerDeps, upload: UploadSession): Promise<void> {
+const SHA256 = /^[0-9a-f]{64}$/;
+
+async function processUpload(
+  deps: WorkerDeps,
+  upload: UploadSession,
+  receivedSha256: string | null,
+): Promise<void> {
   const log = deps.logger.child({ uploadId: upload.id });
-  const content = await locateContent(deps, upload);
+  const content = await locateContent(deps, upload, receivedSha256);
   if (content.kind === 'missing') {
     await fail(deps, upload, 'STAGING_MISSING', {});
     return;
@@ -149,11 +160,20 @@ async function processUpload(deps: WorkerDeps, upload: UploadSession): Promise<v
 type Content = { kind: 'staged' | 'committed'; sha256: string; size: number } | { kind: 'missing' };
 
 /**
- * The bytes are in staging (hash them), or — after a delivery that crashed past
+ * The bytes are in staging (hash them — unless the server hashed every byte as it wrote
+ * them in one request: `receivedSha256`), or — after a delivery that crashed past
  * `commitStaging` — already in a blob named by the recorded sha256.
  */
-async function locateContent(deps: WorkerDeps, upload: UploadSession): Promise<Content> {
-  if ((await deps.blobs.stagingSize(upload.id)) !== null) {
+async function locateContent(
+  deps: WorkerDeps,
+  upload: UploadSession,
+  receivedSha256: string | null,
+): Promise<Content> {
+  const staged = await deps.blobs.stagingSize(upload.id);
+  if (staged !== null) {
+    if (receivedSha256 !== null && staged === upload.length) {
+      return { kind: 'staged', sha256: receivedSha256, size: staged };
+    }
     const { sha256, size } = await deps.blobs.hashStaging(upload.id);
     return { kind: 'staged', sha256, size };
   }
