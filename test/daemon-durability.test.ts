@@ -44,7 +44,7 @@ describe('aio daemon (durability)', () => {
     );
   }, 90_000);
 
-  it('pushes everything that changed while the server was down once it is back', async () => {
+  it('pushes everything that changed while the server was down for 30 s once it is back', async () => {
     const account = await startAccount();
     const port = new URL(account.url).port;
     const dir = await fs.realpath(await tempDir('aio-local-'));
@@ -57,7 +57,11 @@ describe('aio daemon (durability)', () => {
     await account.server.stop('SIGTERM');
     await fs.writeFile(path.join(dir, 'b.txt'), 'written while offline');
     await fs.writeFile(path.join(dir, 'a.txt'), 'a, edited offline');
-    await new Promise((r) => setTimeout(r, 10_000));
+    // Down for 30 s, with more changes in the middle of the outage.
+    await new Promise((r) => setTimeout(r, 15_000));
+    await fs.mkdir(path.join(dir, 'later'));
+    await fs.writeFile(path.join(dir, 'later', 'c.txt'), 'written half-way through the outage');
+    await new Promise((r) => setTimeout(r, 15_000));
     await startAccountServer(account.dataDir, port);
     await waitFor(
       async () => sameFiles(await localFiles(dir), await remoteFiles(account.client, '/off')),
@@ -65,7 +69,7 @@ describe('aio daemon (durability)', () => {
       async () =>
         `local ${show(await localFiles(dir))} remote ${show(await remoteFiles(account.client, '/off')).toString()}`,
     );
-  }, 60_000);
+  }, 90_000);
 });
 
 async function startAccountServer(dataDir: string, port: string): Promise<void> {

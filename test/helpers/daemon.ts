@@ -178,8 +178,11 @@ export async function runDaemon(
   configDir: string,
   account: { url: string; token: string },
   extra: Record<string, string> = {},
+  /** A command the daemon runs under, e.g. `unshare …` (it must exec its arguments). */
+  wrap: string[] = [],
 ): Promise<DaemonProcess> {
-  const child = spawn(process.execPath, [await cliEntry(), 'daemon', 'run'], {
+  const argv = [...wrap, process.execPath, await cliEntry(), 'daemon', 'run'];
+  const child = spawn(argv[0] as string, argv.slice(1), {
     env: childEnv(configDir, account, extra),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
