@@ -3,51 +3,11 @@
  * under a running app. Uses its own throwaway `redis-server` (never the shared one on
  * 6379, which other suites use).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import net from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import type { ChildProcess } from 'node:child_process';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, requireService, type TestApp } from './helpers/app.js';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'],
-    { stdio: 'ignore' },
-  );
-  for (let i = 0; i < 100; i += 1) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => {
-        socket.end();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (ok) return child;
-    await sleep(50);
-  }
-  child.kill('SIGKILL');
-  throw new Error(`redis-server did not start on port ${port}`);
-}
-
-async function kill(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGKILL');
-  await exited;
-}
+import { freePort, hasRedisServer, killRedis, startRedis } from './helpers/redis-server.js';
 
 async function timedLogin(t: TestApp, body: object): Promise<{ status: number; ms: number }> {
   const started = performance.now();
@@ -61,7 +21,7 @@ describe.runIf(Boolean(requireService('REDIS_URL')))('auth rate limits with Redi
   let second: TestApp;
 
   beforeAll(async () => {
-    expect(spawnSync('redis-server', ['--version']).status, 'redis-server must be installed').toBe(0);
+    expect(hasRedisServer, 'redis-server must be installed').toBe(true);
     const port = await freePort();
     redis = await startRedis(port);
     const env = { REDIS_URL: `redis://127.0.0.1:${port}`, AIO_RATE_LIMIT_LOGIN: '4' };
@@ -75,7 +35,7 @@ describe.runIf(Boolean(requireService('REDIS_URL')))('auth rate limits with Redi
   });
 
   afterAll(async () => {
-    await kill(redis);
+    await killRedis(redis);
     await second?.close();
     await first?.close();
   });
@@ -100,7 +60,7 @@ describe.runIf(Boolean(requireService('REDIS_URL')))('auth rate limits with Redi
   });
 
   it('keeps answering logins within a second after Redis dies, limited per process, and reports the cache down', async () => {
-    await kill(redis);
+    await killRedis(redis);
 
     const good = await timedLogin(first, {
       email: 'fresh-after-outage@example.test',

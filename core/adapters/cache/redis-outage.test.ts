@@ -3,55 +3,12 @@
  * show that a dead Redis makes calls fail fast with UnavailableError and that the same
  * instance recovers. Never touches the shared Redis.
  */
-import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UnavailableError } from '../../../contract/errors.js';
 import { RedisCache } from './redis.js';
-
-const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'],
-    { stdio: 'ignore' },
-  );
-  // Wait until it accepts connections.
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => {
-        socket.end();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (ok) return child;
-    await sleep(50);
-  }
-  child.kill('SIGKILL');
-  throw new Error(`redis-server did not start on port ${port}`);
-}
-
-async function kill(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGKILL');
-  await exited;
-}
+import { freePort, hasRedisServer, killRedis, startRedis } from '../../../test/helpers/redis-server.js';
 
 /** Expects `call` to reject with UnavailableError in under a second. */
 async function expectFastUnavailable(call: () => Promise<unknown>): Promise<void> {
@@ -93,7 +50,7 @@ describe.runIf(hasRedisServer || process.env.CI === 'true')(
 
     afterAll(async () => {
       await cache?.close();
-      if (server !== undefined) await kill(server);
+      if (server !== undefined) await killRedis(server);
     });
 
     it('rejects get, set, hit, ping and publish within 1 s with UnavailableError, then recovers on restart', async () => {
@@ -102,7 +59,7 @@ describe.runIf(hasRedisServer || process.env.CI === 'true')(
       const received: string[] = [];
       await c.subscribe('news', (m) => received.push(m));
 
-      await kill(server!);
+      await killRedis(server!);
       // Give the client the moment it needs to notice the closed socket; calls in that moment are covered too.
       await expectFastUnavailable(() => c.get('k'));
       await sleep(100);
