@@ -7,41 +7,21 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Entry, RevisionBody } from '../contract/schemas/files.js';
 import {
-  aio,
-  localFiles,
+  converged,
+  watched,
   remoteFiles,
   runDaemon,
-  sameFiles,
   sha,
-  show,
   startAccount,
   stopDaemonProcesses,
   waitFor,
-  type Account,
 } from './helpers/daemon.js';
-import { stopAllProcesses, tempDir } from './helpers/processes.js';
+import { stopAllProcesses } from './helpers/processes.js';
 
 afterEach(async () => {
   await stopDaemonProcesses();
   await stopAllProcesses();
 });
-
-async function watched(account: Account, remote = '/sync'): Promise<{ dir: string; config: string }> {
-  const dir = await fs.realpath(await tempDir('aio-local-'));
-  const config = await tempDir('aio-config-');
-  const added = await aio(['watch', 'add', dir, remote], config, account);
-  expect(added.code, added.stderr).toBe(0);
-  return { dir, config };
-}
-
-async function converged(account: Account, dir: string, remote = '/sync'): Promise<void> {
-  await waitFor(
-    async () => sameFiles(await localFiles(dir), await remoteFiles(account.client, remote)),
-    20_000,
-    async () =>
-      `local ${show(await localFiles(dir))} remote ${show(await remoteFiles(account.client, remote))}`,
-  );
-}
 
 describe('aio daemon (push)', () => {
   it('propagates create, modify, mkdir, rename and delete to the server', async () => {

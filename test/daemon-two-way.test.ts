@@ -8,16 +8,15 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RemoteFolder } from '../daemon/remote.js';
 import {
   aio,
+  converged,
+  watched,
   localFiles,
   remoteFiles,
   runDaemon,
-  sameFiles,
   sha,
-  show,
   startAccount,
   stopDaemonProcesses,
   waitFor,
-  type Account,
 } from './helpers/daemon.js';
 import { stopAllProcesses, tempDir } from './helpers/processes.js';
 
@@ -25,22 +24,6 @@ afterEach(async () => {
   await stopDaemonProcesses();
   await stopAllProcesses();
 });
-
-async function watched(account: Account, remote = '/sync'): Promise<{ dir: string; config: string }> {
-  const dir = await fs.realpath(await tempDir('aio-local-'));
-  const config = await tempDir('aio-config-');
-  const added = await aio(['watch', 'add', dir, remote], config, account);
-  expect(added.code, added.stderr).toBe(0);
-  return { dir, config };
-}
-
-const converged = (account: Account, dir: string, remote = '/sync') =>
-  waitFor(
-    async () => sameFiles(await localFiles(dir), await remoteFiles(account.client, remote)),
-    20_000,
-    async () =>
-      `local ${show(await localFiles(dir))} remote ${show(await remoteFiles(account.client, remote))}`,
-  );
 
 describe('aio daemon (two-way)', () => {
   it('carries creates, edits, renames and deletes from one daemon to another', async () => {

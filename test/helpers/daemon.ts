@@ -276,3 +276,22 @@ export function sameFiles(a: Map<string, string | null>, b: Map<string, string |
 
 export const show = (m: Map<string, string | null>): string =>
   JSON.stringify([...m].map(([k, v]) => `${k}:${(v ?? 'null').slice(0, 8)}`).sort());
+
+/** A temp folder watched (`aio watch add`) under `remote` with its own config dir. */
+export async function watched(account: Account, remote = '/sync'): Promise<{ dir: string; config: string }> {
+  const dir = await fs.realpath(await tempDir('aio-local-'));
+  const config = await tempDir('aio-config-');
+  const added = await aio(['watch', 'add', dir, remote], config, account);
+  if (added.code !== 0) throw new Error(`aio watch add failed: ${added.stderr}`);
+  return { dir, config };
+}
+
+/** Waits until the local folder and the remote folder hold the same files (paths + sha256). */
+export async function converged(account: Account, dir: string, remote = '/sync'): Promise<void> {
+  await waitFor(
+    async () => sameFiles(await localFiles(dir), await remoteFiles(account.client, remote)),
+    20_000,
+    async () =>
+      `local ${show(await localFiles(dir))} remote ${show(await remoteFiles(account.client, remote))}`,
+  );
+}
