@@ -248,9 +248,7 @@ function report(err: unknown, json: boolean, debug: boolean): number {
     if (json) process.stdout.write(`${JSON.stringify(err.toBody())}\n`);
     process.stderr.write(`error: ${err.message}\n`);
     if (debug && err.cause) process.stderr.write(`${String((err.cause as Error).stack ?? err.cause)}\n`);
-    // A command that finished with some items failed reports the first failure's code.
-    const override = (err as { exitOverride?: number }).exitOverride;
-    return typeof override === 'number' ? override : exitCodeOf(err);
+    return exitCodeOf(err);
   }
   if (isPromptCancel(err)) {
     process.stderr.write('cancelled\n');

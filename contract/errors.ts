@@ -68,6 +68,12 @@ export const ERRORS = {
   RATE_LIMITED: { status: 429, exit: EXIT.UNAVAILABLE, message: 'Too many requests; slow down.' },
   QUOTA_EXCEEDED: { status: 507, exit: EXIT.QUOTA, message: 'The storage quota would be exceeded.' },
   INTERNAL: { status: 500, exit: EXIT.ERROR, message: 'Internal error.' },
+  // Client side only: a batch (upload, download, sync) where some items failed.
+  PARTIAL_FAILURE: {
+    status: 207,
+    exit: EXIT.PARTIAL,
+    message: 'Some items failed; the others went through.',
+  },
   NOT_IMPLEMENTED: { status: 501, exit: EXIT.ERROR, message: 'Not implemented.' },
   SERVICE_UNAVAILABLE: { status: 503, exit: EXIT.UNAVAILABLE, message: 'A component is unavailable.' },
 } as const satisfies Record<string, ErrorSpec>;

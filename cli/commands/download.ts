@@ -6,7 +6,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { downloadFile } from '../../contract/download-client.js';
-import { AppError, EXIT, exitCodeOf } from '../../contract/errors.js';
+import { AppError } from '../../contract/errors.js';
+import { batchFailure, parseTransfers } from '../batch.js';
 import type { Entry } from '../../contract/schemas/files.js';
 import { sha256File } from '../../core/domain/hash.js';
 import { requireLogin, type CliContext } from '../context.js';
@@ -36,10 +37,7 @@ export async function download(
   local: string | undefined,
   flags: DownloadFlags,
 ) {
-  const transfers = Number(flags.transfers ?? 4);
-  if (!Number.isInteger(transfers) || transfers < 1 || transfers > 64) {
-    throw new AppError('BAD_REQUEST', '--transfers must be a whole number from 1 to 64.');
-  }
+  const transfers = parseTransfers(flags.transfers, 4);
   await requireLogin(ctx);
   const root = await remoteStat(ctx, remote);
   const plan: Planned[] = [];
@@ -123,9 +121,10 @@ export async function download(
         `${done.length} file(s) downloaded (${formatBytes(bytes)})${failed.length ? `, ${failed.length} failed` : ''}.`,
     );
   if (failed.length) {
-    const first = results.find((r) => !r.ok) as { ok: false; error: unknown };
-    throw Object.assign(new AppError('INTERNAL', `${failed.length} of ${plan.length} file(s) failed.`), {
-      exitOverride: plan.length > 1 ? EXIT.PARTIAL : exitCodeOf(first.error),
-    });
+    throw batchFailure(
+      results.flatMap((r) => (r.ok ? [] : [r.error])),
+      plan.length,
+      'file(s)',
+    );
   }
 }

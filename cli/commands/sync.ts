@@ -6,7 +6,8 @@
  * unreadable, so an emptied source never wipes the remote.
  */
 import fs from 'node:fs/promises';
-import { AppError, EXIT, exitCodeOf } from '../../contract/errors.js';
+import { AppError } from '../../contract/errors.js';
+import { batchFailure, parseTransfers } from '../batch.js';
 import type { Entry } from '../../contract/schemas/files.js';
 import { sha256File } from '../../core/domain/hash.js';
 import { requireLogin, type CliContext } from '../context.js';
@@ -65,10 +66,7 @@ async function remoteTree(ctx: CliContext, root: string): Promise<Map<string, En
 }
 
 export async function sync(ctx: CliContext, local: string, remote: string, flags: SyncFlags): Promise<void> {
-  const transfers = Number(flags.transfers ?? 8);
-  if (!Number.isInteger(transfers) || transfers < 1 || transfers > 64) {
-    throw new AppError('BAD_REQUEST', '--transfers must be a whole number from 1 to 64.');
-  }
+  const transfers = parseTransfers(flags.transfers, 8);
   const stat = await fs.stat(local).catch(() => null);
   if (!stat) throw new AppError('NOT_FOUND', `${local} does not exist: refusing to sync.`);
   if (!stat.isDirectory()) throw new AppError('BAD_REQUEST', `${local} is not a folder.`);
@@ -158,10 +156,7 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
       ...plan.deletes.map((d) => `delete  ${d.path}${d.kind === 'folder' ? '/' : ''}`),
       `${plan.uploads.length} to upload, ${plan.deletes.length} to delete, ${plan.unchanged} unchanged (dry run: nothing changed).`,
     ]);
-    if (unreadable.length)
-      throw Object.assign(new AppError('INTERNAL', `${unreadable.length} file(s) unreadable.`), {
-        exitOverride: EXIT.PARTIAL,
-      });
+    if (unreadable.length) throw new AppError('PARTIAL_FAILURE', `${unreadable.length} file(s) unreadable.`);
     return;
   }
 
@@ -207,10 +202,9 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
       : `${summary.uploaded} uploaded, ${summary.deleted} deleted, ${summary.unchanged} unchanged${failed.length + unreadable.length ? `, ${failed.length + unreadable.length} failed` : ''}.`,
   );
   if (failed.length || unreadable.length) {
-    const total = actions.length + unreadable.length;
-    const code = total > 1 || unreadable.length ? EXIT.PARTIAL : exitCodeOf(failed[0]?.error);
-    throw Object.assign(new AppError('INTERNAL', `${failed.length + unreadable.length} item(s) failed.`), {
-      exitOverride: code,
-    });
+    throw batchFailure(
+      [...failed.map((f) => f.error), ...unreadable.map((u) => new AppError('BAD_REQUEST', u.error))],
+      walked.files.length + deletes.length,
+    );
   }
 }

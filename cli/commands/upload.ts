@@ -6,7 +6,8 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { AppError, EXIT, exitCodeOf } from '../../contract/errors.js';
+import { AppError } from '../../contract/errors.js';
+import { batchFailure, parseTransfers } from '../batch.js';
 import { requireLogin, type CliContext } from '../context.js';
 import { walkLocal } from '../local-walk.js';
 import { formatBytes } from '../output.js';
@@ -34,10 +35,7 @@ export function joinRemote(folder: string, rel: string): string {
 
 export async function upload(ctx: CliContext, args: string[], flags: UploadFlags): Promise<void> {
   if (args.length < 2) throw new AppError('BAD_REQUEST', 'Usage: aio upload LOCAL... REMOTE');
-  const transfers = Number(flags.transfers ?? 4);
-  if (!Number.isInteger(transfers) || transfers < 1 || transfers > 64) {
-    throw new AppError('BAD_REQUEST', '--transfers must be a whole number from 1 to 64.');
-  }
+  const transfers = parseTransfers(flags.transfers, 4);
   await requireLogin(ctx);
   const remote = args[args.length - 1] as string;
   const sources = args.slice(0, -1);
@@ -128,9 +126,10 @@ export async function upload(ctx: CliContext, args: string[], flags: UploadFlags
     );
   }
   if (failed.length) {
-    const first = results.find((r) => !r.ok) as { ok: false; error: unknown };
-    throw Object.assign(new AppError('INTERNAL', `${failed.length} of ${plan.length} file(s) failed.`), {
-      exitOverride: plan.length > 1 ? EXIT.PARTIAL : exitCodeOf(first.error),
-    });
+    throw batchFailure(
+      results.flatMap((r) => (r.ok ? [] : [r.error])),
+      plan.length,
+      'file(s)',
+    );
   }
 }
