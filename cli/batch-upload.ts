@@ -72,6 +72,7 @@ export async function uploadBatch(items: readonly BatchItem[], options: BatchOpt
         wait: false,
         priority: options.priority,
         serverHas: hash === undefined ? undefined : known.has(hash),
+        sha256: item.sha256,
         onProgress: (n) => bar.update(n),
       });
     } finally {

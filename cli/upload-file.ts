@@ -62,6 +62,12 @@ export interface UploadFileOptions {
    * a small file then travels with its creation request (one round trip).
    */
   serverHas?: boolean;
+  /**
+   * The file's sha256 when the caller already hashed it (e.g. `aio sync` to compare), so
+   * a big file is not read an extra time. If the file changed since, the server finds
+   * the mismatch and the upload fails; nothing wrong is stored.
+   */
+  sha256?: string;
 }
 
 /** Files up to this size are read whole and sent with the creation request when new. */
@@ -115,7 +121,7 @@ export async function uploadFile(options: UploadFileOptions): Promise<UploadOutc
       bytesSent: body.length,
     });
   } else {
-    sha256 = (await sha256File(options.local)).sha256;
+    sha256 = options.sha256 ?? (await sha256File(options.local)).sha256;
     options.onHashed?.(stat.size);
   }
 
