@@ -85,8 +85,9 @@ async function processUpload(
     await fail(deps, upload, 'CHECKSUM_MISMATCH', { declared: upload.sha256, computed: sha256 });
     return;
   }
-  if (content.kind === 'staged') {
-    // Recorded before the bytes move, so a redelivery after the move can still find them.
+  if (content.kind === 'staged' && upload.sha256 !== sha256 && receivedSha256 !== sha256) {
+    // Recorded before the bytes move, so a redelivery after the move can still find them
+    // (a declared sha256, or the one the job carries, already names them: no extra commit).
     await deps.metadata.setUploadStatus(upload.id, 'processing', { sha256 });
   }
 
@@ -178,10 +179,11 @@ async function locateContent(
     return { kind: 'staged', sha256, size };
   }
   // Staging is removed only after a verified move (or by expiry/termination, which never
-  // touch a processing upload), so the recorded sha256 names the moved bytes.
-  if (upload.sha256 !== null) {
-    const blob = await deps.blobs.stat(upload.sha256);
-    if (blob) return { kind: 'committed', sha256: upload.sha256, size: blob.size };
+  // touch a processing upload), so the recorded (or received) sha256 names the moved bytes.
+  const named = upload.sha256 ?? receivedSha256;
+  if (named !== null) {
+    const blob = await deps.blobs.stat(named);
+    if (blob) return { kind: 'committed', sha256: named, size: blob.size };
   }
   // A delivery that crashed after commitFile: the revision it made names the content.
   const node = await deps.metadata.findChild(upload.ownerId, upload.parentId, upload.name);
