@@ -86,3 +86,71 @@ export type KnownBody = z.infer<typeof knownBodySchema>;
 export interface KnownResponse {
   known: string[];
 }
+
+// ---------- batch uploads ----------
+
+/**
+ * `POST /api/v1/uploads/batch`: many small files in one request, committed together by
+ * the worker. Body (`Content-Type: application/vnd.aio.upload-batch`): a 4-byte
+ * big-endian manifest length, the manifest (UTF-8 JSON, `uploadBatchManifestSchema`),
+ * then each file's bytes in manifest order, back to back.
+ */
+export const BATCH_CONTENT_TYPE = 'application/vnd.aio.upload-batch';
+/** Most files in one batch. */
+export const BATCH_MAX_FILES = 1000;
+/** Largest file a batch carries; bigger ones use tus. */
+export const BATCH_MAX_FILE_SIZE = 1024 * 1024;
+/** Most bytes (all files) in one batch. */
+export const BATCH_MAX_BYTES = 64 * 1024 * 1024;
+/** Largest manifest. */
+export const BATCH_MAX_MANIFEST_BYTES = 1024 * 1024;
+
+export const uploadBatchItemSchema = z.strictObject({
+  /** Target path, e.g. `/docs/a.txt` (`/Shared/<name>/…` for a folder shared with you as editor). */
+  path: z.string().min(1).max(4096),
+  size: z.number().int().min(0).max(BATCH_MAX_FILE_SIZE),
+  /** Required: the server checks the bytes against it before anything is stored. */
+  sha256: sha256Hex,
+  /** Client modification time, ms since the epoch. */
+  mtime: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  /** As in tus `Upload-Metadata`: `0` = must not exist yet, `n` = must be at revision n. */
+  baseRevision: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+});
+export type UploadBatchItem = z.infer<typeof uploadBatchItemSchema>;
+
+export const uploadBatchManifestSchema = z
+  .strictObject({
+    files: z.array(uploadBatchItemSchema).min(1).max(BATCH_MAX_FILES),
+    /** `bulk` (sync daemons) queues the processing behind interactive uploads. */
+    priority: z.enum(['bulk', 'normal']).optional(),
+  })
+  .refine((m) => m.files.reduce((sum, f) => sum + f.size, 0) <= BATCH_MAX_BYTES, {
+    message: `A batch carries at most ${BATCH_MAX_BYTES} bytes.`,
+  });
+export type UploadBatchManifest = z.infer<typeof uploadBatchManifestSchema>;
+
+/** One file of a batch: its upload (when one was created) and where it stands. */
+export const uploadBatchFileSchema = z.object({
+  path: z.string(),
+  /** `null` when the file was refused before an upload was created. */
+  uploadId: z.string().nullable(),
+  status: uploadStatusSchema,
+  fileId: z.string().nullable(),
+  /** An error code (`CHECKSUM_MISMATCH`, `REVISION_CONFLICT`, `INVALID_NAME`, …) when failed. */
+  error: z.string().nullable(),
+  /** What went wrong, for people. */
+  message: z.string().nullable(),
+});
+export type UploadBatchFile = z.infer<typeof uploadBatchFileSchema>;
+
+/**
+ * The answer of `POST /api/v1/uploads/batch` (202) and of
+ * `GET /api/v1/uploads/batch/:id[?wait=N]`, files in manifest order. `done` is true
+ * once every file reached a final status (`ready`, `failed`, …).
+ */
+export const uploadBatchResponseSchema = z.object({
+  batchId: z.string(),
+  done: z.boolean(),
+  files: z.array(uploadBatchFileSchema),
+});
+export type UploadBatchResponse = z.infer<typeof uploadBatchResponseSchema>;

@@ -256,6 +256,9 @@ export interface UploadSession {
   error: string | null;
   /** Set once the worker committed it. */
   fileId: string | null;
+  /** The batch (`POST /uploads/batch`) it came in, and its place there; null for tus uploads. */
+  batchId: string | null;
+  batchIndex: number | null;
   createdAt: Date;
   updatedAt: Date;
   expiresAt: Date;
@@ -263,8 +266,22 @@ export interface UploadSession {
 
 export type NewUploadSession = Omit<
   UploadSession,
-  'offset' | 'status' | 'error' | 'fileId' | 'createdAt' | 'updatedAt'
->;
+  'offset' | 'status' | 'error' | 'fileId' | 'createdAt' | 'updatedAt' | 'batchId' | 'batchIndex'
+> & { batchId?: string | null; batchIndex?: number | null };
+
+/** One upload of a batch job to commit: the revision, and the audit entry of the uploader. */
+export interface CommitUploadInput {
+  uploadId: string;
+  file: CommitFileInput;
+  audit: NewAuditEntry;
+}
+
+/**
+ * The outcome of one `commitUploads` item: committed (the upload is `ready`), or refused
+ * with a final error code (the upload is `failed` with it; nothing was written).
+ */
+export type CommitUploadOutcome =
+  { ok: true; result: CommitFileResult } | { ok: false; code: string; message: string };
 
 /** A job written in the same transaction as metadata, relayed to the JobQueue afterwards. */
 export interface OutboxEntry {
@@ -413,6 +430,26 @@ export interface MetadataStore {
    * writes `job` to the outbox. Returns null when the upload was not in that state.
    */
   finishUpload(id: string, job: NewOutboxEntry): Promise<UploadSession | null>;
+  /** Creates several upload sessions in one transaction (all or none). */
+  createUploads(inputs: readonly NewUploadSession[]): Promise<UploadSession[]>;
+  /**
+   * For a batch whose bytes are all staged: in one transaction, every listed upload
+   * still `receiving` gets offset = length and status `processing`, and `job` is written
+   * to the outbox (only when at least one upload moved). Returns the uploads that moved.
+   */
+  finishUploads(ids: readonly string[], job: NewOutboxEntry): Promise<UploadSession[]>;
+  /** The uploads of a batch that `uploaderId` created, in batch order. */
+  listBatchUploads(uploaderId: string, batchId: string): Promise<UploadSession[]>;
+  /**
+   * Commits many uploads at once (the worker's batch step): for each item, in order,
+   * `commitFile(item.file)`, then the upload becomes `ready` (with the file id) and the
+   * audit entry is appended. An item whose commit throws a `ConflictError` or `AppError`
+   * with code `REVISION_CONFLICT`, `NAME_CONFLICT`, `CONFLICT`, `NOT_FOUND` or
+   * `QUOTA_EXCEEDED` is refused: its upload becomes `failed` with the code and nothing
+   * else of it is written. Any other error aborts the call (what was written is rolled
+   * back where the store has transactions; every step is idempotent by upload id).
+   */
+  commitUploads(items: readonly CommitUploadInput[]): Promise<CommitUploadOutcome[]>;
   setUploadStatus(
     id: string,
     status: UploadStatus,

@@ -144,6 +144,119 @@ export function transferTests(ctx: SuiteContext): void {
       const outbox = (await ctx.store.listOutbox(100)).filter((e) => e.idempotencyKey === upload.id);
       for (const entry of outbox) await ctx.store.deleteOutbox(entry.id);
     });
+
+    it('creates a batch at once, finishes it with one outbox entry and lists it in order', async () => {
+      const user = await makeUser(ctx.store);
+      const stranger = await makeUser(ctx.store, 'stranger');
+      const batchId = randomUUID();
+      const inputs = [0, 1, 2].map((i) => ({
+        ...newUpload(user.id, 3 + i),
+        name: `f${i}.txt`,
+        sha256: sha(`content ${i}`),
+        batchId,
+        batchIndex: i,
+      }));
+      const created = await ctx.store.createUploads(inputs.slice().reverse());
+      expect(created.map((u) => u.status)).toEqual(['receiving', 'receiving', 'receiving']);
+      const listed = await ctx.store.listBatchUploads(user.id, batchId);
+      expect(listed.map((u) => u.name)).toEqual(['f0.txt', 'f1.txt', 'f2.txt']);
+      expect(listed.map((u) => [u.batchId, u.batchIndex])).toEqual([
+        [batchId, 0],
+        [batchId, 1],
+        [batchId, 2],
+      ]);
+      expect(await ctx.store.listBatchUploads(stranger.id, batchId)).toEqual([]);
+
+      // A duplicate id makes the whole batch fail: nothing of it is created.
+      const again = { ...newUpload(user.id, 1), batchId: randomUUID(), batchIndex: 0 };
+      await expect(ctx.store.createUploads([again, inputs[0] as NewUploadSession])).rejects.toThrow();
+      expect(await ctx.store.getUploadById(again.id)).toBeNull();
+
+      const key = `batch:${batchId}`;
+      const job = { queue: 'file.upload', payload: { batchId }, idempotencyKey: key, priority: 0 };
+      await ctx.store.setUploadStatus(inputs[2]?.id as string, 'cancelled');
+      const moved = await ctx.store.finishUploads(
+        inputs.map((u) => u.id),
+        job,
+      );
+      expect(moved.map((u) => [u.name, u.status, u.offset])).toEqual([
+        ['f0.txt', 'processing', 3],
+        ['f1.txt', 'processing', 4],
+      ]);
+      // Nothing left to move: no second outbox entry.
+      expect(
+        await ctx.store.finishUploads(
+          inputs.map((u) => u.id),
+          job,
+        ),
+      ).toEqual([]);
+      const outbox = (await ctx.store.listOutbox(100)).filter((e) => e.idempotencyKey === key);
+      expect(outbox).toHaveLength(1);
+      for (const entry of outbox) await ctx.store.deleteOutbox(entry.id);
+    });
+
+    it('commits a batch of uploads: refused items fail alone, a retry changes nothing', async () => {
+      const user = await makeUser(ctx.store);
+      const taken = await commit(ctx.store, user.id, null, 'taken.txt', 'old');
+      const folder = await ctx.store.createFolder(user.id, null, 'dir.txt');
+      const uploads = await ctx.store.createUploads(
+        ['a.txt', 'taken.txt', 'dir.txt', 'b.txt'].map((name, i) => ({
+          ...newUpload(user.id, 1),
+          name,
+          batchIndex: i,
+          batchId: 'b1',
+        })),
+      );
+      const items = uploads.map((u, i) => ({
+        uploadId: u.id,
+        file: {
+          ownerId: user.id,
+          parentId: null,
+          name: u.name,
+          sha256: sha(`new ${i}`),
+          size: 5,
+          mtime: null,
+          mediaType: 'text/plain',
+          sourceId: u.id,
+          // taken.txt is at revision 1: a base of 0 (must not exist) is stale.
+          baseRevision: u.name === 'taken.txt' ? 0 : undefined,
+        },
+        audit: {
+          userId: user.id,
+          action: 'file.upload',
+          ip: null,
+          userAgent: null,
+          details: { uploadId: u.id },
+        },
+      }));
+      const before = await ctx.store.latestChangeSeq(user.id);
+      const outcomes = await ctx.store.commitUploads(items);
+      expect(outcomes.map((o) => (o.ok ? 'ok' : o.code))).toEqual([
+        'ok',
+        'REVISION_CONFLICT',
+        'NAME_CONFLICT',
+        'ok',
+      ]);
+      expect((await ctx.store.latestChangeSeq(user.id)) - before).toBe(2);
+      const statuses = await Promise.all(uploads.map((u) => ctx.store.getUploadById(u.id)));
+      expect(statuses.map((u) => [u?.status, u?.error])).toEqual([
+        ['ready', null],
+        ['failed', 'REVISION_CONFLICT'],
+        ['failed', 'NAME_CONFLICT'],
+        ['ready', null],
+      ]);
+      const first = outcomes[0];
+      expect(first?.ok && statuses[0]?.fileId === first.result.node.id).toBe(true);
+      expect((await ctx.store.getNode(user.id, taken.node.id))?.sha256).toBe(sha('old'));
+      expect((await ctx.store.getNode(user.id, folder.id))?.kind).toBe('folder');
+
+      // Redelivered: the committed items are duplicates, no new change, no new audit entry.
+      const audit = (await ctx.store.listAudit(user.id, { limit: 100 })).items.length;
+      const retry = await ctx.store.commitUploads([items[0], items[3]].filter((x) => x !== undefined));
+      expect(retry.map((o) => o.ok && o.result.duplicate)).toEqual([true, true]);
+      expect((await ctx.store.latestChangeSeq(user.id)) - before).toBe(2);
+      expect((await ctx.store.listAudit(user.id, { limit: 100 })).items.length).toBe(audit);
+    });
   });
 
   describe('shares', () => {

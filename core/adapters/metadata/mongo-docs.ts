@@ -127,6 +127,9 @@ export interface UploadDoc {
   status: UploadStatus;
   error: string | null;
   fileId: string | null;
+  /** Set for uploads of a `POST /uploads/batch` (absent in older documents). */
+  batchId?: string | null;
+  batchIndex?: number | null;
   createdAt: Date;
   updatedAt: Date;
   expiresAt: Date;

@@ -128,6 +128,8 @@ export const toUpload = (d: UploadDoc): UploadSession => ({
   status: d.status,
   error: d.error ?? null,
   fileId: d.fileId ?? null,
+  batchId: d.batchId ?? null,
+  batchIndex: d.batchIndex ?? null,
   createdAt: d.createdAt,
   updatedAt: d.updatedAt,
   expiresAt: d.expiresAt,

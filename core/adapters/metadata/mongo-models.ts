@@ -207,6 +207,8 @@ export function defineModels(conn: Connection): MetadataModels {
       status: { type: String, required: true },
       error: str,
       fileId: str,
+      batchId: str,
+      batchIndex: num,
       createdAt: Date,
       updatedAt: Date,
       expiresAt: Date,
@@ -214,6 +216,7 @@ export function defineModels(conn: Connection): MetadataModels {
     'uploads',
   );
   uploads.index({ status: 1, expiresAt: 1 });
+  uploads.index({ batchId: 1, batchIndex: 1 }, { partialFilterExpression: { batchId: { $type: 'string' } } });
 
   const outbox = schema<OutboxDoc>(
     {

@@ -34,8 +34,61 @@ export class MongoTransfers {
   ) {}
 
   async createUpload(input: NewUploadSession): Promise<UploadSession> {
+    const doc = this.uploadDoc(input, this.clock.now());
+    try {
+      await this.m.uploads.create(doc);
+    } catch (err) {
+      translateMongoError(err);
+    }
+    return toUpload(doc);
+  }
+
+  async createUploads(inputs: readonly NewUploadSession[]): Promise<UploadSession[]> {
     const now = this.clock.now();
-    const doc: UploadDoc = {
+    const docs = inputs.map((input) => this.uploadDoc(input, now));
+    try {
+      await this.tx(async (session) => {
+        await this.m.uploads.insertMany(docs, { session, ordered: true });
+      });
+    } catch (err) {
+      translateMongoError(err);
+    }
+    return docs.map(toUpload);
+  }
+
+  async finishUploads(ids: readonly string[], job: NewOutboxEntry): Promise<UploadSession[]> {
+    return this.tx(async (session) => {
+      const now = this.clock.now();
+      const moved: UploadSession[] = [];
+      for (const id of ids) {
+        const found = await this.m.uploads
+          .findOne({ _id: id, status: 'receiving' }, null, { session })
+          .lean<UploadDoc>();
+        if (!found) continue;
+        const doc = await this.m.uploads
+          .findOneAndUpdate(
+            { _id: id, status: 'receiving' },
+            { $set: { status: 'processing', offset: found.length, updatedAt: now } },
+            { session, returnDocument: 'after' },
+          )
+          .lean<UploadDoc>();
+        if (doc) moved.push(toUpload(doc));
+      }
+      if (moved.length > 0) await this.m.outbox.create([outboxDoc(job, now)], { session });
+      return moved;
+    });
+  }
+
+  async listBatchUploads(uploaderId: string, batchId: string): Promise<UploadSession[]> {
+    const docs = await this.m.uploads
+      .find({ batchId, uploaderId })
+      .sort({ batchIndex: 1 })
+      .lean<UploadDoc[]>();
+    return docs.map(toUpload);
+  }
+
+  private uploadDoc(input: NewUploadSession, now: Date): UploadDoc {
+    return {
       _id: input.id,
       ownerId: input.ownerId,
       uploaderId: input.uploaderId,
@@ -50,16 +103,12 @@ export class MongoTransfers {
       status: 'receiving',
       error: null,
       fileId: null,
+      batchId: input.batchId ?? null,
+      batchIndex: input.batchIndex ?? null,
       createdAt: now,
       updatedAt: now,
       expiresAt: input.expiresAt,
     };
-    try {
-      await this.m.uploads.create(doc);
-    } catch (err) {
-      translateMongoError(err);
-    }
-    return toUpload(doc);
   }
 
   async getUpload(uploaderId: string, id: string): Promise<UploadSession | null> {

@@ -17,6 +17,8 @@ import type {
   ChangeKind,
   CommitFileInput,
   CommitFileResult,
+  CommitUploadInput,
+  CommitUploadOutcome,
   FileRevision,
   ListOptions,
   MetadataStore,
@@ -43,6 +45,7 @@ import { MongoAccounts } from './mongo-accounts.js';
 import { translateMongoError } from './mongo-mappers.js';
 import { listNotifications, markNotificationsRead } from './mongo-feed.js';
 import { defineModels, type MetadataModels, type RunTx } from './mongo-models.js';
+import { finalCommitError } from './shared.js';
 import { MongoTransfers } from './mongo-transfers.js';
 import { MongoTrash } from './mongo-trash.js';
 import { MongoTree } from './mongo-tree.js';
@@ -240,6 +243,52 @@ export class MongoMetadataStore implements MetadataStore {
   }
   async finishUpload(id: string, job: NewOutboxEntry): Promise<UploadSession | null> {
     return this.call(() => this.transfers.finishUpload(id, job));
+  }
+  async createUploads(inputs: readonly NewUploadSession[]): Promise<UploadSession[]> {
+    return this.call(() => this.transfers.createUploads(inputs));
+  }
+  async finishUploads(ids: readonly string[], job: NewOutboxEntry): Promise<UploadSession[]> {
+    return this.call(() => this.transfers.finishUploads(ids, job));
+  }
+  async listBatchUploads(uploaderId: string, batchId: string): Promise<UploadSession[]> {
+    return this.call(() => this.transfers.listBatchUploads(uploaderId, batchId));
+  }
+  /**
+   * Item by item, each commit its own transaction (MongoDB has no savepoints): not atomic
+   * across items, but every step is idempotent by upload id, so a retried job finishes
+   * what a crash left half done.
+   */
+  async commitUploads(items: readonly CommitUploadInput[]): Promise<CommitUploadOutcome[]> {
+    return this.call(async () => {
+      const outcomes: CommitUploadOutcome[] = [];
+      for (const item of items) {
+        let result: CommitFileResult;
+        try {
+          result = await this.tree.commitFile(item.file);
+        } catch (err) {
+          const code = finalCommitError(err);
+          if (code === null) throw err;
+          const message = err instanceof Error ? err.message : code;
+          await this.transfers.setUploadStatus(item.uploadId, 'failed', { error: code });
+          await this.accounts.appendAudit({
+            ...item.audit,
+            action: 'file.upload_failed',
+            details: { uploadId: item.uploadId, ownerId: item.file.ownerId, error: code, message },
+          });
+          outcomes.push({ ok: false, code, message });
+          continue;
+        }
+        if (!result.duplicate) {
+          await this.accounts.appendAudit({
+            ...item.audit,
+            details: { ...item.audit.details, fileId: result.node.id, revision: result.revision.revision },
+          });
+        }
+        await this.transfers.setUploadStatus(item.uploadId, 'ready', { fileId: result.node.id, error: null });
+        outcomes.push({ ok: true, result });
+      }
+      return outcomes;
+    });
   }
   async setUploadStatus(
     id: string,

@@ -126,6 +126,9 @@ export interface UploadRow {
   status: UploadStatus;
   error: string | null;
   file_id: string | null;
+  /** Null for tus uploads (and rows written before the columns existed). */
+  batch_id?: string | null;
+  batch_index?: number | null;
   created_at: number;
   updated_at: number;
   expires_at: number;
@@ -275,6 +278,8 @@ export function toUpload(r: UploadRow): UploadSession {
     status: r.status,
     error: r.error,
     fileId: r.file_id,
+    batchId: r.batch_id ?? null,
+    batchIndex: r.batch_index ?? null,
     createdAt: date(r.created_at),
     updatedAt: date(r.updated_at),
     expiresAt: date(r.expires_at),

@@ -174,4 +174,10 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE uploads ADD COLUMN uploader_id TEXT REFERENCES users(id);
   UPDATE uploads SET uploader_id = owner_id;
   `,
+  `
+  -- Uploads that came in one POST /uploads/batch, and their order there.
+  ALTER TABLE uploads ADD COLUMN batch_id TEXT;
+  ALTER TABLE uploads ADD COLUMN batch_index INTEGER;
+  CREATE INDEX uploads_batch ON uploads (batch_id, batch_index) WHERE batch_id IS NOT NULL;
+  `,
 ];

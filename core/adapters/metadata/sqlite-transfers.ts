@@ -34,8 +34,57 @@ export class SqliteTransfers {
   ) {}
 
   createUpload(input: NewUploadSession): UploadSession {
+    const row = this.uploadRow(input, this.clock.now().getTime());
+    try {
+      this.insertUpload(row);
+    } catch (err) {
+      translateSqliteError(err);
+    }
+    return toUpload(row);
+  }
+
+  createUploads(inputs: readonly NewUploadSession[]): UploadSession[] {
     const now = this.clock.now().getTime();
-    const row: UploadRow = {
+    const rows = inputs.map((input) => this.uploadRow(input, now));
+    try {
+      this.db.transaction(() => rows.forEach((row) => this.insertUpload(row))).immediate();
+    } catch (err) {
+      translateSqliteError(err);
+    }
+    return rows.map(toUpload);
+  }
+
+  finishUploads(ids: readonly string[], job: NewOutboxEntry): UploadSession[] {
+    return this.db
+      .transaction((): UploadSession[] => {
+        const now = this.clock.now().getTime();
+        const finish = this.db.prepare(
+          `UPDATE uploads SET status = 'processing', "offset" = length, updated_at = ?
+           WHERE id = ? AND status = 'receiving' RETURNING *`,
+        );
+        const moved: UploadSession[] = [];
+        for (const id of ids) {
+          const row = finish.get(now, id) as UploadRow | undefined;
+          if (row) moved.push(toUpload(row));
+        }
+        if (moved.length > 0) this.insertOutbox(job, now);
+        return moved;
+      })
+      .immediate();
+  }
+
+  listBatchUploads(uploaderId: string, batchId: string): UploadSession[] {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM uploads WHERE batch_id = ? AND COALESCE(uploader_id, owner_id) = ?
+         ORDER BY batch_index ASC`,
+      )
+      .all(batchId, uploaderId) as UploadRow[];
+    return rows.map(toUpload);
+  }
+
+  private uploadRow(input: NewUploadSession, now: number): UploadRow {
+    return {
       id: input.id,
       owner_id: input.ownerId,
       uploader_id: input.uploaderId,
@@ -50,23 +99,24 @@ export class SqliteTransfers {
       status: 'receiving',
       error: null,
       file_id: null,
+      batch_id: input.batchId ?? null,
+      batch_index: input.batchIndex ?? null,
       created_at: now,
       updated_at: now,
       expires_at: input.expiresAt.getTime(),
     };
-    try {
-      this.db
-        .prepare(
-          `INSERT INTO uploads (id, owner_id, uploader_id, parent_id, name, length, "offset", sha256, mtime,
-           base_revision, metadata, status, error, file_id, created_at, updated_at, expires_at) VALUES (@id,
-           @owner_id, @uploader_id, @parent_id, @name, @length, @offset, @sha256, @mtime, @base_revision, @metadata, @status, @error, @file_id, @created_at,
-           @updated_at, @expires_at)`,
-        )
-        .run(row);
-    } catch (err) {
-      translateSqliteError(err);
-    }
-    return toUpload(row);
+  }
+
+  private insertUpload(row: UploadRow): void {
+    this.db
+      .prepare(
+        `INSERT INTO uploads (id, owner_id, uploader_id, parent_id, name, length, "offset", sha256, mtime,
+         base_revision, metadata, status, error, file_id, batch_id, batch_index, created_at, updated_at,
+         expires_at) VALUES (@id, @owner_id, @uploader_id, @parent_id, @name, @length, @offset, @sha256,
+         @mtime, @base_revision, @metadata, @status, @error, @file_id, @batch_id, @batch_index, @created_at,
+         @updated_at, @expires_at)`,
+      )
+      .run(row);
   }
 
   getUpload(uploaderId: string, id: string): UploadSession | null {

@@ -16,6 +16,8 @@ import type {
   ChangeKind,
   CommitFileInput,
   CommitFileResult,
+  CommitUploadInput,
+  CommitUploadOutcome,
   FileRevision,
   ListOptions,
   MetadataStore,
@@ -46,6 +48,7 @@ import {
   listNotifications,
   markNotificationsRead,
 } from './sqlite-changes.js';
+import { finalCommitError } from './shared.js';
 import { MIGRATIONS } from './sqlite-schema.js';
 import { SqliteTransfers } from './sqlite-transfers.js';
 import { SqliteTrash } from './sqlite-trash.js';
@@ -222,6 +225,53 @@ export class SqliteMetadataStore implements MetadataStore {
   }
   async finishUpload(id: string, job: NewOutboxEntry): Promise<UploadSession | null> {
     return this.run(() => this.transfers.finishUpload(id, job));
+  }
+  async createUploads(inputs: readonly NewUploadSession[]): Promise<UploadSession[]> {
+    return this.run(() => this.transfers.createUploads(inputs));
+  }
+  async finishUploads(ids: readonly string[], job: NewOutboxEntry): Promise<UploadSession[]> {
+    return this.run(() => this.transfers.finishUploads(ids, job));
+  }
+  async listBatchUploads(uploaderId: string, batchId: string): Promise<UploadSession[]> {
+    return this.run(() => this.transfers.listBatchUploads(uploaderId, batchId));
+  }
+  /** One IMMEDIATE transaction; each item is a savepoint, so a refused item leaves no trace. */
+  async commitUploads(items: readonly CommitUploadInput[]): Promise<CommitUploadOutcome[]> {
+    return this.run(() =>
+      this.db
+        .transaction((): CommitUploadOutcome[] =>
+          items.map((item): CommitUploadOutcome => {
+            let result: CommitFileResult;
+            try {
+              result = this.tree.commitFile(item.file);
+            } catch (err) {
+              const code = finalCommitError(err);
+              if (code === null) throw err;
+              const message = err instanceof Error ? err.message : code;
+              this.transfers.setUploadStatus(item.uploadId, 'failed', { error: code });
+              this.accounts.appendAudit({
+                ...item.audit,
+                action: 'file.upload_failed',
+                details: { uploadId: item.uploadId, ownerId: item.file.ownerId, error: code, message },
+              });
+              return { ok: false, code, message };
+            }
+            this.transfers.setUploadStatus(item.uploadId, 'ready', { fileId: result.node.id, error: null });
+            if (!result.duplicate) {
+              this.accounts.appendAudit({
+                ...item.audit,
+                details: {
+                  ...item.audit.details,
+                  fileId: result.node.id,
+                  revision: result.revision.revision,
+                },
+              });
+            }
+            return { ok: true, result };
+          }),
+        )
+        .immediate(),
+    );
   }
   async setUploadStatus(
     id: string,
