@@ -12,6 +12,38 @@ import Database from 'better-sqlite3';
 export type SqliteDatabase = Database.Database;
 
 /**
+ * A statement from `cachedStatement`: shared by every caller of the same SQL, so only
+ * the executing methods are exposed (a mode switch such as `pluck()` or `raw()` would
+ * leak into every other caller).
+ */
+export type CachedStatement = Pick<Database.Statement<unknown[]>, 'run' | 'get' | 'all'>;
+
+/** More distinct SQL texts than any adapter has; beyond it the cache starts over. */
+const MAX_CACHED_STATEMENTS = 500;
+const statementCaches = new WeakMap<SqliteDatabase, Map<string, CachedStatement>>();
+
+/**
+ * The prepared statement for `sql` on `db`, prepared once and kept for the life of the
+ * connection (`db.prepare` compiles the SQL on every call, which costs more than running
+ * a point lookup). Pass SQL whose text is finite — constants, or built from a few fixed
+ * variants — never values: those are bound as parameters.
+ */
+export function cachedStatement(db: SqliteDatabase, sql: string): CachedStatement {
+  let cache = statementCaches.get(db);
+  if (cache === undefined) {
+    cache = new Map();
+    statementCaches.set(db, cache);
+  }
+  let statement = cache.get(sql);
+  if (statement === undefined) {
+    statement = db.prepare(sql);
+    if (cache.size >= MAX_CACHED_STATEMENTS) cache.clear();
+    cache.set(sql, statement);
+  }
+  return statement;
+}
+
+/**
  * Opens (creating when needed) the database file. WAL lets readers run beside the
  * writer, also across processes; `synchronous = FULL` makes every commit durable
  * before it returns; `busy_timeout` makes a second process wait instead of failing.

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { NotFoundError } from '../../../contract/errors.js';
 import type { Clock } from '../../domain/clock.js';
-import type { SqliteDatabase } from '../../sqlite.js';
+import { cachedStatement, type SqliteDatabase } from '../../sqlite.js';
 import type {
   ApiToken,
   AuditEntry,
@@ -54,12 +54,11 @@ export class SqliteAccounts {
       updated_at: now,
     };
     try {
-      this.db
-        .prepare(
-          `INSERT INTO users (id, email, name, password_hash, token_version, storage_used, storage_quota, change_seq, created_at, updated_at)
+      cachedStatement(
+        this.db,
+        `INSERT INTO users (id, email, name, password_hash, token_version, storage_used, storage_quota, change_seq, created_at, updated_at)
            VALUES (@id, @email, @name, @password_hash, @token_version, @storage_used, @storage_quota, @change_seq, @created_at, @updated_at)`,
-        )
-        .run(row);
+      ).run(row);
     } catch (err) {
       translateSqliteError(err, 'EMAIL_TAKEN');
     }
@@ -67,12 +66,12 @@ export class SqliteAccounts {
   }
 
   getUserById(id: string): User | null {
-    const row = this.db.prepare('SELECT * FROM users WHERE id = ?').get(id) as UserRow | undefined;
+    const row = cachedStatement(this.db, 'SELECT * FROM users WHERE id = ?').get(id) as UserRow | undefined;
     return row ? toUser(row) : null;
   }
 
   getUserByEmail(email: string): User | null {
-    const row = this.db.prepare('SELECT * FROM users WHERE email = ?').get(normalizeEmail(email)) as
+    const row = cachedStatement(this.db, 'SELECT * FROM users WHERE email = ?').get(normalizeEmail(email)) as
       UserRow | undefined;
     return row ? toUser(row) : null;
   }
@@ -82,22 +81,23 @@ export class SqliteAccounts {
     return this.db
       .transaction((): User => {
         const now = this.clock.now().getTime();
-        const current = this.db.prepare('SELECT * FROM users WHERE id = ?').get(id) as UserRow | undefined;
+        const current = cachedStatement(this.db, 'SELECT * FROM users WHERE id = ?').get(id) as
+          UserRow | undefined;
         if (!current) throw new NotFoundError('No such user.');
         const next: UserRow = { ...current, updated_at: now };
         if (patch.name !== undefined) next.name = patch.name;
         if (patch.passwordHash !== undefined) {
           next.password_hash = patch.passwordHash;
           next.token_version = current.token_version + 1;
-          this.db
-            .prepare('UPDATE refresh_sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL')
-            .run(now, id);
+          cachedStatement(
+            this.db,
+            'UPDATE refresh_sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL',
+          ).run(now, id);
         }
-        this.db
-          .prepare(
-            'UPDATE users SET name = @name, password_hash = @password_hash, token_version = @token_version, updated_at = @updated_at WHERE id = @id',
-          )
-          .run(next);
+        cachedStatement(
+          this.db,
+          'UPDATE users SET name = @name, password_hash = @password_hash, token_version = @token_version, updated_at = @updated_at WHERE id = @id',
+        ).run(next);
         return toUser(next);
       })
       .immediate();
@@ -128,8 +128,9 @@ export class SqliteAccounts {
     return this.db
       .transaction((): RotateResult => {
         const at = now.getTime();
-        const row = this.db.prepare('SELECT * FROM refresh_sessions WHERE token_hash = ?').get(tokenHash) as
-          SessionRow | undefined;
+        const row = cachedStatement(this.db, 'SELECT * FROM refresh_sessions WHERE token_hash = ?').get(
+          tokenHash,
+        ) as SessionRow | undefined;
         if (!row || row.revoked_at !== null) return { kind: 'invalid' };
         if (row.rotated_at !== null) {
           // A rotated token came back: someone holds a copy. Revoke the whole login.
@@ -137,7 +138,7 @@ export class SqliteAccounts {
           return { kind: 'reused', previous: toSession({ ...row, revoked_at: row.revoked_at ?? at }) };
         }
         if (row.expires_at <= at) return { kind: 'invalid' };
-        this.db.prepare('UPDATE refresh_sessions SET rotated_at = ? WHERE id = ?').run(at, row.id);
+        cachedStatement(this.db, 'UPDATE refresh_sessions SET rotated_at = ? WHERE id = ?').run(at, row.id);
         const fresh: SessionRow = {
           ...row,
           id: randomUUID(),
@@ -154,17 +155,17 @@ export class SqliteAccounts {
   }
 
   getRefreshSessionByHash(tokenHash: string): RefreshSession | null {
-    const row = this.db.prepare('SELECT * FROM refresh_sessions WHERE token_hash = ?').get(tokenHash) as
-      SessionRow | undefined;
+    const row = cachedStatement(this.db, 'SELECT * FROM refresh_sessions WHERE token_hash = ?').get(
+      tokenHash,
+    ) as SessionRow | undefined;
     return row ? toSession(row) : null;
   }
 
   isSessionFamilyActive(familyId: string, now: Date): boolean {
-    const row = this.db
-      .prepare(
-        'SELECT 1 AS ok FROM refresh_sessions WHERE family_id = ? AND revoked_at IS NULL AND expires_at > ? LIMIT 1',
-      )
-      .get(familyId, now.getTime());
+    const row = cachedStatement(
+      this.db,
+      'SELECT 1 AS ok FROM refresh_sessions WHERE family_id = ? AND revoked_at IS NULL AND expires_at > ? LIMIT 1',
+    ).get(familyId, now.getTime());
     return row !== undefined;
   }
 
@@ -173,9 +174,10 @@ export class SqliteAccounts {
   }
 
   revokeAllSessions(userId: string, now: Date): void {
-    this.db
-      .prepare('UPDATE refresh_sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL')
-      .run(now.getTime(), userId);
+    cachedStatement(
+      this.db,
+      'UPDATE refresh_sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL',
+    ).run(now.getTime(), userId);
   }
 
   createApiToken(input: NewApiToken): ApiToken {
@@ -192,12 +194,11 @@ export class SqliteAccounts {
       revoked_at: null,
     };
     try {
-      this.db
-        .prepare(
-          `INSERT INTO api_tokens (id, user_id, name, prefix, token_hash, scopes, created_at, expires_at, last_used_at, revoked_at)
+      cachedStatement(
+        this.db,
+        `INSERT INTO api_tokens (id, user_id, name, prefix, token_hash, scopes, created_at, expires_at, last_used_at, revoked_at)
            VALUES (@id, @user_id, @name, @prefix, @token_hash, @scopes, @created_at, @expires_at, @last_used_at, @revoked_at)`,
-        )
-        .run(row);
+      ).run(row);
     } catch (err) {
       translateSqliteError(err);
     }
@@ -205,27 +206,29 @@ export class SqliteAccounts {
   }
 
   listApiTokens(userId: string): ApiToken[] {
-    const rows = this.db
-      .prepare('SELECT * FROM api_tokens WHERE user_id = ? ORDER BY created_at ASC, id ASC')
-      .all(userId) as ApiTokenRow[];
+    const rows = cachedStatement(
+      this.db,
+      'SELECT * FROM api_tokens WHERE user_id = ? ORDER BY created_at ASC, id ASC',
+    ).all(userId) as ApiTokenRow[];
     return rows.map(toApiToken);
   }
 
   getApiTokenByHash(tokenHash: string): ApiToken | null {
-    const row = this.db.prepare('SELECT * FROM api_tokens WHERE token_hash = ?').get(tokenHash) as
+    const row = cachedStatement(this.db, 'SELECT * FROM api_tokens WHERE token_hash = ?').get(tokenHash) as
       ApiTokenRow | undefined;
     return row ? toApiToken(row) : null;
   }
 
   revokeApiToken(userId: string, id: string, now: Date): boolean {
-    const result = this.db
-      .prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL')
-      .run(now.getTime(), id, userId);
+    const result = cachedStatement(
+      this.db,
+      'UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL',
+    ).run(now.getTime(), id, userId);
     return result.changes > 0;
   }
 
   touchApiToken(id: string, now: Date): void {
-    this.db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(now.getTime(), id);
+    cachedStatement(this.db, 'UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(now.getTime(), id);
   }
 
   appendAudit(entry: NewAuditEntry): AuditEntry {
@@ -238,12 +241,11 @@ export class SqliteAccounts {
       details: JSON.stringify(entry.details),
       created_at: (entry.createdAt ?? this.clock.now()).getTime(),
     };
-    const { pk } = this.db
-      .prepare(
-        `INSERT INTO audit_log (id, user_id, action, ip, user_agent, details, created_at)
+    const { pk } = cachedStatement(
+      this.db,
+      `INSERT INTO audit_log (id, user_id, action, ip, user_agent, details, created_at)
          VALUES (@id, @user_id, @action, @ip, @user_agent, @details, @created_at) RETURNING pk`,
-      )
-      .get(row) as { pk: number };
+    ).get(row) as { pk: number };
     return toAudit({ ...row, pk });
   }
 
@@ -253,16 +255,16 @@ export class SqliteAccounts {
     let rows: AuditRow[];
     if (options.cursor) {
       const { t, p } = decodeCursor(options.cursor, { t: 'number', p: 'number' });
-      rows = this.db
-        .prepare(
-          `SELECT * FROM audit_log WHERE user_id = ? AND (created_at < ? OR (created_at = ? AND pk < ?))
+      rows = cachedStatement(
+        this.db,
+        `SELECT * FROM audit_log WHERE user_id = ? AND (created_at < ? OR (created_at = ? AND pk < ?))
            ORDER BY created_at DESC, pk DESC LIMIT ?`,
-        )
-        .all(userId, t, t, p, limit + 1) as AuditRow[];
+      ).all(userId, t, t, p, limit + 1) as AuditRow[];
     } else {
-      rows = this.db
-        .prepare('SELECT * FROM audit_log WHERE user_id = ? ORDER BY created_at DESC, pk DESC LIMIT ?')
-        .all(userId, limit + 1) as AuditRow[];
+      rows = cachedStatement(
+        this.db,
+        'SELECT * FROM audit_log WHERE user_id = ? ORDER BY created_at DESC, pk DESC LIMIT ?',
+      ).all(userId, limit + 1) as AuditRow[];
     }
     const more = rows.length > limit;
     const items = rows.slice(0, limit);
@@ -275,20 +277,20 @@ export class SqliteAccounts {
 
   private insertSession(row: SessionRow): void {
     try {
-      this.db
-        .prepare(
-          `INSERT INTO refresh_sessions (id, user_id, family_id, token_hash, created_at, expires_at, rotated_at, revoked_at, ip, user_agent)
+      cachedStatement(
+        this.db,
+        `INSERT INTO refresh_sessions (id, user_id, family_id, token_hash, created_at, expires_at, rotated_at, revoked_at, ip, user_agent)
            VALUES (@id, @user_id, @family_id, @token_hash, @created_at, @expires_at, @rotated_at, @revoked_at, @ip, @user_agent)`,
-        )
-        .run(row);
+      ).run(row);
     } catch (err) {
       translateSqliteError(err);
     }
   }
 
   private revokeFamilyTx(familyId: string, at: number): void {
-    this.db
-      .prepare('UPDATE refresh_sessions SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL')
-      .run(at, familyId);
+    cachedStatement(
+      this.db,
+      'UPDATE refresh_sessions SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL',
+    ).run(at, familyId);
   }
 }

@@ -9,7 +9,7 @@
  * `notify` changes; `read_at` is their read marker.
  */
 import { NotFoundError } from '../../../contract/errors.js';
-import type { SqliteDatabase } from '../../sqlite.js';
+import { cachedStatement, type SqliteDatabase } from '../../sqlite.js';
 import type { Change, ChangeKind, Notification, Page } from '../../ports/metadata-store.js';
 import { toChange, type ChangeRow } from './sqlite-rows.js';
 import { pageLimit } from './shared.js';
@@ -41,9 +41,10 @@ function insertChange(
   data: Record<string, unknown>,
   now: number,
 ): Change {
-  const bumped = db
-    .prepare('UPDATE users SET change_seq = change_seq + 1 WHERE id = ? RETURNING change_seq')
-    .get(ownerId) as { change_seq: number } | undefined;
+  const bumped = cachedStatement(
+    db,
+    'UPDATE users SET change_seq = change_seq + 1 WHERE id = ? RETURNING change_seq',
+  ).get(ownerId) as { change_seq: number } | undefined;
   if (!bumped) throw new NotFoundError('No such user.');
   const row: ChangeRow = {
     owner_id: ownerId,
@@ -53,7 +54,8 @@ function insertChange(
     data: JSON.stringify(data),
     created_at: now,
   };
-  db.prepare(
+  cachedStatement(
+    db,
     'INSERT INTO changes (owner_id, seq, kind, node_id, data, created_at) VALUES (@owner_id, @seq, @kind, @node_id, @data, @created_at)',
   ).run(row);
   return toChange(row);
@@ -65,14 +67,14 @@ function grantsCovering(
   ownerId: string,
   nodeIds: readonly (string | null)[],
 ): { id: string; grantee_id: string }[] {
-  const any = db
-    .prepare(
-      'SELECT 1 FROM shares WHERE owner_id = ? AND grantee_id IS NOT NULL AND revoked_at IS NULL LIMIT 1',
-    )
-    .get(ownerId);
+  const any = cachedStatement(
+    db,
+    'SELECT 1 FROM shares WHERE owner_id = ? AND grantee_id IS NOT NULL AND revoked_at IS NULL LIMIT 1',
+  ).get(ownerId);
   if (!any) return [];
   const seen = new Map<string, { id: string; grantee_id: string }>();
-  const query = db.prepare(
+  const query = cachedStatement(
+    db,
     `WITH RECURSIVE up(id, parent_id, depth) AS (
        SELECT id, parent_id, 0 FROM nodes WHERE id = ? AND owner_id = ?
        UNION ALL
@@ -94,14 +96,15 @@ function grantsCovering(
 }
 
 export function listChanges(db: SqliteDatabase, ownerId: string, cursor: number, limit: number): Change[] {
-  const rows = db
-    .prepare('SELECT * FROM changes WHERE owner_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?')
-    .all(ownerId, Math.max(0, Math.floor(cursor)), Math.max(1, Math.floor(limit))) as ChangeRow[];
+  const rows = cachedStatement(
+    db,
+    'SELECT * FROM changes WHERE owner_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?',
+  ).all(ownerId, Math.max(0, Math.floor(cursor)), Math.max(1, Math.floor(limit))) as ChangeRow[];
   return rows.map(toChange);
 }
 
 export function latestChangeSeq(db: SqliteDatabase, ownerId: string): number {
-  const row = db.prepare('SELECT change_seq FROM users WHERE id = ?').get(ownerId) as
+  const row = cachedStatement(db, 'SELECT change_seq FROM users WHERE id = ?').get(ownerId) as
     { change_seq: number } | undefined;
   return row?.change_seq ?? 0;
 }
@@ -114,13 +117,12 @@ export function listNotifications(
 ): Page<Notification> {
   const limit = pageLimit(options.limit);
   const before = options.cursor && /^\d{1,15}$/.test(options.cursor) ? Number(options.cursor) : null;
-  const rows = db
-    .prepare(
-      `SELECT * FROM changes WHERE owner_id = ? AND kind = 'notify'
+  const rows = cachedStatement(
+    db,
+    `SELECT * FROM changes WHERE owner_id = ? AND kind = 'notify'
          AND (? IS NULL OR seq < ?) AND (? = 0 OR read_at IS NULL)
        ORDER BY seq DESC LIMIT ?`,
-    )
-    .all(ownerId, before, before, options.unreadOnly ? 1 : 0, limit + 1) as (ChangeRow & {
+  ).all(ownerId, before, before, options.unreadOnly ? 1 : 0, limit + 1) as (ChangeRow & {
     read_at: number | null;
   })[];
   const items = rows.slice(0, limit).map((row): Notification => {
@@ -143,11 +145,13 @@ export function markNotificationsRead(
   now: number,
 ): number {
   if (seqs === 'all') {
-    return db
-      .prepare("UPDATE changes SET read_at = ? WHERE owner_id = ? AND kind = 'notify' AND read_at IS NULL")
-      .run(now, ownerId).changes;
+    return cachedStatement(
+      db,
+      "UPDATE changes SET read_at = ? WHERE owner_id = ? AND kind = 'notify' AND read_at IS NULL",
+    ).run(now, ownerId).changes;
   }
-  const update = db.prepare(
+  const update = cachedStatement(
+    db,
     "UPDATE changes SET read_at = ? WHERE owner_id = ? AND seq = ? AND kind = 'notify' AND read_at IS NULL",
   );
   return db.transaction(() => seqs.reduce((n, seq) => n + update.run(now, ownerId, seq).changes, 0))();

@@ -5,7 +5,7 @@
  */
 import { ConflictError, NotFoundError } from '../../../contract/errors.js';
 import type { Clock } from '../../domain/clock.js';
-import type { SqliteDatabase } from '../../sqlite.js';
+import { cachedStatement, type SqliteDatabase } from '../../sqlite.js';
 import type { TreeNode } from '../../ports/metadata-store.js';
 import { nodeSnapshot } from './shared.js';
 import { appendChangeTx } from './sqlite-changes.js';
@@ -28,13 +28,12 @@ export class SqliteTrash {
         if (row.trashed_at !== null) return toNode(row);
         const at = now.getTime();
         // Descends only through live entries: a subfolder trashed earlier keeps its own batch.
-        this.db
-          .prepare(
-            `WITH RECURSIVE sub(id) AS (
+        cachedStatement(
+          this.db,
+          `WITH RECURSIVE sub(id) AS (
                SELECT ? UNION ALL SELECT n.id FROM nodes n JOIN sub ON n.parent_id = sub.id WHERE n.trashed_at IS NULL
              ) UPDATE nodes SET trashed_at = ?, trash_root = ?, updated_at = ? WHERE id IN (SELECT id FROM sub)`,
-          )
-          .run(id, at, id, at);
+        ).run(id, at, id, at);
         const node = toNode({ ...row, trashed_at: at, trash_root: id, updated_at: at });
         appendChangeTx(this.db, ownerId, 'delete', id, nodeSnapshot(node), at);
         return node;
@@ -60,22 +59,20 @@ export class SqliteTrash {
           if (!parent || parent.trashed_at !== null) parentId = null;
         }
         try {
-          this.db
-            .prepare(
-              'UPDATE nodes SET parent_id = ?, trashed_at = NULL, trash_root = NULL, updated_at = ? WHERE id = ?',
-            )
-            .run(parentId, now, id);
+          cachedStatement(
+            this.db,
+            'UPDATE nodes SET parent_id = ?, trashed_at = NULL, trash_root = NULL, updated_at = ? WHERE id = ?',
+          ).run(parentId, now, id);
         } catch (err) {
           translateSqliteError(err, 'NAME_CONFLICT');
         }
-        this.db
-          .prepare(
-            `WITH RECURSIVE sub(id) AS (
+        cachedStatement(
+          this.db,
+          `WITH RECURSIVE sub(id) AS (
                SELECT n.id FROM nodes n WHERE n.parent_id = ? AND n.trash_root = ?
                UNION ALL SELECT n.id FROM nodes n JOIN sub ON n.parent_id = sub.id WHERE n.trash_root = ?
              ) UPDATE nodes SET trashed_at = NULL, trash_root = NULL, updated_at = ? WHERE id IN (SELECT id FROM sub)`,
-          )
-          .run(id, row.trash_root, row.trash_root, now);
+        ).run(id, row.trash_root, row.trash_root, now);
         const node = toNode({
           ...row,
           parent_id: parentId,
@@ -105,21 +102,20 @@ export class SqliteTrash {
         const subtree = `WITH RECURSIVE sub(id) AS (
             SELECT ? UNION ALL SELECT n.id FROM nodes n JOIN sub ON n.parent_id = sub.id
           )`;
-        const blobs = this.db
-          .prepare(
-            `${subtree} SELECT DISTINCT sha256 FROM file_revisions WHERE file_id IN (SELECT id FROM sub) ORDER BY sha256`,
-          )
-          .all(id) as { sha256: string }[];
-        const { bytes } = this.db
-          .prepare(
-            `${subtree} SELECT COALESCE(SUM(size), 0) AS bytes FROM nodes WHERE kind = 'file' AND id IN (SELECT id FROM sub)`,
-          )
-          .get(id) as { bytes: number };
+        const blobs = cachedStatement(
+          this.db,
+          `${subtree} SELECT DISTINCT sha256 FROM file_revisions WHERE file_id IN (SELECT id FROM sub) ORDER BY sha256`,
+        ).all(id) as { sha256: string }[];
+        const { bytes } = cachedStatement(
+          this.db,
+          `${subtree} SELECT COALESCE(SUM(size), 0) AS bytes FROM nodes WHERE kind = 'file' AND id IN (SELECT id FROM sub)`,
+        ).get(id) as { bytes: number };
         // One statement: the parent_id foreign key is checked when it ends, with the whole subtree gone.
-        this.db.prepare(`${subtree} DELETE FROM nodes WHERE id IN (SELECT id FROM sub)`).run(id);
-        this.db
-          .prepare('UPDATE users SET storage_used = MAX(0, storage_used - ?), updated_at = ? WHERE id = ?')
-          .run(bytes, now, ownerId);
+        cachedStatement(this.db, `${subtree} DELETE FROM nodes WHERE id IN (SELECT id FROM sub)`).run(id);
+        cachedStatement(
+          this.db,
+          'UPDATE users SET storage_used = MAX(0, storage_used - ?), updated_at = ? WHERE id = ?',
+        ).run(bytes, now, ownerId);
         appendChangeTx(
           this.db,
           ownerId,
@@ -135,11 +131,10 @@ export class SqliteTrash {
 
   /** Nodes trashed on their own (not with a parent) before `before`, oldest first, any owner. */
   listTrashedBefore(before: Date, limit: number): TreeNode[] {
-    const rows = this.db
-      .prepare(
-        'SELECT * FROM nodes WHERE trashed_at < ? AND trash_root = id ORDER BY trashed_at ASC, id ASC LIMIT ?',
-      )
-      .all(before.getTime(), Math.max(1, Math.floor(limit))) as NodeRow[];
+    const rows = cachedStatement(
+      this.db,
+      'SELECT * FROM nodes WHERE trashed_at < ? AND trash_root = id ORDER BY trashed_at ASC, id ASC LIMIT ?',
+    ).all(before.getTime(), Math.max(1, Math.floor(limit))) as NodeRow[];
     return rows.map(toNode);
   }
 }

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { ConflictError, NotFoundError } from '../../../contract/errors.js';
 import type { Clock } from '../../domain/clock.js';
 import { nameKey } from '../../domain/names.js';
-import type { SqliteDatabase } from '../../sqlite.js';
+import { cachedStatement, type SqliteDatabase } from '../../sqlite.js';
 import type {
   CommitFileInput,
   CommitFileResult,
@@ -73,9 +73,10 @@ export class SqliteTree {
       where.push(`(${expr} ${cmp} ? OR (${expr} = ? AND id ${cmp} ?))`);
       params.push(c.key, c.key, c.id);
     }
-    const rows = this.db
-      .prepare(`SELECT * FROM nodes WHERE ${where.join(' AND ')} ORDER BY ${expr} ${dir}, id ${dir} LIMIT ?`)
-      .all(...params, limit + 1) as NodeRow[];
+    const rows = cachedStatement(
+      this.db,
+      `SELECT * FROM nodes WHERE ${where.join(' AND ')} ORDER BY ${expr} ${dir}, id ${dir} LIMIT ?`,
+    ).all(...params, limit + 1) as NodeRow[];
     const items = rows.slice(0, limit).map(toNode);
     const last = items.at(-1);
     return {
@@ -113,9 +114,10 @@ export class SqliteTree {
   listRevisions(ownerId: string, fileId: string): FileRevision[] {
     const node = this.nodeRow(ownerId, fileId);
     if (!node) throw new NotFoundError('No such file.');
-    const rows = this.db
-      .prepare('SELECT * FROM file_revisions WHERE file_id = ? ORDER BY revision DESC')
-      .all(fileId) as RevisionRow[];
+    const rows = cachedStatement(
+      this.db,
+      'SELECT * FROM file_revisions WHERE file_id = ? ORDER BY revision DESC',
+    ).all(fileId) as RevisionRow[];
     return rows.map(toRevision);
   }
 
@@ -141,11 +143,10 @@ export class SqliteTree {
           updated_at: now,
         };
         try {
-          this.db
-            .prepare(
-              'UPDATE nodes SET parent_id = @parent_id, name = @name, name_key = @name_key, updated_at = @updated_at WHERE id = @id',
-            )
-            .run(moved);
+          cachedStatement(
+            this.db,
+            'UPDATE nodes SET parent_id = @parent_id, name = @name, name_key = @name_key, updated_at = @updated_at WHERE id = @id',
+          ).run(moved);
         } catch (err) {
           translateSqliteError(err, 'NAME_CONFLICT');
         }
@@ -164,23 +165,25 @@ export class SqliteTree {
   }
 
   isBlobReferenced(sha256: string): boolean {
-    return this.db.prepare('SELECT 1 FROM file_revisions WHERE sha256 = ? LIMIT 1').get(sha256) !== undefined;
+    return (
+      cachedStatement(this.db, 'SELECT 1 FROM file_revisions WHERE sha256 = ? LIMIT 1').get(sha256) !==
+      undefined
+    );
   }
 
   /** Prefers a live file over one in the trash; both keep the blob alive. */
   findFileBySha256(ownerId: string, sha256: string): TreeNode | null {
-    const row = this.db
-      .prepare(
-        `SELECT * FROM nodes WHERE owner_id = ? AND sha256 = ? AND kind = 'file' AND status = 'ready'
+    const row = cachedStatement(
+      this.db,
+      `SELECT * FROM nodes WHERE owner_id = ? AND sha256 = ? AND kind = 'file' AND status = 'ready'
          ORDER BY trashed_at IS NOT NULL, updated_at DESC LIMIT 1`,
-      )
-      .get(ownerId, sha256) as NodeRow | undefined;
+    ).get(ownerId, sha256) as NodeRow | undefined;
     return row ? toNode(row) : null;
   }
 
   /** The owner's node (trashed or not), or undefined for a missing or foreign id. */
   nodeRow(ownerId: string, id: string): NodeRow | undefined {
-    return this.db.prepare('SELECT * FROM nodes WHERE id = ? AND owner_id = ?').get(id, ownerId) as
+    return cachedStatement(this.db, 'SELECT * FROM nodes WHERE id = ? AND owner_id = ?').get(id, ownerId) as
       NodeRow | undefined;
   }
 
@@ -197,12 +200,11 @@ export class SqliteTree {
     const keep = Math.max(1, Math.floor(input.keepRevisions ?? DEFAULT_KEEP_REVISIONS));
     // Idempotency is looked up across the owner's files, so a retry finds its revision
     // even when the file was renamed or moved after the first commit.
-    const earlier = this.db
-      .prepare(
-        `SELECT r.* FROM file_revisions r JOIN nodes n ON n.id = r.file_id
+    const earlier = cachedStatement(
+      this.db,
+      `SELECT r.* FROM file_revisions r JOIN nodes n ON n.id = r.file_id
          WHERE n.owner_id = ? AND r.source_id = ? LIMIT 1`,
-      )
-      .get(input.ownerId, input.sourceId) as RevisionRow | undefined;
+    ).get(input.ownerId, input.sourceId) as RevisionRow | undefined;
     if (earlier) {
       const node = this.nodeRow(input.ownerId, earlier.file_id) as NodeRow;
       return { node: toNode(node), revision: toRevision(earlier), duplicate: true, droppedBlobs: [] };
@@ -229,12 +231,11 @@ export class SqliteTree {
     let row: NodeRow;
     if (existing) {
       row = { ...existing, ...fields, revision: existing.revision + 1 };
-      this.db
-        .prepare(
-          `UPDATE nodes SET size = @size, sha256 = @sha256, media_type = @media_type, mtime = @mtime,
+      cachedStatement(
+        this.db,
+        `UPDATE nodes SET size = @size, sha256 = @sha256, media_type = @media_type, mtime = @mtime,
            revision = @revision, status = @status, updated_at = @updated_at WHERE id = @id`,
-        )
-        .run(row);
+      ).run(row);
     } else {
       row = {
         ...this.blankNode(input.ownerId, input.parentId, name, now),
@@ -254,26 +255,26 @@ export class SqliteTree {
       source_id: input.sourceId,
       created_at: now,
     };
-    this.db
-      .prepare(
-        `INSERT INTO file_revisions (file_id, revision, sha256, size, mtime, media_type, source_id, created_at)
+    cachedStatement(
+      this.db,
+      `INSERT INTO file_revisions (file_id, revision, sha256, size, mtime, media_type, source_id, created_at)
          VALUES (@file_id, @revision, @sha256, @size, @mtime, @media_type, @source_id, @created_at)`,
-      )
-      .run(revision);
-    const dropped = this.db
-      .prepare(
-        'SELECT revision, sha256 FROM file_revisions WHERE file_id = ? ORDER BY revision DESC LIMIT -1 OFFSET ?',
-      )
-      .all(row.id, keep) as { revision: number; sha256: string }[];
+    ).run(revision);
+    const dropped = cachedStatement(
+      this.db,
+      'SELECT revision, sha256 FROM file_revisions WHERE file_id = ? ORDER BY revision DESC LIMIT -1 OFFSET ?',
+    ).all(row.id, keep) as { revision: number; sha256: string }[];
     if (dropped.length > 0) {
       const newestDropped = Math.max(...dropped.map((d) => d.revision));
-      this.db
-        .prepare('DELETE FROM file_revisions WHERE file_id = ? AND revision <= ?')
-        .run(row.id, newestDropped);
+      cachedStatement(this.db, 'DELETE FROM file_revisions WHERE file_id = ? AND revision <= ?').run(
+        row.id,
+        newestDropped,
+      );
     }
-    this.db
-      .prepare('UPDATE users SET storage_used = storage_used + ?, updated_at = ? WHERE id = ?')
-      .run(input.size - (existing?.size ?? 0), now, input.ownerId);
+    cachedStatement(
+      this.db,
+      'UPDATE users SET storage_used = storage_used + ?, updated_at = ? WHERE id = ?',
+    ).run(input.size - (existing?.size ?? 0), now, input.ownerId);
     const node = toNode(row);
     appendChangeTx(this.db, input.ownerId, existing ? 'update' : 'create', node.id, nodeSnapshot(node), now);
     return {
@@ -285,22 +286,20 @@ export class SqliteTree {
   }
 
   private liveChild(ownerId: string, parentId: string | null, key: string): NodeRow | undefined {
-    return this.db
-      .prepare(
-        'SELECT * FROM nodes WHERE owner_id = ? AND parent_id IS ? AND name_key = ? AND trashed_at IS NULL',
-      )
-      .get(ownerId, parentId, key) as NodeRow | undefined;
+    return cachedStatement(
+      this.db,
+      'SELECT * FROM nodes WHERE owner_id = ? AND parent_id IS ? AND name_key = ? AND trashed_at IS NULL',
+    ).get(ownerId, parentId, key) as NodeRow | undefined;
   }
 
   private isSelfOrDescendant(id: string, candidate: string): boolean {
-    const hit = this.db
-      .prepare(
-        `WITH RECURSIVE up(id, parent_id) AS (
+    const hit = cachedStatement(
+      this.db,
+      `WITH RECURSIVE up(id, parent_id) AS (
            SELECT id, parent_id FROM nodes WHERE id = ?
            UNION ALL SELECT n.id, n.parent_id FROM nodes n JOIN up ON n.id = up.parent_id
          ) SELECT 1 FROM up WHERE id = ? LIMIT 1`,
-      )
-      .get(candidate, id);
+    ).get(candidate, id);
     return hit !== undefined;
   }
 
@@ -327,7 +326,7 @@ export class SqliteTree {
 
   private insertNode(row: NodeRow): void {
     try {
-      this.db.prepare(INSERT_NODE).run(row);
+      cachedStatement(this.db, INSERT_NODE).run(row);
     } catch (err) {
       translateSqliteError(err, 'NAME_CONFLICT');
     }
