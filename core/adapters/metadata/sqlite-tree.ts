@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { ConflictError, NotFoundError } from '../../../contract/errors.js';
 import type { Clock } from '../../domain/clock.js';
 import { nameKey } from '../../domain/names.js';
-import { cachedStatement, type SqliteDatabase } from '../../sqlite.js';
+import { cachedStatement, changeStamp, type SqliteDatabase } from '../../sqlite.js';
 import type {
   CommitFileInput,
   CommitFileResult,
@@ -34,7 +34,19 @@ const INSERT_NODE = `INSERT INTO nodes (id, owner_id, parent_id, name, name_key,
   @name_key, @kind, @size, @sha256, @media_type, @mtime, @revision, @status, @trashed_at, @trash_root, @created_at,
   @updated_at)`;
 
+/** Nodes kept in remembered listing pages, over all pages; the oldest pages go first. */
+const MAX_LISTED_NODES = 20_000;
+
 export class SqliteTree {
+  /**
+   * Listing pages as last read, valid only while `changeStamp` is `listingsStamp`: any
+   * commit by any connection, or any row written by this one, empties it. Pages and
+   * their nodes are frozen, since every caller gets the same objects.
+   */
+  private readonly listings = new Map<string, Page<TreeNode>>();
+  private listingsStamp: string | null = null;
+  private listedNodes = 0;
+
   constructor(
     private readonly db: SqliteDatabase,
     private readonly clock: Clock,
@@ -52,9 +64,44 @@ export class SqliteTree {
 
   /**
    * Keyset pagination over (sort key, id), so pages stay stable while entries change.
-   * Throws `NotFoundError` when `parentId` is not a folder of the owner.
+   * Throws `NotFoundError` when `parentId` is not a folder of the owner. While the
+   * database is unchanged, the same call returns the same (frozen) page again without
+   * reading the rows: building 100 nodes costs far more than checking the stamp.
    */
   listChildren(ownerId: string, parentId: string | null, options: ListOptions = {}): Page<TreeNode> {
+    const stamp = changeStamp(this.db);
+    if (stamp === null) return this.readChildren(ownerId, parentId, options);
+    if (stamp !== this.listingsStamp) {
+      this.listings.clear();
+      this.listedNodes = 0;
+      this.listingsStamp = stamp;
+    }
+    const key = JSON.stringify([
+      ownerId,
+      parentId,
+      options.sort ?? 'name',
+      options.order ?? 'asc',
+      pageLimit(options.limit),
+      options.includeTrashed === true,
+      options.cursor ?? null,
+    ]);
+    const known = this.listings.get(key);
+    if (known !== undefined) return known;
+    const page = this.readChildren(ownerId, parentId, options);
+    for (const node of page.items) Object.freeze(node);
+    Object.freeze(page.items);
+    Object.freeze(page);
+    for (const [oldKey, old] of this.listings) {
+      if (this.listedNodes + page.items.length <= MAX_LISTED_NODES) break;
+      this.listings.delete(oldKey);
+      this.listedNodes -= old.items.length;
+    }
+    this.listings.set(key, page);
+    this.listedNodes += page.items.length;
+    return page;
+  }
+
+  private readChildren(ownerId: string, parentId: string | null, options: ListOptions): Page<TreeNode> {
     const sort = options.sort ?? 'name';
     const order = options.order ?? 'asc';
     const limit = pageLimit(options.limit);

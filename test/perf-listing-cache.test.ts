@@ -1,0 +1,132 @@
+/**
+ * The SQLite tree serves an unchanged listing again from memory (see `SqliteTree.listChildren`
+ * and `changeStamp` in core/sqlite.ts). These tests pin down that it is never stale: after
+ * writes on the same connection, on another connection, in another process, and after a
+ * transaction that rolled back.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SqliteMetadataStore } from '../core/adapters/metadata/sqlite.js';
+import { SqliteTree } from '../core/adapters/metadata/sqlite-tree.js';
+import { systemClock } from '../core/domain/clock.js';
+import type { TreeNode } from '../core/ports/metadata-store.js';
+import { openSqlite, type SqliteDatabase } from '../core/sqlite.js';
+
+const dirs: string[] = [];
+const dbs: SqliteDatabase[] = [];
+
+afterEach(() => {
+  for (const db of dbs.splice(0)) db.close();
+  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function open(file: string): SqliteDatabase {
+  const db = openSqlite(file);
+  dbs.push(db);
+  return db;
+}
+
+async function setup(): Promise<{
+  file: string;
+  db: SqliteDatabase;
+  store: SqliteMetadataStore;
+  userId: string;
+}> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aio-listing-cache-'));
+  dirs.push(dir);
+  const file = path.join(dir, 'aio.db');
+  const db = open(file);
+  const store = new SqliteMetadataStore(db);
+  const user = await store.createUser({
+    email: 'l@example.test',
+    name: null,
+    passwordHash: 'h',
+    storageQuota: 1e9,
+  });
+  return { file, db, store, userId: user.id };
+}
+
+const names = (nodes: readonly TreeNode[]): string[] => nodes.map((n) => n.name);
+
+describe('SQLite listings served again while the database is unchanged', () => {
+  it('returns the same frozen page for the same unchanged listing', async () => {
+    const { store, userId } = await setup();
+    await store.createFolder(userId, null, 'a');
+    const first = await store.listChildren(userId, null);
+    const second = await store.listChildren(userId, null);
+    expect(second).toBe(first);
+    expect(Object.isFrozen(first.items)).toBe(true);
+    expect(Object.isFrozen(first.items[0])).toBe(true);
+    // Other options are other pages.
+    expect(await store.listChildren(userId, null, { order: 'desc' })).not.toBe(first);
+  });
+
+  it('shows every write made through the same connection at once', async () => {
+    const { store, userId } = await setup();
+    const folder = await store.createFolder(userId, null, 'f');
+    expect(names((await store.listChildren(userId, folder.id)).items)).toEqual([]);
+    const file = await store.commitFile({
+      ownerId: userId,
+      parentId: folder.id,
+      name: 'x.txt',
+      sha256: 'a'.repeat(64),
+      size: 1,
+      mtime: null,
+      mediaType: null,
+      sourceId: 's1',
+    });
+    expect(names((await store.listChildren(userId, folder.id)).items)).toEqual(['x.txt']);
+    await store.moveNode(userId, file.node.id, folder.id, 'y.txt');
+    expect(names((await store.listChildren(userId, folder.id)).items)).toEqual(['y.txt']);
+    await store.trashNode(userId, file.node.id, new Date());
+    expect(names((await store.listChildren(userId, folder.id)).items)).toEqual([]);
+    await store.restoreNode(userId, file.node.id);
+    expect(names((await store.listChildren(userId, folder.id)).items)).toEqual(['y.txt']);
+    await store.trashNode(userId, file.node.id, new Date());
+    await store.purgeNode(userId, file.node.id);
+    expect((await store.listChildren(userId, folder.id, { includeTrashed: true })).items).toEqual([]);
+  });
+
+  it('shows a commit of another connection at once', async () => {
+    const { file, store, userId } = await setup();
+    expect(names((await store.listChildren(userId, null)).items)).toEqual([]);
+    const other = new SqliteMetadataStore(open(file));
+    await other.createFolder(userId, null, 'from-other');
+    expect(names((await store.listChildren(userId, null)).items)).toEqual(['from-other']);
+    // A plain UPDATE on the other connection, not through any store.
+    open(file).prepare("UPDATE nodes SET name = 'renamed', name_key = 'renamed'").run();
+    expect(names((await store.listChildren(userId, null)).items)).toEqual(['renamed']);
+  });
+
+  it('shows a commit of another process at once', async () => {
+    const { file, store, userId } = await setup();
+    await store.createFolder(userId, null, 'before');
+    expect(names((await store.listChildren(userId, null)).items)).toEqual(['before']);
+    const script = `
+      const Database = require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))});
+      const db = new Database(process.argv[1]);
+      db.pragma('busy_timeout = 5000');
+      db.prepare("UPDATE nodes SET name = 'after', name_key = 'after'").run();
+      db.close();`;
+    execFileSync(process.execPath, ['-e', script, file]);
+    expect(names((await store.listChildren(userId, null)).items)).toEqual(['after']);
+  });
+
+  it('remembers nothing read inside a transaction that rolls back', async () => {
+    const { db, store, userId } = await setup();
+    await store.createFolder(userId, null, 'kept');
+    const tree = new SqliteTree(db, systemClock);
+    expect(names(tree.listChildren(userId, null).items)).toEqual(['kept']);
+    const rollback = db.transaction(() => {
+      db.prepare("UPDATE nodes SET name = 'gone', name_key = 'gone'").run();
+      expect(names(tree.listChildren(userId, null).items)).toEqual(['gone']);
+      throw new Error('roll back');
+    });
+    expect(() => rollback()).toThrow('roll back');
+    expect(names(tree.listChildren(userId, null).items)).toEqual(['kept']);
+  });
+});
