@@ -31,3 +31,16 @@ export async function announceUpload(cache: Cache, uploadId: string, status: str
     // Waiters re-check on their own.
   }
 }
+
+export function batchChannel(batchId: string): string {
+  return `upload-batch:${batchId}`;
+}
+
+/** Tells waiters (GET /uploads/batch/:id?wait=N) that a batch's files were committed. Best effort. */
+export async function announceBatch(cache: Cache, batchId: string): Promise<void> {
+  try {
+    await cache.publish(batchChannel(batchId), 'done');
+  } catch {
+    // Waiters re-check on their own.
+  }
+}

@@ -18,6 +18,7 @@
  * `cause`; a missing record that the call needs throws `NotFoundError`; a dead backend
  * throws `UnavailableError`.
  */
+import { AppError } from '../../contract/errors.js';
 
 // ---------- users and sessions ----------
 
@@ -280,6 +281,20 @@ export interface CommitUploadInput {
  * The outcome of one `commitUploads` item: committed (the upload is `ready`), or refused
  * with a final error code (the upload is `failed` with it; nothing was written).
  */
+/** Commit errors that end an upload for good (`commitUploads`); other errors are retried. */
+export const FINAL_COMMIT_ERRORS: ReadonlySet<string> = new Set([
+  'REVISION_CONFLICT',
+  'NAME_CONFLICT',
+  'CONFLICT',
+  'NOT_FOUND',
+  'QUOTA_EXCEEDED',
+]);
+
+/** The code of a commit error that ends an upload for good, or null (retry it). */
+export function finalCommitError(err: unknown): string | null {
+  return err instanceof AppError && FINAL_COMMIT_ERRORS.has(err.code) ? err.code : null;
+}
+
 export type CommitUploadOutcome =
   { ok: true; result: CommitFileResult } | { ok: false; code: string; message: string };
 

@@ -8,13 +8,14 @@ import { Router, type Request, type Response } from 'express';
 import { AppError } from '../../contract/errors.js';
 import { UPLOAD_STATUS_HEADER, knownBodySchema, type UploadInfo } from '../../contract/schemas/uploads.js';
 import type { UploadSession } from '../../core/ports/metadata-store.js';
-import { uploadChannel } from '../../core/changes.js';
+import { batchChannel, uploadChannel } from '../../core/changes.js';
 import { pathOf } from '../../core/tree.js';
 import { audit } from '../audit.js';
 import type { AppDeps } from '../deps.js';
 import { waitOnChannel } from '../long-poll.js';
 import { authenticate, authOf, requireScope } from '../middleware/authenticate.js';
 import { requireUploadAccess, sharedFolderPath } from '../shares/mounts.js';
+import { batchDone, batchFileOf, receiveBatch } from '../uploads/batch.js';
 import { createUpload } from '../uploads/create-upload.js';
 import { finishIfComplete, receiveBytes, settleOffset } from '../uploads/receive-bytes.js';
 import {
@@ -50,6 +51,39 @@ export function uploadRoutes(deps: AppDeps): Router {
       if (await deps.metadata.findFileBySha256(owner, hash)) known.push(hash);
     }
     res.json({ known });
+  });
+
+  // Not tus either: many small files in one request (server/uploads/batch.ts).
+  router.post('/batch', authenticate(deps), requireScope('write'), async (req, res) => {
+    const answer = await receiveBatch(deps, req, authOf(req).user);
+    res.status(202).json(answer);
+  });
+
+  // `?wait=N` (seconds, ≤ 30): answers once every file of the batch is final, or after N s.
+  // Lists the files that got an upload; those refused at once were in the POST's answer.
+  router.get('/batch/:id', authenticate(deps), async (req, res) => {
+    const batchId = req.params.id;
+    const uploaderId = authOf(req).user.id;
+    const load = async (): Promise<UploadSession[]> =>
+      typeof batchId === 'string' && UPLOAD_ID.test(batchId)
+        ? deps.metadata.listBatchUploads(uploaderId, batchId)
+        : [];
+    const first = await load();
+    if (first.length === 0) throw new AppError('NOT_FOUND', 'No such batch.');
+    const controller = new AbortController();
+    res.on('close', () => controller.abort());
+    const sessions = await waitOnChannel(
+      deps.cache,
+      batchChannel(batchId as string),
+      load,
+      (all) => batchDone(all.map((s) => batchFileOf(s.name, s))),
+      { waitMs: waitSeconds(req.query.wait) * 1000, fallbackMs: 500, signal: controller.signal },
+    );
+    const files = await Promise.all(
+      sessions.map(async (s) => batchFileOf((await uploadInfo(deps, s)).path, s)),
+    );
+    res.setHeader('Cache-Control', 'no-store');
+    res.json({ batchId, done: batchDone(files), files });
   });
 
   router.use(tusProtocol());

@@ -20,25 +20,25 @@
 import path from 'node:path';
 import { fileTypeFromStream } from 'file-type';
 import { AppError } from '../../contract/errors.js';
-import { announceChange, announceUpload } from '../../core/changes.js';
+import { announceBatch, announceChange, announceUpload } from '../../core/changes.js';
 import { PermanentJobError, type Job, type JobHandler } from '../../core/ports/job-queue.js';
-import type { UploadSession } from '../../core/ports/metadata-store.js';
+import {
+  FINAL_COMMIT_ERRORS,
+  type CommitFileInput,
+  type NewAuditEntry,
+  type UploadSession,
+} from '../../core/ports/metadata-store.js';
 import type { WorkerDeps } from '../deps.js';
 
 /** Bytes file-type needs to recognise every format it knows. */
 const SNIFF_BYTES = 4100;
 
-/** Outcomes that end an upload for good; the error code is what `GET /uploads/:id` shows. */
-const FINAL_COMMIT_ERRORS = new Set([
-  'REVISION_CONFLICT',
-  'NAME_CONFLICT',
-  'CONFLICT',
-  'NOT_FOUND',
-  'QUOTA_EXCEEDED',
-]);
-
 export function fileUploadHandler(deps: WorkerDeps): JobHandler {
   return async (job: Job) => {
+    if (job.payload.batchId !== undefined) {
+      await processBatch(deps, job);
+      return;
+    }
     const uploadId = job.payload.uploadId;
     if (typeof uploadId !== 'string' || uploadId === '') {
       throw new PermanentJobError(`file.upload job ${job.id} has no uploadId.`);
@@ -62,7 +62,78 @@ export function fileUploadHandler(deps: WorkerDeps): JobHandler {
   };
 }
 
+/** Uploads of one batch whose bytes are prepared at once (each a small file). */
+const BATCH_CONCURRENCY = 8;
+
+/**
+ * A batch (`POST /uploads/batch`, payload `{ batchId, uploadIds }`): each upload's bytes
+ * are checked, sniffed and moved into blob storage (a few at once), then every revision,
+ * status and audit entry is written by one `commitUploads` — one commit for the batch.
+ * The server checked each file's bytes against its declared sha256 as it staged them,
+ * so that sha256 names the staged bytes. Redelivery: finished uploads are skipped, the
+ * rest goes through the same idempotent steps.
+ */
+async function processBatch(deps: WorkerDeps, job: Job): Promise<void> {
+  const { batchId, uploadIds } = job.payload;
+  if (typeof batchId !== 'string' || !Array.isArray(uploadIds)) {
+    throw new PermanentJobError(`file.upload job ${job.id} has a malformed batch.`);
+  }
+  const uploads: UploadSession[] = [];
+  for (const id of uploadIds) {
+    const upload = typeof id === 'string' ? await deps.metadata.getUploadById(id) : null;
+    if (upload?.status === 'processing') uploads.push(upload);
+  }
+  const prepared: Array<{ upload: UploadSession; content: Prepared } | null> = new Array(uploads.length).fill(
+    null,
+  );
+  let next = 0;
+  const work = async (): Promise<void> => {
+    while (next < uploads.length) {
+      const i = next++;
+      const upload = uploads[i] as UploadSession;
+      const content = await prepareContent(deps, upload, upload.sha256);
+      if (content) prepared[i] = { upload, content };
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(BATCH_CONCURRENCY, uploads.length) }, work));
+
+  const ready = prepared.filter((p) => p !== null);
+  const outcomes = await deps.metadata.commitUploads(
+    ready.map(({ upload, content }) => ({
+      uploadId: upload.id,
+      file: commitInput(upload, content),
+      audit: uploadAudit(deps, upload, content),
+    })),
+  );
+  const owners = new Set<string>();
+  for (const [i, outcome] of outcomes.entries()) {
+    const { upload, content } = ready[i] as { upload: UploadSession; content: Prepared };
+    owners.add(upload.ownerId);
+    owners.add(upload.uploaderId);
+    if (!outcome.ok) {
+      await deleteIfUnreferenced(deps, content.sha256);
+      continue;
+    }
+    for (const dropped of outcome.result.droppedBlobs) await deleteIfUnreferenced(deps, dropped);
+    await queueTranscode(deps, upload, outcome.result.node.id, content);
+  }
+  for (const owner of owners) {
+    await announceChange(deps.cache, owner, await deps.metadata.latestChangeSeq(owner));
+  }
+  await announceBatch(deps.cache, batchId);
+  deps.logger.info(
+    { batchId, files: uploads.length, committed: outcomes.filter((o) => o.ok).length },
+    'upload batch committed',
+  );
+}
+
 const SHA256 = /^[0-9a-f]{64}$/;
+
+interface Prepared {
+  sha256: string;
+  size: number;
+  mediaType: string;
+}
 
 async function processUpload(
   deps: WorkerDeps,
@@ -70,43 +141,13 @@ async function processUpload(
   receivedSha256: string | null,
 ): Promise<void> {
   const log = deps.logger.child({ uploadId: upload.id });
-  const content = await locateContent(deps, upload, receivedSha256);
-  if (content.kind === 'missing') {
-    await fail(deps, upload, 'STAGING_MISSING', {});
-    return;
-  }
-  const { sha256, size } = content;
-  if (size !== upload.length) {
-    await fail(deps, upload, 'SIZE_MISMATCH', { expected: upload.length, received: size });
-    return;
-  }
-  if (upload.sha256 !== null && upload.sha256 !== sha256) {
-    // Nothing became visible; the bytes are not what the client promised.
-    await fail(deps, upload, 'CHECKSUM_MISMATCH', { declared: upload.sha256, computed: sha256 });
-    return;
-  }
-  if (content.kind === 'staged' && upload.sha256 !== sha256 && receivedSha256 !== sha256) {
-    // Recorded before the bytes move, so a redelivery after the move can still find them
-    // (a declared sha256, or the one the job carries, already names them: no extra commit).
-    await deps.metadata.setUploadStatus(upload.id, 'processing', { sha256 });
-  }
-
-  const mediaType = await sniffMediaType(deps, upload, content.kind === 'staged', sha256, size);
-  if (content.kind === 'staged') await deps.blobs.commitStaging(upload.id, sha256);
+  const content = await prepareContent(deps, upload, receivedSha256);
+  if (!content) return;
+  const { sha256, size, mediaType } = content;
 
   let result;
   try {
-    result = await deps.metadata.commitFile({
-      ownerId: upload.ownerId,
-      parentId: upload.parentId,
-      name: upload.name,
-      sha256,
-      size,
-      mtime: upload.mtime,
-      mediaType,
-      sourceId: upload.id,
-      baseRevision: upload.baseRevision ?? undefined,
-    });
+    result = await deps.metadata.commitFile(commitInput(upload, content));
   } catch (err) {
     if (err instanceof AppError && FINAL_COMMIT_ERRORS.has(err.code)) {
       // The client learns it from GET /uploads/:id; nothing was overwritten.
@@ -127,7 +168,78 @@ async function processUpload(
       await deps.metadata.latestChangeSeq(upload.uploaderId),
     );
   }
+  const audit = uploadAudit(deps, upload, content);
   await deps.metadata.appendAudit({
+    ...audit,
+    details: { ...audit.details, fileId: result.node.id, revision: result.revision.revision },
+  });
+  await queueTranscode(deps, upload, result.node.id, content);
+  await deps.metadata.setUploadStatus(upload.id, 'ready', { fileId: result.node.id, error: null });
+  await announceUpload(deps.cache, upload.id, 'ready');
+  log.info(
+    {
+      fileId: result.node.id,
+      revision: result.revision.revision,
+      size,
+      mediaType,
+      duplicate: result.duplicate,
+    },
+    'upload committed',
+  );
+}
+
+/**
+ * Everything before the commit: find the bytes, check size and declared sha256 (a
+ * mismatch fails the upload: returns null), sniff the type and move the bytes into
+ * content-addressed storage. Idempotent.
+ */
+async function prepareContent(
+  deps: WorkerDeps,
+  upload: UploadSession,
+  receivedSha256: string | null,
+): Promise<Prepared | null> {
+  const content = await locateContent(deps, upload, receivedSha256);
+  if (content.kind === 'missing') {
+    await fail(deps, upload, 'STAGING_MISSING', {});
+    return null;
+  }
+  const { sha256, size } = content;
+  if (size !== upload.length) {
+    await fail(deps, upload, 'SIZE_MISMATCH', { expected: upload.length, received: size });
+    return null;
+  }
+  if (upload.sha256 !== null && upload.sha256 !== sha256) {
+    // Nothing became visible; the bytes are not what the client promised.
+    await fail(deps, upload, 'CHECKSUM_MISMATCH', { declared: upload.sha256, computed: sha256 });
+    return null;
+  }
+  if (content.kind === 'staged' && upload.sha256 !== sha256 && receivedSha256 !== sha256) {
+    // Recorded before the bytes move, so a redelivery after the move can still find them
+    // (a declared sha256, or the one the job carries, already names them: no extra commit).
+    await deps.metadata.setUploadStatus(upload.id, 'processing', { sha256 });
+  }
+  const mediaType = await sniffMediaType(deps, upload, content.kind === 'staged', sha256, size);
+  if (content.kind === 'staged') await deps.blobs.commitStaging(upload.id, sha256);
+  return { sha256, size, mediaType };
+}
+
+function commitInput(upload: UploadSession, content: Prepared): CommitFileInput {
+  return {
+    ownerId: upload.ownerId,
+    parentId: upload.parentId,
+    name: upload.name,
+    sha256: content.sha256,
+    size: content.size,
+    mtime: upload.mtime,
+    mediaType: content.mediaType,
+    sourceId: upload.id,
+    baseRevision: upload.baseRevision ?? undefined,
+  };
+}
+
+/** The uploader's `file.upload` entry (the store adds the file id and revision in batches). */
+function uploadAudit(deps: WorkerDeps, upload: UploadSession, content: Prepared): NewAuditEntry {
+  return {
     userId: upload.uploaderId,
     action: 'file.upload',
     ip: null,
@@ -135,27 +247,26 @@ async function processUpload(
     details: {
       uploadId: upload.id,
       ownerId: upload.ownerId,
-      fileId: result.node.id,
-      revision: result.revision.revision,
-      size,
-      sha256,
-      mediaType,
+      size: content.size,
+      sha256: content.sha256,
+      mediaType: content.mediaType,
     },
     createdAt: deps.clock.now(),
+  };
+}
+
+async function queueTranscode(
+  deps: WorkerDeps,
+  upload: UploadSession,
+  fileId: string,
+  content: Prepared,
+): Promise<void> {
+  if (!content.mediaType.startsWith('video/')) return;
+  await deps.queue.publish({
+    queue: 'video.transcode',
+    payload: { ownerId: upload.ownerId, fileId, sha256: content.sha256 },
+    idempotencyKey: `transcode:${content.sha256}`,
   });
-  if (mediaType.startsWith('video/')) {
-    await deps.queue.publish({
-      queue: 'video.transcode',
-      payload: { ownerId: upload.ownerId, fileId: result.node.id, sha256 },
-      idempotencyKey: `transcode:${sha256}`,
-    });
-  }
-  await deps.metadata.setUploadStatus(upload.id, 'ready', { fileId: result.node.id, error: null });
-  await announceUpload(deps.cache, upload.id, 'ready');
-  log.info(
-    { fileId: result.node.id, revision: result.revision.revision, size, duplicate: result.duplicate },
-    'upload committed',
-  );
 }
 
 type Content = { kind: 'staged' | 'committed'; sha256: string; size: number } | { kind: 'missing' };

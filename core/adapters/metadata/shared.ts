@@ -104,16 +104,4 @@ export function normalizeEmail(email: string): string {
   return email.trim().toLowerCase();
 }
 
-/** Commit errors that end an upload for good (`commitUploads`); other errors are retried. */
-export const FINAL_COMMIT_ERRORS: ReadonlySet<string> = new Set([
-  'REVISION_CONFLICT',
-  'NAME_CONFLICT',
-  'CONFLICT',
-  'NOT_FOUND',
-  'QUOTA_EXCEEDED',
-]);
-
-/** The code of a commit error that ends an upload for good, or null (retry it). */
-export function finalCommitError(err: unknown): string | null {
-  return err instanceof AppError && FINAL_COMMIT_ERRORS.has(err.code) ? err.code : null;
-}
+export { FINAL_COMMIT_ERRORS, finalCommitError } from '../../ports/metadata-store.js';
