@@ -10,6 +10,7 @@
  *   killed daemon redoes it after a restart; every operation re-checks the current state
  *   when it runs, which makes redoing it harmless.
  */
+import type { Statement } from 'better-sqlite3';
 import {
   migrate as migrateJournal,
   openSqlite as openJournalDb,
@@ -90,6 +91,9 @@ const MIGRATIONS = [
      created_at INTEGER NOT NULL
    );
    CREATE INDEX ops_folder ON ops(folder_id, id);`,
+  // enqueue's "already waiting?" check and cancelOp looked at every queued op of the folder:
+  // O(n²) for a scan that queues 100,000 uploads.
+  `CREATE INDEX ops_folder_path ON ops(folder_id, path, op);`,
 ];
 
 interface EntryRow {
@@ -142,7 +146,16 @@ const toOp = (r: OpRow): Operation => ({
 const UNDER = `(? = '' OR rel_path = ? OR (rel_path >= ? || '/' AND rel_path < ? || '0'))`;
 
 export class Journal {
+  /** Prepared once per SQL text: preparing costs more than running a small statement. */
+  private readonly statements = new Map<string, Statement>();
+
   private constructor(private readonly db: JournalDatabase) {}
+
+  private sql(text: string): Statement {
+    let st = this.statements.get(text);
+    if (!st) this.statements.set(text, (st = this.db.prepare(text)));
+    return st;
+  }
 
   static open(file: string): Journal {
     const db = openJournalDb(file);
@@ -161,7 +174,7 @@ export class Journal {
   folder(local: string, remote: string, account: string): FolderRow {
     return this.db
       .transaction((): FolderRow => {
-        const row = this.db.prepare('SELECT * FROM folders WHERE local = ?').get(local) as
+        const row = this.sql('SELECT * FROM folders WHERE local = ?').get(local) as
           | {
               id: number;
               remote: string;
@@ -173,10 +186,12 @@ export class Journal {
         if (row && row.remote === remote && row.account === account) {
           return { id: row.id, local, remote, account, cursor: row.cursor, lastSyncAt: row.last_sync_at };
         }
-        if (row) this.db.prepare('DELETE FROM folders WHERE id = ?').run(row.id);
-        const info = this.db
-          .prepare('INSERT INTO folders (local, remote, account) VALUES (?, ?, ?)')
-          .run(local, remote, account);
+        if (row) this.sql('DELETE FROM folders WHERE id = ?').run(row.id);
+        const info = this.sql('INSERT INTO folders (local, remote, account) VALUES (?, ?, ?)').run(
+          local,
+          remote,
+          account,
+        );
         return { id: Number(info.lastInsertRowid), local, remote, account, cursor: null, lastSyncAt: null };
       })
       .immediate();
@@ -184,25 +199,25 @@ export class Journal {
 
   /** Forgets a folder that is no longer watched. */
   dropFolder(local: string): void {
-    this.db.prepare('DELETE FROM folders WHERE local = ?').run(local);
+    this.sql('DELETE FROM folders WHERE local = ?').run(local);
   }
 
   cursor(folderId: number): number | null {
-    const row = this.db.prepare('SELECT cursor FROM folders WHERE id = ?').get(folderId) as
+    const row = this.sql('SELECT cursor FROM folders WHERE id = ?').get(folderId) as
       { cursor: number | null } | undefined;
     return row?.cursor ?? null;
   }
 
   setCursor(folderId: number, cursor: number | null): void {
-    this.db.prepare('UPDATE folders SET cursor = ? WHERE id = ?').run(cursor, folderId);
+    this.sql('UPDATE folders SET cursor = ? WHERE id = ?').run(cursor, folderId);
   }
 
   setLastSync(folderId: number, at: number): void {
-    this.db.prepare('UPDATE folders SET last_sync_at = ? WHERE id = ?').run(at, folderId);
+    this.sql('UPDATE folders SET last_sync_at = ? WHERE id = ?').run(at, folderId);
   }
 
   lastSync(folderId: number): number | null {
-    const row = this.db.prepare('SELECT last_sync_at FROM folders WHERE id = ?').get(folderId) as
+    const row = this.sql('SELECT last_sync_at FROM folders WHERE id = ?').get(folderId) as
       { last_sync_at: number | null } | undefined;
     return row?.last_sync_at ?? null;
   }
@@ -210,55 +225,61 @@ export class Journal {
   // ---------- entries ----------
 
   entry(folderId: number, relPath: string): JournalEntry | null {
-    const row = this.db
-      .prepare('SELECT * FROM entries WHERE folder_id = ? AND rel_path = ?')
-      .get(folderId, relPath) as EntryRow | undefined;
+    const row = this.sql('SELECT * FROM entries WHERE folder_id = ? AND rel_path = ?').get(
+      folderId,
+      relPath,
+    ) as EntryRow | undefined;
     return row ? toEntry(row) : null;
   }
 
   /** `relPath` and its descendants, sorted by path (`''` = all). */
   entriesUnder(folderId: number, relPath: string): JournalEntry[] {
     return (
-      this.db
-        .prepare(`SELECT * FROM entries WHERE folder_id = ? AND ${UNDER} ORDER BY rel_path`)
-        .all(folderId, relPath, relPath, relPath, relPath) as EntryRow[]
+      this.sql(`SELECT * FROM entries WHERE folder_id = ? AND ${UNDER} ORDER BY rel_path`).all(
+        folderId,
+        relPath,
+        relPath,
+        relPath,
+        relPath,
+      ) as EntryRow[]
     ).map(toEntry);
   }
 
   entryByRemoteId(folderId: number, remoteId: string): JournalEntry | null {
-    const row = this.db
-      .prepare('SELECT * FROM entries WHERE folder_id = ? AND remote_id = ?')
-      .get(folderId, remoteId) as EntryRow | undefined;
+    const row = this.sql('SELECT * FROM entries WHERE folder_id = ? AND remote_id = ?').get(
+      folderId,
+      remoteId,
+    ) as EntryRow | undefined;
     return row ? toEntry(row) : null;
   }
 
   countFiles(folderId: number): number {
     return (
-      this.db
-        .prepare("SELECT COUNT(*) AS n FROM entries WHERE folder_id = ? AND kind = 'file'")
-        .get(folderId) as {
+      this.sql("SELECT COUNT(*) AS n FROM entries WHERE folder_id = ? AND kind = 'file'").get(folderId) as {
         n: number;
       }
     ).n;
   }
 
   putEntry(folderId: number, e: JournalEntry): void {
-    this.db
-      .prepare(
-        `INSERT INTO entries (folder_id, rel_path, kind, size, mtime_ms, ino, sha256, remote_id, remote_revision)
+    this.sql(
+      `INSERT INTO entries (folder_id, rel_path, kind, size, mtime_ms, ino, sha256, remote_id, remote_revision)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (folder_id, rel_path) DO UPDATE SET kind = excluded.kind, size = excluded.size,
            mtime_ms = excluded.mtime_ms, ino = excluded.ino, sha256 = excluded.sha256,
            remote_id = excluded.remote_id, remote_revision = excluded.remote_revision`,
-      )
-      .run(folderId, e.relPath, e.kind, e.size, e.mtimeMs, e.ino, e.sha256, e.remoteId, e.remoteRevision);
+    ).run(folderId, e.relPath, e.kind, e.size, e.mtimeMs, e.ino, e.sha256, e.remoteId, e.remoteRevision);
   }
 
   /** Removes `relPath` and everything below it. */
   deleteEntries(folderId: number, relPath: string): void {
-    this.db
-      .prepare(`DELETE FROM entries WHERE folder_id = ? AND ${UNDER}`)
-      .run(folderId, relPath, relPath, relPath, relPath);
+    this.sql(`DELETE FROM entries WHERE folder_id = ? AND ${UNDER}`).run(
+      folderId,
+      relPath,
+      relPath,
+      relPath,
+      relPath,
+    );
   }
 
   /** Moves `from` and its descendants to `to` (one transaction); whatever was at `to` is replaced. */
@@ -280,15 +301,13 @@ export class Journal {
    * current state when they run, so one pending copy is enough). Returns true when added.
    */
   enqueue(folderId: number, op: OpKind, path: string, toPath: string | null = null, notBefore = 0): boolean {
-    const existing = this.db
-      .prepare('SELECT id FROM ops WHERE folder_id = ? AND op = ? AND path = ? AND to_path IS ?')
-      .get(folderId, op, path, toPath);
+    const existing = this.sql(
+      'SELECT id FROM ops WHERE folder_id = ? AND op = ? AND path = ? AND to_path IS ?',
+    ).get(folderId, op, path, toPath);
     if (existing) return false;
-    this.db
-      .prepare(
-        'INSERT INTO ops (folder_id, op, path, to_path, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-      )
-      .run(folderId, op, path, toPath, notBefore, Date.now());
+    this.sql(
+      'INSERT INTO ops (folder_id, op, path, to_path, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run(folderId, op, path, toPath, notBefore, Date.now());
     return true;
   }
 
@@ -299,44 +318,65 @@ export class Journal {
 
   /** Every queued operation of the folder, oldest first. */
   pendingOps(folderId: number): Operation[] {
+    return (this.sql('SELECT * FROM ops WHERE folder_id = ? ORDER BY id').all(folderId) as OpRow[]).map(toOp);
+  }
+
+  /**
+   * Up to `limit` queued operations of the folder after `afterId`, oldest first: the syncer
+   * reads the head of the queue page by page instead of all of it at every turn.
+   */
+  opsAfter(folderId: number, afterId: number, limit: number): Operation[] {
     return (
-      this.db.prepare('SELECT * FROM ops WHERE folder_id = ? ORDER BY id').all(folderId) as OpRow[]
+      this.sql('SELECT * FROM ops WHERE folder_id = ? AND id > ? ORDER BY id LIMIT ?').all(
+        folderId,
+        afterId,
+        limit,
+      ) as OpRow[]
+    ).map(toOp);
+  }
+
+  /** Queued operations of one kind (e.g. the deletions a rename may cancel), oldest first. */
+  pendingOpsOf(folderId: number, op: OpKind): Operation[] {
+    return (
+      this.sql('SELECT * FROM ops WHERE folder_id = ? AND op = ? ORDER BY id').all(folderId, op) as OpRow[]
     ).map(toOp);
   }
 
   countOps(folderId: number): number {
-    return (
-      this.db.prepare('SELECT COUNT(*) AS n FROM ops WHERE folder_id = ?').get(folderId) as { n: number }
-    ).n;
+    return (this.sql('SELECT COUNT(*) AS n FROM ops WHERE folder_id = ?').get(folderId) as { n: number }).n;
   }
 
   /** Called only after the server (or the local file system) confirmed the operation. */
   completeOp(id: number): void {
-    this.db.prepare('DELETE FROM ops WHERE id = ?').run(id);
+    this.sql('DELETE FROM ops WHERE id = ?').run(id);
   }
 
   failOp(id: number, error: string | null, nextAttemptAt: number, countAttempt = true): void {
-    this.db
-      .prepare('UPDATE ops SET attempts = attempts + ?, last_error = ?, next_attempt_at = ? WHERE id = ?')
-      .run(countAttempt ? 1 : 0, error, nextAttemptAt, id);
+    this.sql('UPDATE ops SET attempts = attempts + ?, last_error = ?, next_attempt_at = ? WHERE id = ?').run(
+      countAttempt ? 1 : 0,
+      error,
+      nextAttemptAt,
+      id,
+    );
   }
 
   /** Withdraws a queued operation that a later scan made pointless (a delete that turned out to be a rename). */
   cancelOp(folderId: number, op: OpKind, path: string): void {
-    this.db.prepare('DELETE FROM ops WHERE folder_id = ? AND op = ? AND path = ?').run(folderId, op, path);
+    this.sql('DELETE FROM ops WHERE folder_id = ? AND op = ? AND path = ?').run(folderId, op, path);
   }
 
   /** Makes every waiting operation of the folder due now (resume, rescan). */
   retryNow(folderId: number): void {
-    this.db.prepare('UPDATE ops SET next_attempt_at = 0 WHERE folder_id = ?').run(folderId);
+    this.sql('UPDATE ops SET next_attempt_at = 0 WHERE folder_id = ?').run(folderId);
   }
 
   /** Operations that failed at least once, for `aio status`. */
   failedOps(folderId: number, limit = 20): Operation[] {
     return (
-      this.db
-        .prepare('SELECT * FROM ops WHERE folder_id = ? AND last_error IS NOT NULL ORDER BY id LIMIT ?')
-        .all(folderId, limit) as OpRow[]
+      this.sql('SELECT * FROM ops WHERE folder_id = ? AND last_error IS NOT NULL ORDER BY id LIMIT ?').all(
+        folderId,
+        limit,
+      ) as OpRow[]
     ).map(toOp);
   }
 }

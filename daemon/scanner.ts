@@ -34,7 +34,24 @@ export interface ScanPlan {
 }
 
 const parentOf = (p: string): string => (p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '');
-const isUnder = (p: string, root: string): boolean => root === '' || p === root || p.startsWith(`${root}/`);
+
+/** The innermost key of `roots` that is `p` or one of its ancestors (`''` covers everything). */
+function coveringRoot<T>(p: string, roots: ReadonlyMap<string, T> | ReadonlySet<string>): string | undefined {
+  if (roots.size === 0) return undefined;
+  if (roots.has(p)) return p;
+  for (let i = p.lastIndexOf('/'); i > 0; i = p.lastIndexOf('/', i - 1)) {
+    const a = p.slice(0, i);
+    if (roots.has(a)) return a;
+  }
+  return roots.has('') ? '' : undefined;
+}
+
+/** Whether a strict ancestor of `p` is in `roots`. */
+const strictlyUnder = (p: string, roots: ReadonlySet<string>): boolean =>
+  roots.size > 0 && p !== '' && coveringRoot(parentOf(p), roots) !== undefined;
+
+/** Plain code-unit order: parents before children, and no locale tables for 100,000 paths. */
+const byPath = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Whether the local node still looks like the journal's synced state (no hashing). */
 export function sameStat(node: LocalNode, entry: JournalEntry): boolean {
@@ -43,12 +60,13 @@ export function sameStat(node: LocalNode, entry: JournalEntry): boolean {
   return node.size === entry.size && node.mtimeMs === entry.mtimeMs && node.ino === entry.ino;
 }
 
-/** Keeps only the outermost paths (`a` covers `a/b`); `''` covers everything. */
+/** Keeps only the outermost paths (`a` covers `a/b`); `''` covers everything. Sorted. */
 export function outermost(paths: Iterable<string>): string[] {
-  const sorted = [...new Set(paths)].sort();
+  const all = new Set(paths);
+  if (all.has('')) return [''];
   const out: string[] = [];
-  for (const p of sorted) if (!out.some((root) => isUnder(p, root))) out.push(p);
-  return out;
+  for (const p of all) if (!strictlyUnder(p, all)) out.push(p);
+  return out.sort(byPath);
 }
 
 export class Scanner {
@@ -95,45 +113,50 @@ export class Scanner {
       return plan;
     }
     // What cannot be read is unknown: its synced entries are neither deleted nor compared.
-    const unknown = [...plan.unreadable.keys()];
+    const unknown = new Set(plan.unreadable.keys());
     const missing = new Map<string, JournalEntry>();
     for (const [p, e] of journal) {
-      if (!local.nodes.has(p) && !unknown.some((u) => isUnder(p, u))) missing.set(p, e);
+      if (!local.nodes.has(p) && coveringRoot(p, unknown) === undefined) missing.set(p, e);
     }
-    const added = [...local.nodes.values()].filter((n) => !journal.has(n.relPath));
+    const added: LocalNode[] = [];
+    for (const n of local.nodes.values()) if (!journal.has(n.relPath)) added.push(n);
 
     // Folder renames first: the same inode under a new name carries its subtree along.
-    const movedDirs: Array<[string, string]> = [];
-    for (const node of added.filter((n) => n.kind === 'dir')) {
-      const from = [...missing.values()].find((e) => e.kind === 'dir' && e.ino === node.ino);
-      if (!from || movedDirs.some(([f]) => isUnder(from.relPath, f))) continue;
-      movedDirs.push([from.relPath, node.relPath]);
-      plan.ops.push({ op: 'move', path: from.relPath, toPath: node.relPath });
+    const missingDirs = new Map<number, JournalEntry>();
+    for (const e of missing.values())
+      if (e.kind === 'dir' && !missingDirs.has(e.ino)) missingDirs.set(e.ino, e);
+    const movedDirs = new Map<string, string>(); // from → to
+    const movedTo = new Set<string>();
+    if (missingDirs.size) {
+      for (const node of added) {
+        if (node.kind !== 'dir') continue;
+        const from = missingDirs.get(node.ino);
+        if (!from || coveringRoot(from.relPath, movedDirs) !== undefined) continue;
+        movedDirs.set(from.relPath, node.relPath);
+        movedTo.add(node.relPath);
+        plan.ops.push({ op: 'move', path: from.relPath, toPath: node.relPath });
+      }
     }
-    const handled = new Set<string>();
-    for (const [from, to] of movedDirs) {
-      for (const [p, e] of [...missing]) {
-        if (!isUnder(p, from)) continue;
+    const handled = new Set<string>(movedTo);
+    if (movedDirs.size) {
+      for (const [p, e] of missing) {
+        const from = coveringRoot(p, movedDirs);
+        if (from === undefined) continue;
         missing.delete(p);
-        const target = to + p.slice(from.length);
+        const target = (movedDirs.get(from) as string) + p.slice(from.length);
         const node = local.nodes.get(target);
         if (!node) continue; // removed inside the moved folder: the move's subtree check re-scans it
         handled.add(target);
         if (!sameStat(node, e)) plan.ops.push({ op: node.kind === 'dir' ? 'mkdir' : 'upload', path: target });
       }
-      handled.add(to);
     }
 
     // File renames: same inode and size, else same content among this batch's deletions.
-    const remaining = added.filter(
-      (n) =>
-        !handled.has(n.relPath) && !movedDirs.some(([, to]) => isUnder(n.relPath, to) && n.relPath !== to),
-    );
+    const remaining = added.filter((n) => !handled.has(n.relPath) && !strictlyUnder(n.relPath, movedTo));
     // A deletion planned by an earlier batch may be the first half of this rename.
     const queuedDeletes = new Map<string, JournalEntry>();
     if (remaining.some((n) => n.kind === 'file')) {
-      for (const op of this.journal.pendingOps(this.folderId)) {
-        if (op.op !== 'delete') continue;
+      for (const op of this.journal.pendingOpsOf(this.folderId, 'delete')) {
         for (const e of this.journal.entriesUnder(this.folderId, op.path)) {
           if (
             e.kind === 'file' &&
@@ -144,17 +167,25 @@ export class Scanner {
         }
       }
     }
-    for (const node of remaining) {
+    // Rename candidates by size (deleted files first, then queued deletions), each used once.
+    const bySize = new Map<number, JournalEntry[]>();
+    for (const e of [...missing.values(), ...queuedDeletes.values()]) {
+      if (e.kind !== 'file') continue;
+      const list = bySize.get(e.size);
+      if (list) list.push(e);
+      else bySize.set(e.size, [e]);
+    }
+    const used = new Set<string>();
+    for (const node of bySize.size ? remaining : []) {
       if (node.kind !== 'file') continue;
-      const candidates = [...missing.values(), ...queuedDeletes.values()].filter(
-        (e) => e.kind === 'file' && e.size === node.size,
-      );
+      const candidates = (bySize.get(node.size) ?? []).filter((e) => !used.has(e.relPath));
       let from = candidates.find((e) => e.ino === node.ino);
       if (!from && candidates.some((e) => e.sha256)) {
         const sha = await this.hash(node.relPath);
         from = candidates.find((e) => e.sha256 === sha);
       }
       if (!from) continue;
+      used.add(from.relPath);
       missing.delete(from.relPath);
       if (queuedDeletes.delete(from.relPath)) plan.cancelDeletes.push(from.relPath);
       handled.add(node.relPath);
@@ -162,7 +193,7 @@ export class Scanner {
       if (from.ino !== node.ino || from.mtimeMs !== node.mtimeMs)
         plan.ops.push({ op: 'upload', path: node.relPath });
     }
-    // Files added inside a moved folder that were not there before.
+    // New items (also those added inside a moved folder that were not there before).
     for (const node of added) {
       if (handled.has(node.relPath)) continue;
       plan.ops.push({ op: node.kind === 'dir' ? 'mkdir' : 'upload', path: node.relPath });
@@ -174,7 +205,7 @@ export class Scanner {
     }
     for (const p of outermost(missing.keys())) plan.ops.push({ op: 'delete', path: p });
     for (const e of missing.values()) if (e.kind === 'file') plan.deletedFiles++;
-    plan.ops.sort((a, b) => rank(a) - rank(b) || a.path.localeCompare(b.path));
+    plan.ops.sort((a, b) => rank(a) - rank(b) || byPath(a.path, b.path));
     return plan;
   }
 

@@ -27,6 +27,9 @@ export interface SyncerOptions {
   onIdle: () => void;
 }
 
+/** Queue rows read per page when looking for operations to start. */
+const QUEUE_PAGE = 256;
+
 const ancestors = (p: string): string[] => {
   const out: string[] = [];
   for (let i = p.lastIndexOf('/'); i > 0; i = p.lastIndexOf('/', i - 1)) out.push(p.slice(0, i));
@@ -116,30 +119,37 @@ export class Syncer {
       this.wakeAt(connectivity.nextTryAt);
       return;
     }
-    const ops = journal.pendingOps(folderId);
-    if (ops.length === 0) {
-      if (this.inFlight.size === 0) this.options.onIdle();
-      return;
-    }
+    // The head of the queue, page by page: the pool is usually full after the first page,
+    // so a queue of 100,000 operations costs one small read per turn, not a full one.
     const earlier = new Set<string>();
     const earlierAncestors = new Set<string>();
     let nextDue = Infinity;
-    for (const op of ops) {
-      if (this.inFlight.size >= concurrency) break;
-      const paths = op.toPath === null ? [op.path] : [op.path, op.toPath];
-      const blocked = paths.some(
-        (p) => earlier.has(p) || earlierAncestors.has(p) || ancestors(p).some((a) => earlier.has(a)),
-      );
-      for (const p of paths) {
-        earlier.add(p);
-        for (const a of ancestors(p)) earlierAncestors.add(a);
+    let afterId = 0;
+    for (let page = 0; this.inFlight.size < concurrency; page++) {
+      const ops = journal.opsAfter(folderId, afterId, QUEUE_PAGE);
+      if (ops.length === 0) {
+        if (page === 0 && this.inFlight.size === 0) this.options.onIdle();
+        break;
       }
-      if (blocked || this.inFlight.has(op.id)) continue;
-      if (op.nextAttemptAt > now) {
-        nextDue = Math.min(nextDue, op.nextAttemptAt);
-        continue;
+      for (const op of ops) {
+        if (this.inFlight.size >= concurrency) break;
+        const paths = op.toPath === null ? [op.path] : [op.path, op.toPath];
+        const blocked = paths.some(
+          (p) => earlier.has(p) || earlierAncestors.has(p) || ancestors(p).some((a) => earlier.has(a)),
+        );
+        for (const p of paths) {
+          earlier.add(p);
+          for (const a of ancestors(p)) earlierAncestors.add(a);
+        }
+        if (blocked || this.inFlight.has(op.id)) continue;
+        if (op.nextAttemptAt > now) {
+          nextDue = Math.min(nextDue, op.nextAttemptAt);
+          continue;
+        }
+        this.start(op);
       }
-      this.start(op);
+      if (ops.length < QUEUE_PAGE) break;
+      afterId = (ops[ops.length - 1] as Operation).id;
     }
     if (nextDue !== Infinity && this.inFlight.size < concurrency) this.wakeAt(nextDue);
   }
