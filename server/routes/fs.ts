@@ -17,7 +17,7 @@
  * by its recipient, and nothing moves or copies between a shared tree and another one
  * (409). `/Shared` itself lists the caller's mounts (then their own `Shared` folder, if any).
  */
-import { Router, type Request } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { AppError, ConflictError, NotFoundError } from '../../contract/errors.js';
 import {
   copyBodySchema,
@@ -30,7 +30,7 @@ import {
   type EntryPage,
 } from '../../contract/schemas/files.js';
 import { splitPath } from '../../core/domain/names.js';
-import type { TreeNode } from '../../core/ports/metadata-store.js';
+import type { Page, TreeNode } from '../../core/ports/metadata-store.js';
 import { ensureFolders } from '../../core/tree.js';
 import type { AppDeps } from '../deps.js';
 import { announceLatest } from '../files/announce.js';
@@ -87,6 +87,44 @@ async function placeOrNull(
   });
 }
 
+/** A listing's response body, ready to send again: JSON bytes and their ETag. */
+interface ListingBody {
+  folderPath: string;
+  bytes: Buffer;
+  etag: string | undefined;
+}
+
+/**
+ * Bodies of pages the store handed out frozen (the SQLite store returns the same frozen
+ * page while the database is unchanged): such a page, seen at the same folder path,
+ * always gives the same bytes, so they are built once. Held weakly, for as long as the
+ * store keeps the page.
+ */
+const listingBodies = new WeakMap<Page<TreeNode>, ListingBody>();
+
+/**
+ * Sends `{ items, nextCursor }` of a page of `folderPath` exactly as `res.json` would
+ * (same bytes, Content-Type, and the ETag of the app's `etag fn`), reusing the body of a
+ * frozen page seen before.
+ */
+function sendListing(req: Request, res: Response, page: Page<TreeNode>, folderPath: string): void {
+  let body = listingBodies.get(page);
+  if (body === undefined || body.folderPath !== folderPath) {
+    const entries: EntryPage = {
+      items: page.items.map((node) => toEntry(node, joinPath(folderPath, node.name))),
+      nextCursor: page.nextCursor,
+    };
+    const bytes = Buffer.from(JSON.stringify(entries), 'utf8');
+    const etagOf: unknown = req.app.get('etag fn');
+    const etag = typeof etagOf === 'function' ? (etagOf as (b: Buffer) => string)(bytes) : undefined;
+    body = { folderPath, bytes, etag };
+    if (Object.isFrozen(page) && Object.isFrozen(page.items)) listingBodies.set(page, body);
+  }
+  res.set('Content-Type', 'application/json; charset=utf-8');
+  if (body.etag) res.set('ETag', body.etag);
+  res.send(body.bytes);
+}
+
 function ownerOf(req: Request): string {
   return authOf(req).user.id;
 }
@@ -113,6 +151,17 @@ export function fsRoutes(deps: AppDeps): Router {
       : await folderAt(deps, userId, segments);
     if (folder?.node && folder.node.kind !== 'folder')
       throw new AppError('CONFLICT', `Not a folder: ${folder.path}`);
+    const options = {
+      limit: query.limit,
+      cursor: query.cursor ?? null,
+      sort: query.sort,
+      order: query.order,
+    };
+    if (!sharedRoot && folder) {
+      const page = await deps.metadata.listChildren(folder.ownerId, folder.node?.id ?? null, options);
+      sendListing(req, res, page, folder.path);
+      return;
+    }
     const items: Entry[] = [];
     let nextCursor: string | null = null;
     if (sharedRoot && query.cursor === undefined) {
@@ -122,12 +171,7 @@ export function fsRoutes(deps: AppDeps): Router {
     }
     if (folder) {
       const folderPath = sharedRoot ? `/${SHARED_ROOT}` : folder.path;
-      const page = await deps.metadata.listChildren(folder.ownerId, folder.node?.id ?? null, {
-        limit: query.limit,
-        cursor: query.cursor ?? null,
-        sort: query.sort,
-        order: query.order,
-      });
+      const page = await deps.metadata.listChildren(folder.ownerId, folder.node?.id ?? null, options);
       items.push(...page.items.map((node) => toEntry(node, joinPath(folderPath, node.name))));
       nextCursor = page.nextCursor;
     }
