@@ -11,7 +11,7 @@ import { AppError } from '../contract/errors.js';
 import type { Entry } from '../contract/schemas/files.js';
 import { sha256File } from '../core/domain/hash.js';
 import { conflictedCopyPath } from './conflicts.js';
-import type { Journal, Operation } from './journal.js';
+import type { Journal, JournalEntry, Operation } from './journal.js';
 import { absolute, statLocal, type LocalNode } from './local-tree.js';
 import type { Logger } from './logger.js';
 import type { RemoteFolder } from './remote.js';
@@ -29,10 +29,14 @@ export interface OperationContext {
   log: Logger;
 }
 
+/**
+ * `entry` is the synced state the operation established: the syncer writes it in the same
+ * commit that completes (or postpones) the operation, one fsync instead of two.
+ */
 export type Outcome =
-  | { kind: 'done'; rescanLocal?: string[]; rescanRemote?: boolean }
+  | { kind: 'done'; rescanLocal?: string[]; rescanRemote?: boolean; entry?: JournalEntry }
   /** Not an error: run it again later (a file still being written, an upload not ready). */
-  | { kind: 'later'; at: number };
+  | { kind: 'later'; at: number; entry?: JournalEntry };
 
 const DONE: Outcome = { kind: 'done' };
 
@@ -60,8 +64,9 @@ export async function runOperation(ctx: OperationContext, op: Operation): Promis
   }
 }
 
-function record(ctx: OperationContext, node: LocalNode, remote: Entry, sha256: string | null): void {
-  ctx.journal.putEntry(ctx.folderId, {
+/** The journal entry for `node` as the server now has it (recorded by the syncer with the outcome). */
+function synced(node: LocalNode, remote: Entry, sha256: string | null): JournalEntry {
+  return {
     relPath: node.relPath,
     kind: node.kind,
     size: node.size,
@@ -70,7 +75,7 @@ function record(ctx: OperationContext, node: LocalNode, remote: Entry, sha256: s
     sha256,
     remoteId: remote.id,
     remoteRevision: remote.revision,
-  });
+  };
 }
 
 const changedSince = (a: LocalNode, b: LocalNode): boolean =>
@@ -89,8 +94,7 @@ async function upload(ctx: OperationContext, rel: string): Promise<Outcome> {
   if (size !== before.size) return { kind: 'later', at: Date.now() + ctx.settleMs };
   if (entry?.kind === 'file' && entry.remoteId && entry.sha256 === sha256) {
     // Touched, not changed (or uploaded just before a crash): only the local stat moves on.
-    ctx.journal.putEntry(ctx.folderId, { ...entry, size, mtimeMs: before.mtimeMs, ino: before.ino });
-    return DONE;
+    return { kind: 'done', entry: { ...entry, size, mtimeMs: before.mtimeMs, ino: before.ino } };
   }
   const base = entry?.kind === 'file' && entry.remoteId ? entry.remoteRevision : 0;
   const request = { localFile: absolute(ctx.root, rel), relPath: rel, size, sha256, mtimeMs: before.mtimeMs };
@@ -111,12 +115,13 @@ async function upload(ctx: OperationContext, rel: string): Promise<Outcome> {
       return conflict(ctx, rel);
     }
   }
-  record(ctx, before, committed, sha256);
+  const state = synced(before, committed, sha256);
   const { node: after } = await statLocal(ctx.root, rel);
   // Written to while uploading: what the server has is recorded as the base, and the
   // newer content goes up in another round.
-  if (after && changedSince(before, after)) return { kind: 'later', at: Date.now() + ctx.settleMs };
-  return DONE;
+  if (after && changedSince(before, after))
+    return { kind: 'later', at: Date.now() + ctx.settleMs, entry: state };
+  return { kind: 'done', entry: state };
 }
 
 /**
@@ -139,8 +144,7 @@ async function mkdirRemote(ctx: OperationContext, rel: string): Promise<Outcome>
   const { node } = await statLocal(ctx.root, rel);
   if (!node || node.kind !== 'dir') return { kind: 'done', rescanLocal: [rel] };
   const created = await ctx.remote.mkdir(rel);
-  record(ctx, node, created, null);
-  return DONE;
+  return { kind: 'done', entry: synced(node, created, null) };
 }
 
 async function deleteRemote(ctx: OperationContext, rel: string): Promise<Outcome> {
@@ -207,8 +211,7 @@ async function download(ctx: OperationContext, rel: string): Promise<Outcome> {
       throw new AppError('CONFLICT', `A local file is in the way of folder ${rel}.`);
     await fs.mkdir(absolute(ctx.root, rel), { recursive: true });
     const { node: made } = await statLocal(ctx.root, rel);
-    if (made) record(ctx, made, current, null);
-    return DONE;
+    return made ? { kind: 'done', entry: synced(made, current, null) } : DONE;
   }
   if (current.status !== 'ready' || !current.sha256) return { kind: 'later', at: Date.now() + 1_000 };
   if (node?.kind === 'dir') throw new AppError('CONFLICT', `A local folder is in the way of file ${rel}.`);
@@ -223,10 +226,7 @@ async function download(ctx: OperationContext, rel: string): Promise<Outcome> {
     }
     if (!entry || !sameStat(node, entry)) {
       const { sha256 } = await sha256File(absolute(ctx.root, rel));
-      if (sha256 === current.sha256) {
-        record(ctx, node, current, sha256);
-        return DONE;
-      }
+      if (sha256 === current.sha256) return { kind: 'done', entry: synced(node, current, sha256) };
       if (!entry || sha256 !== entry.sha256) {
         // Changed here too (or new on both sides): keep both.
         const copy = conflictedCopyPath(rel, new Date(), ctx.host);
@@ -245,8 +245,7 @@ async function download(ctx: OperationContext, rel: string): Promise<Outcome> {
     mtime: current.mtime,
   });
   const { node: landed } = await statLocal(ctx.root, rel);
-  if (landed) record(ctx, landed, current, current.sha256);
-  return DONE;
+  return landed ? { kind: 'done', entry: synced(landed, current, current.sha256) } : DONE;
 }
 
 /** Keeps a local file that the server deleted in the daemon's trash (never unlinked). */

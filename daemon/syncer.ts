@@ -160,11 +160,18 @@ export class Syncer {
       try {
         const outcome = await this.options.run(op);
         connectivity.succeeded();
+        const { folderId } = this.options;
         if (outcome.kind === 'later') {
-          journal.failOp(op.id, null, outcome.at, false);
+          journal.transaction(() => {
+            if (outcome.entry) journal.putEntry(folderId, outcome.entry);
+            journal.failOp(op.id, null, outcome.at, false);
+          });
           this.wakeAt(outcome.at);
         } else {
-          journal.completeOp(op.id);
+          journal.transaction(() => {
+            if (outcome.entry) journal.putEntry(folderId, outcome.entry);
+            journal.completeOp(op.id);
+          });
           log.debug({ op: op.op, path: op.path, to: op.toPath }, 'operation done');
           if (outcome.rescanLocal?.length || outcome.rescanRemote)
             this.options.onRescan(outcome.rescanLocal ?? [], Boolean(outcome.rescanRemote));
