@@ -3,9 +3,9 @@
  * argument, so tests build apps with real adapters in temp dirs and inject requests.
  */
 import { randomUUID } from 'node:crypto';
-import express, { type Express, type Request } from 'express';
+import express, { type Express, type Request, type RequestHandler } from 'express';
 import helmet from 'helmet';
-import { pinoHttp } from 'pino-http';
+import type { Logger } from 'pino';
 import type { AppDeps } from './deps.js';
 import { errorHandler, notFoundHandler } from './middleware/error-handler.js';
 import { healthRoutes } from './routes/health.js';
@@ -13,6 +13,15 @@ import { apiRoutes } from './routes/index.js';
 import { sharePageRoutes } from './routes/share-page.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** The request id: a valid `X-Request-Id` from the client, else a new UUID; echoed back. */
+    id: string;
+    /** A child of the app's logger bound to `req: { id, method, url }` (url redacted). */
+    log: Logger;
+  }
+}
 
 /** Paths whose URL carries a secret (share tokens, signatures) are logged without it. */
 export function redactUrl(url: string): string {
@@ -40,37 +49,8 @@ export function createApp(deps: AppDeps): AppHandle {
   app.set('trust proxy', deps.config.trustProxy);
   app.set('query parser', 'simple');
 
-  app.use(
-    pinoHttp({
-      logger: deps.logger,
-      genReqId: (req, res) => {
-        const given = req.headers['x-request-id'];
-        const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-        res.setHeader('X-Request-Id', id);
-        return id;
-      },
-      serializers: {
-        req: (req: { id: string; method: string; url: string }) => ({
-          id: req.id,
-          method: req.method,
-          url: redactUrl(req.url),
-        }),
-        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-      },
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
-      autoLogging: {
-        ignore: (req) => req.url === '/metrics' || (req.url ?? '').startsWith('/api/v1/health'),
-      },
-    }),
-  );
-
-  app.use((req, res, next) => {
-    const end = deps.metrics.httpDuration.startTimer();
-    res.on('finish', () => {
-      end({ method: req.method, route: routeLabel(req), status: String(res.statusCode) });
-    });
-    next();
-  });
+  provideRequestLogger(app, deps.logger);
+  app.use(observeRequests(deps));
 
   app.use(
     helmet({
@@ -107,6 +87,81 @@ export function createApp(deps: AppDeps): AppHandle {
     setDraining(value: boolean) {
       draining = value;
     },
+  };
+}
+
+/**
+ * `req.log`, created on first use only: most requests never log, and binding the
+ * request to a child logger costs more than the rest of a small request's logging.
+ * Defined once on this app's request prototype; a value assigned to `req.log` wins.
+ */
+function provideRequestLogger(app: Express, logger: Logger): void {
+  const own = (req: Request, value: Logger): Logger => {
+    Object.defineProperty(req, 'log', { value, writable: true, configurable: true, enumerable: true });
+    return value;
+  };
+  Object.defineProperty(app.request, 'log', {
+    configurable: true,
+    get(this: Request): Logger {
+      return own(
+        this,
+        logger.child({
+          req: { id: this.id, method: this.method, url: redactUrl(this.originalUrl ?? this.url) },
+        }),
+      );
+    },
+    set(this: Request, value: Logger) {
+      own(this, value);
+    },
+  });
+}
+
+/** Requests whose completion is not logged (scrapes and probes). */
+function quietUrl(url: string): boolean {
+  return url === '/metrics' || url.startsWith('/api/v1/health');
+}
+
+/**
+ * Per request: the request id (`X-Request-Id`), the duration metric (on `finish`), and
+ * one access-log line when the response finishes or the connection closes before —
+ * `info` "request completed" / "request aborted", or `error` "request errored" for a
+ * 5xx, with `req` (redacted url), `res: { statusCode }` and `responseTime` (ms), as
+ * pino-http wrote them. Nothing is built for a line whose level is off.
+ */
+function observeRequests(deps: AppDeps): RequestHandler {
+  const { logger, metrics } = deps;
+  return (req, res, next) => {
+    const given = req.headers['x-request-id'];
+    const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    res.setHeader('X-Request-Id', id);
+    req.id = id;
+    const startedAt = Date.now();
+    const endTimer = metrics.httpDuration.startTimer();
+    const quiet = quietUrl(req.url);
+    let done = false;
+    const complete = (): void => {
+      if (done) return;
+      done = true;
+      if (quiet) return;
+      const failed = res.statusCode >= 500;
+      if (!logger.isLevelEnabled(failed ? 'error' : 'info')) return;
+      const fields = { res: { statusCode: res.statusCode }, responseTime: Date.now() - startedAt };
+      if (failed) {
+        req.log.error(
+          { ...fields, err: new Error(`failed with status code ${res.statusCode}`) },
+          'request errored',
+        );
+      } else {
+        const whole = !req.readableAborted && res.writableEnded;
+        req.log.info(fields, whole ? 'request completed' : 'request aborted');
+      }
+    };
+    res.on('finish', () => {
+      endTimer({ method: req.method, route: routeLabel(req), status: String(res.statusCode) });
+      complete();
+    });
+    res.on('close', complete);
+    next();
   };
 }
 
