@@ -1,10 +1,15 @@
 /**
  * Uploads many files efficiently: asks the server once per 1,000 files which contents it
- * already has (those are committed with no bytes), sends small new files in their
- * creation request, streams big ones resumably, and waits for the server to commit
- * them all at the end rather than holding a transfer slot per file.
+ * already has (those are committed with no bytes), sends small new files many to a
+ * request (`POST /uploads/batch`, committed by the worker in one transaction), streams
+ * big ones resumably, and waits for the server to commit them all at the end rather
+ * than holding a transfer slot per file.
  */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import { planBatches, sendBatch, waitForBatch, type UploadBatchFile } from '../contract/batch-client.js';
 import type { ApiClient } from '../contract/client.js';
+import { AppError, isErrorCode } from '../contract/errors.js';
 import type { KnownResponse } from '../contract/schemas/uploads.js';
 import { sha256File } from '../core/domain/hash.js';
 import { runPool } from './pool.js';
@@ -33,6 +38,10 @@ export interface BatchOptions {
 
 export type BatchResult = Array<{ ok: true; value: UploadOutcome } | { ok: false; error: unknown }>;
 
+/** Files per batch request: big enough to amortise a commit, small enough to pipeline. */
+const FILES_PER_REQUEST = 500;
+const BYTES_PER_REQUEST = 16 * 1024 * 1024;
+
 async function knownContents(client: ApiClient, hashes: string[]): Promise<Set<string>> {
   const known = new Set<string>();
   for (let i = 0; i < hashes.length; i += 1000) {
@@ -43,6 +52,8 @@ async function knownContents(client: ApiClient, hashes: string[]): Promise<Set<s
   }
   return known;
 }
+
+type Outcome = { ok: true; value: UploadOutcome } | { ok: false; error: unknown };
 
 export async function uploadBatch(items: readonly BatchItem[], options: BatchOptions): Promise<BatchResult> {
   const small = items.filter((i) => i.size <= SMALL_FILE);
@@ -59,43 +70,179 @@ export async function uploadBatch(items: readonly BatchItem[], options: BatchOpt
     ? await knownContents(options.client, [...new Set(hashOf.values())])
     : new Set<string>();
 
-  const sent = await runPool(items, options.transfers, async (item) => {
-    const bar = options.progress.bar(item.remote, item.size);
-    try {
-      const hash = hashOf.get(item);
-      return await uploadFile({
-        client: options.client,
-        configDir: options.configDir,
-        account: options.account,
-        local: item.local,
-        remote: item.remote,
-        wait: false,
-        priority: options.priority,
-        serverHas: hash === undefined ? undefined : known.has(hash),
-        sha256: item.sha256,
-        onProgress: (n) => bar.update(n),
-      });
-    } finally {
-      bar.stop();
-    }
+  // New small contents travel in batches; big files and known contents one by one.
+  const index = new Map(items.map((item, i) => [item, i]));
+  const batched = small.filter((item) => {
+    const hash = hashOf.get(item);
+    return hash !== undefined && !known.has(hash);
   });
+  const inBatch = new Set(batched);
+  const single = items.filter((item) => !inBatch.has(item));
+  const results: Outcome[] = new Array(items.length);
+
+  const batchJobs = planBatches(batched, { maxFiles: FILES_PER_REQUEST, maxBytes: BYTES_PER_REQUEST });
+  const pendingBatches: Array<{ batchId: string; members: Array<{ item: BatchItem; sent: UploadOutcome }> }> =
+    [];
+  const tasks: Array<() => Promise<void>> = [
+    ...batchJobs.map((members) => async () => {
+      const sent = await sendOneBatch(members, options);
+      members.forEach((item, i) => {
+        results[index.get(item) as number] = sent.outcomes[i] as Outcome;
+      });
+      if (sent.batchId !== null && sent.waiting.length > 0)
+        pendingBatches.push({ batchId: sent.batchId, members: sent.waiting });
+    }),
+    ...single.map((item) => async () => {
+      results[index.get(item) as number] = await uploadOne(item, hashOf.get(item), known, options);
+    }),
+  ];
+  await runPool(tasks, options.transfers, (task) => task());
 
   options.progress.stop();
-  const pending = sent.filter((r) => r.ok && r.value.status !== 'ready').length;
+  const pending = results.filter((r) => r.ok && r.value.status !== 'ready').length;
   const stopSpinner =
     options.wait && pending > 0
       ? options.progress.spin(`Waiting for the server to commit ${pending} file(s)…`)
       : () => {};
-  const results = await runPool(sent, 16, async (r) => {
-    if (!r.ok) throw r.error;
-    let outcome = r.value;
-    if (options.wait && outcome.status !== 'ready') {
-      const view = await waitForUpload(options.client, outcome.uploadId);
-      outcome = { ...outcome, status: 'ready', fileId: view.fileId };
+  try {
+    if (options.wait) {
+      await runPool(pendingBatches, 4, async ({ batchId, members }) => {
+        const final = await waitForBatch(options.client, batchId);
+        const byUpload = new Map(final.files.map((f) => [f.uploadId, f]));
+        for (const { item, sent } of members) {
+          const view = byUpload.get(sent.uploadId);
+          results[index.get(item) as number] = view
+            ? outcomeOf(view, sent)
+            : { ok: false, error: new AppError('INTERNAL', 'The server lost track of the file.') };
+        }
+      });
     }
-    options.onUploaded?.(outcome);
-    return outcome;
+    const waited = await runPool(results, 16, async (r) => {
+      if (!r.ok) throw r.error;
+      let outcome = r.value;
+      if (options.wait && outcome.status !== 'ready') {
+        const view = await waitForUpload(options.client, outcome.uploadId);
+        outcome = { ...outcome, status: 'ready', fileId: view.fileId };
+      }
+      options.onUploaded?.(outcome);
+      return outcome;
+    });
+    return waited;
+  } finally {
+    stopSpinner();
+  }
+}
+
+async function uploadOne(
+  item: BatchItem,
+  hash: string | undefined,
+  known: ReadonlySet<string>,
+  options: BatchOptions,
+): Promise<Outcome> {
+  const bar = options.progress.bar(item.remote, item.size);
+  try {
+    const value = await uploadFile({
+      client: options.client,
+      configDir: options.configDir,
+      account: options.account,
+      local: item.local,
+      remote: item.remote,
+      wait: false,
+      priority: options.priority,
+      serverHas: hash === undefined ? undefined : known.has(hash),
+      sha256: item.sha256,
+      onProgress: (n) => bar.update(n),
+    });
+    return { ok: true, value };
+  } catch (error) {
+    return { ok: false, error };
+  } finally {
+    bar.stop();
+  }
+}
+
+/**
+ * Reads the files (what is hashed is exactly what is sent), sends them in one request and
+ * returns each one's outcome; those the server accepted are `pending` until the batch is
+ * committed (`waiting`).
+ */
+async function sendOneBatch(
+  members: readonly BatchItem[],
+  options: BatchOptions,
+): Promise<{
+  batchId: string | null;
+  outcomes: Outcome[];
+  waiting: Array<{ item: BatchItem; sent: UploadOutcome }>;
+}> {
+  const outcomes: Outcome[] = new Array(members.length);
+  const files: Array<{ item: BatchItem; at: number; bytes: Buffer; sha256: string; mtimeMs: number }> = [];
+  await Promise.all(
+    members.map(async (item, at) => {
+      try {
+        const [bytes, stat] = await Promise.all([fs.readFile(item.local), fs.stat(item.local)]);
+        if (bytes.byteLength > SMALL_FILE) {
+          throw new AppError('CONFLICT', `The file grew while it was being sent: ${item.local}`);
+        }
+        files.push({
+          item,
+          at,
+          bytes,
+          sha256: createHash('sha256').update(bytes).digest('hex'),
+          mtimeMs: stat.mtimeMs,
+        });
+      } catch (error) {
+        outcomes[at] = { ok: false, error };
+      }
+    }),
+  );
+  files.sort((a, b) => a.at - b.at);
+  if (files.length === 0) return { batchId: null, outcomes, waiting: [] };
+  const bars = files.map((f) => options.progress.bar(f.item.remote, f.bytes.byteLength));
+  let answer;
+  try {
+    answer = await sendBatch(
+      options.client,
+      files.map((f) => ({ path: f.item.remote, bytes: f.bytes, sha256: f.sha256, mtimeMs: f.mtimeMs })),
+      { priority: options.priority },
+    );
+  } catch (error) {
+    for (const f of files) outcomes[f.at] = { ok: false, error };
+    return { batchId: null, outcomes, waiting: [] };
+  } finally {
+    files.forEach((f, i) => {
+      bars[i]?.update(f.bytes.byteLength);
+      bars[i]?.stop();
+    });
+  }
+  const waiting: Array<{ item: BatchItem; sent: UploadOutcome }> = [];
+  answer.files.forEach((view, i) => {
+    const f = files[i];
+    if (!f) return;
+    const sent: UploadOutcome = {
+      local: f.item.local,
+      remote: f.item.remote,
+      uploadId: view.uploadId ?? '',
+      size: f.bytes.byteLength,
+      sha256: f.sha256,
+      how: 'uploaded',
+      status: 'pending',
+      fileId: null,
+      bytesSent: f.bytes.byteLength,
+    };
+    outcomes[f.at] = outcomeOf(view, sent);
+    if (view.status === 'processing' || view.status === 'receiving') waiting.push({ item: f.item, sent });
   });
-  stopSpinner();
-  return results;
+  return { batchId: answer.batchId, outcomes, waiting };
+}
+
+/** A batch file's state as an upload outcome: committed, on its way, or the error it failed with. */
+function outcomeOf(view: UploadBatchFile, sent: UploadOutcome): Outcome {
+  if (view.status === 'ready') return { ok: true, value: { ...sent, status: 'ready', fileId: view.fileId } };
+  if (view.status === 'processing' || view.status === 'receiving') {
+    // Marked ready once the batch is waited for; `--no-wait` reports it pending.
+    return { ok: true, value: { ...sent, status: 'pending', uploadId: sent.uploadId } };
+  }
+  const code = view.error ?? 'INTERNAL';
+  const message = view.message ?? `The server could not store ${sent.remote} (${code}).`;
+  return { ok: false, error: new AppError(isErrorCode(code) ? code : 'INTERNAL', message) };
 }

@@ -69,9 +69,16 @@ describe('batch uploads', () => {
         file(`/b/d${i % 3}/f${i}.bin`, 100 + i * 37, i + 1),
       );
       files.push(file('/b/empty.txt', 0, 999));
+      // Types are sniffed from the bytes (a GIF signature), else taken from the name.
+      const png = Buffer.concat([Buffer.from('GIF89a', 'latin1'), bytesOf(200, 7)]);
+      files.push({ path: '/b/picture.bin', bytes: png, sha256: sha256Of(png) });
       const results = await uploadBatch(client, files, { priority: 'bulk' });
       expect(results.map((r) => r.status)).toEqual(files.map(() => 'ready'));
       expect(results.every((r) => r.fileId !== null && r.error === null)).toBe(true);
+      const types = await Promise.all(
+        ['/b/empty.txt', '/b/picture.bin', '/b/d0/f0.bin'].map(async (p) => (await stat(p))?.mediaType),
+      );
+      expect(types).toEqual(['text/plain', 'image/gif', 'application/octet-stream']);
       for (const f of [files[0], files[61], files[119], files[120]] as BatchFile[]) {
         const node = await stat(f.path);
         expect(node).toMatchObject({ kind: 'file', sha256: f.sha256, revision: 1 });
@@ -79,17 +86,20 @@ describe('batch uploads', () => {
       }
       expect(await stagingFiles()).toEqual([]);
       const audit = await h.t.deps.metadata.listAudit(user.id, { limit: 1000 });
-      expect(audit.items.filter((e) => e.action === 'file.upload')).toHaveLength(121);
+      expect(audit.items.filter((e) => e.action === 'file.upload')).toHaveLength(122);
       // The change feed has one create per file (plus the folders).
       const changes = await h.t.deps.metadata.listChanges(user.id, 0, 1000);
-      expect(changes.filter((c) => c.kind === 'create' && c.data.kind === 'file')).toHaveLength(121);
+      expect(changes.filter((c) => c.kind === 'create' && c.data.kind === 'file')).toHaveLength(122);
     } finally {
       server.close();
     }
   });
 
   it('refuses bad files one by one and commits the rest', async () => {
-    await request(h.app).post('/api/v1/fs/mkdir').set(user.headers).send({ path: '/x/folder.txt', parents: true });
+    await request(h.app)
+      .post('/api/v1/fs/mkdir')
+      .set(user.headers)
+      .send({ path: '/x/folder.txt', parents: true });
     const good = file('/x/good.txt', 10, 1);
     const lying = { ...file('/x/lying.txt', 10, 2), sha256: sha256Of(Buffer.from('something else')) };
     const badName = file('/x/bad\u0001name.txt', 10, 3);

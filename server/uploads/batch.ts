@@ -8,7 +8,8 @@
  * Steps: read and validate the manifest → check every file as tus creation would (names,
  * limits, folder in the way, stale base revision, quota — a refused file fails alone)
  * → create the folders and all upload sessions (one commit) → read each file's bytes,
- * check its sha256 and stage it (fsynced, a few files written at once) → finish the
+ * check its sha256, sniff its type and store it content-addressed (fsynced, a few files
+ * written at once) → finish the
  * uploads and write the job (one commit) → answer 202 with every file's status.
  *
  * Nothing becomes visible before the worker commits. A client that goes away mid-body
@@ -26,6 +27,7 @@ import {
   type UploadBatchItem,
   type UploadBatchResponse,
 } from '../../contract/schemas/uploads.js';
+import { mediaTypeOf } from '../../core/domain/media-type.js';
 import { nameKey, splitPath } from '../../core/domain/names.js';
 import { PRIORITY } from '../../core/ports/job-queue.js';
 import type { NewUploadSession, TreeNode, UploadSession, User } from '../../core/ports/metadata-store.js';
@@ -86,6 +88,7 @@ export async function receiveBatch(deps: Deps, req: Request, user: User): Promis
   const created = sessions.length > 0 ? await deps.metadata.createUploads(sessions) : [];
 
   const staged: string[] = [];
+  const mediaTypes: Record<string, string> = {};
   const writes = new WritePool(STAGING_CONCURRENCY);
   try {
     for (const slot of slots) {
@@ -100,10 +103,15 @@ export async function receiveBatch(deps: Deps, req: Request, user: User): Promis
         };
         continue;
       }
-      const id = slot.session.id;
+      const session = slot.session;
       await writes.add(async () => {
-        await deps.blobs.appendStaging(id, 0, once(bytes), bytes.byteLength);
-        staged.push(id);
+        // Checked bytes go straight into content-addressed storage (fsync, rename, folder
+        // fsync): staging them and moving them later would cost twice the fsyncs.
+        const stored = await deps.blobs.put(once(bytes));
+        if (stored.sha256 !== session.sha256)
+          throw new Error(`blob ${stored.sha256} stored for ${session.sha256}`);
+        mediaTypes[session.id] = await mediaTypeOf(bytes, session.name);
+        staged.push(session.id);
       });
     }
     await writes.drain();
@@ -111,7 +119,7 @@ export async function receiveBatch(deps: Deps, req: Request, user: User): Promis
       throw new AppError('BAD_REQUEST', 'The body is longer than the manifest says.');
   } catch (err) {
     await writes.settle();
-    await abandon(deps, created, staged);
+    await abandon(deps, created);
     throw err;
   }
 
@@ -127,7 +135,7 @@ export async function receiveBatch(deps: Deps, req: Request, user: User): Promis
   if (ids.length > 0) {
     moved = await deps.metadata.finishUploads(ids, {
       queue: 'file.upload',
-      payload: { batchId, uploadIds: ids },
+      payload: { batchId, uploadIds: ids, mediaTypes },
       idempotencyKey: `batch:${batchId}`,
       priority: manifest.priority === 'bulk' ? PRIORITY.bulk : PRIORITY.normal,
     });
@@ -278,16 +286,15 @@ async function findExisting(
   return deps.metadata.findChild(ownerId, parentId, name);
 }
 
-/** The request failed after the sessions were created: none of them may linger. */
-async function abandon(
-  deps: Deps,
-  created: readonly UploadSession[],
-  staged: readonly string[],
-): Promise<void> {
+/**
+ * The request failed after the sessions were created: none of them may linger. Blobs
+ * already stored stay (content-addressed: another upload may be about to use the same
+ * content); nothing references them.
+ */
+async function abandon(deps: Deps, created: readonly UploadSession[]): Promise<void> {
   for (const session of created) {
     try {
       await deps.metadata.setUploadStatus(session.id, 'cancelled');
-      if (staged.includes(session.id)) await deps.blobs.deleteStaging(session.id);
     } catch (err) {
       // The upload expiry removes what is left.
       deps.logger.warn({ err, uploadId: session.id }, 'could not cancel an upload of a failed batch');
