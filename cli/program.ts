@@ -144,13 +144,16 @@ Exit codes:
 
   program
     .command('sync')
-    .description('one-shot push of a local folder (compares sha256; for CI)')
+    .description(
+      'one-shot push of a local folder (unchanged size and modification time: skipped; else compares sha256; for CI)',
+    )
     .argument('<local>')
     .argument('<remote>')
     .option('--dry-run', 'print the plan, change nothing')
     .option('--delete', 'delete remote files that are not in LOCAL')
     .option('--max-delete <n|p%>', 'deletion budget: a count or a percentage of remote files', '50%')
     .option('--transfers <n>', 'files in parallel', '8')
+    .option('--checksum', 'compare every file by sha256, even when size and modification time match')
     .action((l: string, r: string, flags: SyncFlags) => run((ctx) => sync(ctx, l, r, flags)));
 
   const shares = program.command('share').description('public links and sharing with users');

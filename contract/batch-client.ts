@@ -39,7 +39,7 @@ export function encodeBatch(files: readonly BatchFile[], priority?: 'bulk' | 'no
       path: f.path,
       size: f.bytes.byteLength,
       sha256: f.sha256,
-      ...(f.mtimeMs === undefined ? {} : { mtime: Math.max(0, Math.floor(f.mtimeMs)) }),
+      ...(f.mtimeMs === undefined ? {} : { mtime: Math.max(0, Math.round(f.mtimeMs)) }),
       ...(f.baseRevision === undefined ? {} : { baseRevision: f.baseRevision }),
     })),
     ...(priority ? { priority } : {}),

@@ -195,6 +195,33 @@ describe('aio against a real server', () => {
     );
   }, 60_000);
 
+  it('skips files whose size and mtime match the server, unless --checksum', async () => {
+    const src = await tempDir('aio-cli-quick-');
+    for (let i = 0; i < 5; i++) await fs.writeFile(path.join(src, `q${i}.txt`), `one ${i}`);
+    const first = await aio(['sync', src, '/quick', '--json'], { env });
+    expect(first.exitCode, first.stderr).toBe(0);
+    const again = await aio(['sync', src, '/quick', '--json'], { env });
+    expect(lastJson<{ uploaded: number; unchanged: number }>(again.stdout)).toMatchObject({
+      uploaded: 0,
+      unchanged: 5,
+    });
+    // Same size, new content, the old mtime put back: only a checksum comparison sees it.
+    const file = path.join(src, 'q2.txt');
+    const { mtime } = await fs.stat(file);
+    await fs.writeFile(file, 'two 2');
+    await fs.utimes(file, mtime, mtime);
+    const quick = await aio(['sync', src, '/quick', '--dry-run', '--json'], { env });
+    expect((JSON.parse(quick.stdout) as { uploads: unknown[] }).uploads).toEqual([]);
+    const full = await aio(['sync', src, '/quick', '--checksum', '--json'], { env });
+    expect(full.exitCode, full.stderr).toBe(0);
+    expect(lastJson<{ uploaded: number }>(full.stdout).uploaded).toBe(1);
+    const listed = JSON.parse((await aio(['ls', '/quick', '--json'], { env })).stdout) as Array<{
+      name: string;
+      sha256: string;
+    }>;
+    expect(listed.find((e) => e.name === 'q2.txt')?.sha256).toBe(sha(Buffer.from('two 2')));
+  }, 60_000);
+
   it('ends with the documented exit codes for real failures', async () => {
     const badLogin = await aio(['login', '--email', 'ada@example.test', '--password-stdin'], {
       env: { ...env, AIO_CONFIG_DIR: await tempDir('aio-cli-bad-') },

@@ -36,11 +36,18 @@ async function waitDone(batchId: string, as: TestUser = user): Promise<UploadBat
   return view;
 }
 
-async function stat(p: string): Promise<{ kind: string; sha256: string | null; revision: number } | null> {
+interface Stat {
+  kind: string;
+  sha256: string | null;
+  revision: number;
+  mediaType: string | null;
+}
+
+async function stat(p: string): Promise<Stat | null> {
   const res = await request(h.app)
     .get(`/api/v1/fs/stat?path=${encodeURIComponent(p)}`)
     .set(user.headers);
-  return res.status === 200 ? (res.body as { kind: string; sha256: string | null; revision: number }) : null;
+  return res.status === 200 ? (res.body as Stat) : null;
 }
 
 async function stagingFiles(): Promise<string[]> {

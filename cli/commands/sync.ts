@@ -9,6 +9,7 @@ import fs from 'node:fs/promises';
 import { AppError } from '../../contract/errors.js';
 import { batchFailure, parseTransfers } from '../batch.js';
 import type { Entry } from '../../contract/schemas/files.js';
+import { createHash } from 'node:crypto';
 import { sha256File } from '../../core/domain/hash.js';
 import { requireLogin, type CliContext } from '../context.js';
 import { walkLocal, type LocalFile } from '../local-walk.js';
@@ -24,6 +25,7 @@ export interface SyncFlags {
   delete?: boolean;
   maxDelete?: string;
   transfers?: string;
+  checksum?: boolean;
 }
 
 type Action =
@@ -87,12 +89,25 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
   const actions: Action[] = [];
   const unreadable: Array<{ path: string; error: string }> = [];
 
-  const hashed = await runPool(walked.files, 8, async (file) => ({
+  // Like rclone and Syncthing: a file whose size and modification time match what the
+  // server recorded at its last upload is unchanged and not read; the rest is hashed
+  // (--checksum: everything is).
+  const toHash = walked.files.filter((file) => {
+    const existing = remoteFiles.get(file.relative);
+    return (
+      flags.checksum === true ||
+      existing?.kind !== 'file' ||
+      existing.size !== file.size ||
+      existing.mtime === null ||
+      existing.mtime !== Math.round(file.mtimeMs)
+    );
+  });
+  const hashed = await runPool(toHash, 16, async (file) => ({
     file,
-    sha256: (await sha256File(file.absolute)).sha256,
+    sha256: await hashLocal(file.absolute, file.size),
   }));
   hashed.forEach((r, i) => {
-    const file = walked.files[i] as LocalFile;
+    const file = toHash[i] as LocalFile;
     if (!r.ok) {
       unreadable.push({ path: file.absolute, error: (r.error as Error).message });
       return;
@@ -207,4 +222,12 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
       walked.files.length + deletes.length,
     );
   }
+}
+
+/** sha256 of a local file: small ones in one read (a stream per file costs more than the bytes). */
+async function hashLocal(file: string, size: number): Promise<string> {
+  if (size > 1024 * 1024) return (await sha256File(file)).sha256;
+  return createHash('sha256')
+    .update(await fs.readFile(file))
+    .digest('hex');
 }
