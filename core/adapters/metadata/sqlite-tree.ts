@@ -34,6 +34,24 @@ const INSERT_NODE = `INSERT INTO nodes (id, owner_id, parent_id, name, name_key,
   @name_key, @kind, @size, @sha256, @media_type, @mtime, @revision, @status, @trashed_at, @trash_root, @created_at,
   @updated_at)`;
 
+/** Name keys remembered by `lookupKey`; beyond it the memo starts over. */
+const MAX_NAME_KEYS = 10_000;
+const nameKeys = new Map<string, string>();
+
+/**
+ * `nameKey(name)`, remembered: it is a pure function but costs ICU case mapping, and
+ * path lookups repeat the same few names on every request.
+ */
+function lookupKey(name: string): string {
+  let key = nameKeys.get(name);
+  if (key === undefined) {
+    key = nameKey(name);
+    if (nameKeys.size >= MAX_NAME_KEYS) nameKeys.clear();
+    nameKeys.set(name, key);
+  }
+  return key;
+}
+
 /** Nodes kept in remembered listing pages, over all pages; the oldest pages go first. */
 const MAX_LISTED_NODES = 20_000;
 
@@ -58,7 +76,7 @@ export class SqliteTree {
   }
 
   findChild(ownerId: string, parentId: string | null, name: string): TreeNode | null {
-    const row = this.liveChild(ownerId, parentId, nameKey(name));
+    const row = this.liveChild(ownerId, parentId, lookupKey(name));
     return row ? toNode(row) : null;
   }
 
@@ -258,7 +276,7 @@ export class SqliteTree {
     }
     this.requireFolder(input.ownerId, input.parentId);
     const name = input.name.normalize('NFC');
-    const existing = this.liveChild(input.ownerId, input.parentId, nameKey(name));
+    const existing = this.liveChild(input.ownerId, input.parentId, lookupKey(name));
     if (existing?.kind === 'folder')
       throw new ConflictError('NAME_CONFLICT', 'A folder with that name exists.');
     if (input.baseRevision !== undefined && input.baseRevision !== (existing?.revision ?? 0)) {
