@@ -41,6 +41,9 @@ export type BatchResult = Array<{ ok: true; value: UploadOutcome } | { ok: false
 /** Files per batch request: big enough to amortise a commit, small enough to pipeline. */
 const FILES_PER_REQUEST = 500;
 const BYTES_PER_REQUEST = 16 * 1024 * 1024;
+const BATCHES_IN_FLIGHT = 2;
+/** Files of one batch read at once. */
+const READS_IN_FLIGHT = 32;
 
 async function knownContents(client: ApiClient, hashes: string[]): Promise<Set<string>> {
   const known = new Set<string>();
@@ -83,20 +86,24 @@ export async function uploadBatch(items: readonly BatchItem[], options: BatchOpt
   const batchJobs = planBatches(batched, { maxFiles: FILES_PER_REQUEST, maxBytes: BYTES_PER_REQUEST });
   const pendingBatches: Array<{ batchId: string; members: Array<{ item: BatchItem; sent: UploadOutcome }> }> =
     [];
-  const tasks: Array<() => Promise<void>> = [
-    ...batchJobs.map((members) => async () => {
+  // Batches and single files run side by side; a few batches in flight keep the server's
+  // worker busy without making every batch wait behind all the others.
+  const sendBatches = async (): Promise<void> => {
+    await runPool(batchJobs, BATCHES_IN_FLIGHT, async (members) => {
       const sent = await sendOneBatch(members, options);
       members.forEach((item, i) => {
         results[index.get(item) as number] = sent.outcomes[i] as Outcome;
       });
       if (sent.batchId !== null && sent.waiting.length > 0)
         pendingBatches.push({ batchId: sent.batchId, members: sent.waiting });
-    }),
-    ...single.map((item) => async () => {
+    });
+  };
+  const sendSingles = async (): Promise<void> => {
+    await runPool(single, options.transfers, async (item) => {
       results[index.get(item) as number] = await uploadOne(item, hashOf.get(item), known, options);
-    }),
-  ];
-  await runPool(tasks, options.transfers, (task) => task());
+    });
+  };
+  await Promise.all([sendBatches(), sendSingles()]);
 
   options.progress.stop();
   const pending = results.filter((r) => r.ok && r.value.status !== 'ready').length;
@@ -176,8 +183,8 @@ async function sendOneBatch(
 }> {
   const outcomes: Outcome[] = new Array(members.length);
   const files: Array<{ item: BatchItem; at: number; bytes: Buffer; sha256: string; mtimeMs: number }> = [];
-  await Promise.all(
-    members.map(async (item, at) => {
+  await runPool(members, READS_IN_FLIGHT, async (item, at) => {
+    {
       try {
         const [bytes, stat] = await Promise.all([fs.readFile(item.local), fs.stat(item.local)]);
         if (bytes.byteLength > SMALL_FILE) {
@@ -193,8 +200,8 @@ async function sendOneBatch(
       } catch (error) {
         outcomes[at] = { ok: false, error };
       }
-    }),
-  );
+    }
+  });
   files.sort((a, b) => a.at - b.at);
   if (files.length === 0) return { batchId: null, outcomes, waiting: [] };
   const bars = files.map((f) => options.progress.bar(f.item.remote, f.bytes.byteLength));

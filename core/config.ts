@@ -36,7 +36,7 @@ const schema = z.object({
     .enum(['true', 'false', '0', '1'])
     .default('false')
     .transform((v) => v === 'true' || v === '1'),
-  AIO_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  AIO_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   AIO_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
   AIO_RATE_LIMIT_WINDOW_MS: z.coerce
     .number()
