@@ -69,7 +69,10 @@ export class RateLimiter {
   private async hit(key: string, windowMs: number): Promise<Counter | null> {
     if (performance.now() >= this.skipCacheUntil) {
       try {
-        return await withDeadline(this.cache.hit(key, windowMs), this.options.deadlineMs);
+        const answer = this.cache.hit(key, windowMs);
+        // The in-process MemoryCache answers without I/O and cannot hang: no timer to race.
+        if (this.cache instanceof MemoryCache) return await answer;
+        return await withDeadline(answer, this.options.deadlineMs);
       } catch {
         this.skipCacheUntil = performance.now() + this.options.retryCacheAfterMs;
       }
