@@ -83,10 +83,11 @@ async function startFaultyWorker(metadata: MetadataStore) {
 }
 
 describe('file.upload handler', () => {
-  it('yields one revision when the job is delivered again after the commit (crash before marking ready)', async () => {
+  it('yields one revision when the job is delivered again after the commit (crash before the ack)', async () => {
     h = await startHarness({ worker: false });
     const alice = await createTestUser(h.t);
-    const store = crashing(h.t.deps.metadata, 'setUploadStatus', (_id, status) => status === 'ready');
+    // The first call after the commit (announcing the change) dies: the job is not acked.
+    const store = crashing(h.t.deps.metadata, 'latestChangeSeq', () => true);
     const worker = await startFaultyWorker(store);
     try {
       const body = Buffer.from('committed once, delivered twice');
@@ -116,7 +117,7 @@ describe('file.upload handler', () => {
     it(`finishes after a crash between moving the bytes and committing the file (sha256 ${declared ? 'declared' : 'computed'})`, async () => {
       h = await startHarness({ worker: false });
       const alice = await createTestUser(h.t);
-      const store = crashing(h.t.deps.metadata, 'commitFile', () => true);
+      const store = crashing(h.t.deps.metadata, 'commitUploads', () => true);
       const worker = await startFaultyWorker(store);
       try {
         const body = Buffer.from(`moved but not committed (${String(declared)})`);
