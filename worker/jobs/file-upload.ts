@@ -96,7 +96,12 @@ async function processBatch(deps: WorkerDeps, job: Job): Promise<void> {
   };
   await Promise.all(Array.from({ length: Math.min(BATCH_CONCURRENCY, uploads.length) }, work));
 
-  const ready = prepared.filter((p) => p !== null);
+  const all = prepared.filter((p) => p !== null);
+  // Videos one by one (their transcode job comes before `ready`); the rest in one commit.
+  for (const { upload, content } of all.filter((p) => p.content.mediaType.startsWith('video/'))) {
+    await commitVideo(deps, upload, content);
+  }
+  const ready = all.filter((p) => !p.content.mediaType.startsWith('video/'));
   const preparedAt = performance.now();
   const outcomes = await deps.metadata.commitUploads(
     ready.map(({ upload, content }) => ({
@@ -116,7 +121,6 @@ async function processBatch(deps: WorkerDeps, job: Job): Promise<void> {
       continue;
     }
     for (const dropped of outcome.result.droppedBlobs) await deleteIfUnreferenced(deps, dropped);
-    await queueTranscode(deps, upload, outcome.result.node.id, content);
   }
   for (const owner of owners) {
     await announceChange(deps.cache, owner, await deps.metadata.latestChangeSeq(owner));
@@ -208,29 +212,29 @@ async function processUpload(
     return;
   }
 
-  // A video: the transcode job must be queued before the upload is marked ready, so a
-  // crash in between repeats the (idempotent) steps after the commit.
+  await commitVideo(deps, upload, content);
+}
+
+/**
+ * A video: the transcode job must be queued before the upload is marked ready, so a
+ * crash in between repeats the (idempotent) steps after the commit.
+ */
+async function commitVideo(deps: WorkerDeps, upload: UploadSession, content: Prepared): Promise<void> {
   let result;
   try {
     result = await deps.metadata.commitFile(commitInput(upload, content));
   } catch (err) {
     if (err instanceof AppError && FINAL_COMMIT_ERRORS.has(err.code)) {
       await fail(deps, upload, err.code, { message: err.message });
-      await deleteIfUnreferenced(deps, sha256);
+      await deleteIfUnreferenced(deps, content.sha256);
       return;
     }
     throw err;
   }
-
   for (const dropped of result.droppedBlobs) await deleteIfUnreferenced(deps, dropped);
-  await announceChange(deps.cache, upload.ownerId, await deps.metadata.latestChangeSeq(upload.ownerId));
-  if (upload.uploaderId !== upload.ownerId) {
+  for (const user of new Set([upload.ownerId, upload.uploaderId])) {
     // An editor's upload into a shared folder: the store copied the change into their feed.
-    await announceChange(
-      deps.cache,
-      upload.uploaderId,
-      await deps.metadata.latestChangeSeq(upload.uploaderId),
-    );
+    await announceChange(deps.cache, user, await deps.metadata.latestChangeSeq(user));
   }
   const audit = uploadAudit(deps, upload, content);
   await deps.metadata.appendAudit({
@@ -240,15 +244,9 @@ async function processUpload(
   await queueTranscode(deps, upload, result.node.id, content);
   await deps.metadata.setUploadStatus(upload.id, 'ready', { fileId: result.node.id, error: null });
   await announceUpload(deps.cache, upload.id, 'ready');
-  log.info(
-    {
-      fileId: result.node.id,
-      revision: result.revision.revision,
-      size,
-      mediaType,
-      duplicate: result.duplicate,
-    },
-    'upload committed',
+  deps.logger.info(
+    { uploadId: upload.id, fileId: result.node.id, revision: result.revision.revision, size: content.size },
+    'video upload committed',
   );
 }
 
