@@ -14,7 +14,7 @@ import type { Connectivity } from './connectivity.js';
 import { IGNORE_FILE, IgnoreRules } from './ignore.js';
 import type { Journal } from './journal.js';
 import type { Logger } from './logger.js';
-import { runOperation, type OperationContext } from './operations.js';
+import { runOperation, uploadMany, type OperationContext } from './operations.js';
 import { Puller } from './puller.js';
 import { RemoteFolder } from './remote.js';
 import { Scanner, type ScanPlan } from './scanner.js';
@@ -107,6 +107,7 @@ export class SyncFolder {
       retryMaxMs: deps.tunables.retryMaxMs,
       log: this.log,
       run: (op) => runOperation(opContext, op),
+      runBatch: (ops) => uploadMany(opContext, ops),
       onRescan: (paths, remoteToo) => {
         if (paths.length) this.hint(paths);
         if (remoteToo) this.rescanRemote();

@@ -4,10 +4,12 @@
  * running an operation twice — after a crash, or because two triggers queued it — is
  * harmless. A handler throws on failure; the syncer retries it with backoff.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { downloadFile } from '../contract/download-client.js';
-import { AppError } from '../contract/errors.js';
+import { planBatches, uploadBatch, type BatchFile, type UploadBatchFile } from '../contract/batch-client.js';
+import { AppError, isErrorCode } from '../contract/errors.js';
 import type { Entry } from '../contract/schemas/files.js';
 import { sha256File } from '../core/domain/hash.js';
 import { conflictedCopyPath } from './conflicts.js';
@@ -36,7 +38,17 @@ export interface OperationContext {
 export type Outcome =
   | { kind: 'done'; rescanLocal?: string[]; rescanRemote?: boolean; entry?: JournalEntry }
   /** Not an error: run it again later (a file still being written, an upload not ready). */
-  | { kind: 'later'; at: number; entry?: JournalEntry };
+  | { kind: 'later'; at: number; entry?: JournalEntry }
+  /** Not for a batch (too big, a revision conflict to resolve): run it on its own. */
+  | { kind: 'single' };
+
+/** Per operation of a batch: its outcome, or the error it failed with. */
+export type BatchResult = Map<number, { outcome: Outcome } | { error: unknown }>;
+
+/** Files up to this size go up in batches (`POST /uploads/batch`); bigger ones use tus alone. */
+export const BATCH_FILE_SIZE = 64 * 1024;
+/** Bytes per batch request. */
+const BATCH_BYTES = 8 * 1024 * 1024;
 
 const DONE: Outcome = { kind: 'done' };
 
@@ -115,13 +127,123 @@ async function upload(ctx: OperationContext, rel: string): Promise<Outcome> {
       return conflict(ctx, rel);
     }
   }
-  const state = synced(before, committed, sha256);
   const { node: after } = await statLocal(ctx.root, rel);
+  return afterUpload(ctx, before, after, synced(before, committed, sha256));
+}
+
+/**
+ * Uploads many small files in few requests (`POST /api/v1/uploads/batch`, committed by the
+ * worker in one transaction) instead of one tus upload each. Every file gets the same
+ * checks as `upload`; what a batch cannot settle (a big file, a revision conflict) is
+ * answered `single` and runs through `upload` on its own. A request that fails as a whole
+ * (server unreachable) fails every operation of it.
+ */
+export async function uploadMany(ctx: OperationContext, ops: readonly Operation[]): Promise<BatchResult> {
+  const out: BatchResult = new Map();
+  const done = (op: Operation, outcome: Outcome): void => void out.set(op.id, { outcome });
+  interface Item {
+    op: Operation;
+    before: LocalNode;
+    file: BatchFile;
+    size: number;
+  }
+  const items: Item[] = [];
+  await Promise.all(
+    ops.map(async (op) => {
+      try {
+        const rel = op.path;
+        const { node: before } = await statLocal(ctx.root, rel);
+        if (!before || before.kind !== 'file') return done(op, { kind: 'done', rescanLocal: [rel] });
+        if (Date.now() - before.mtimeMs < ctx.settleMs)
+          return done(op, { kind: 'later', at: before.mtimeMs + ctx.settleMs + 10 });
+        if (before.size > BATCH_FILE_SIZE) return done(op, { kind: 'single' });
+        const entry = ctx.journal.entry(ctx.folderId, rel);
+        if (entry?.kind === 'file' && entry.remoteId && sameStat(before, entry)) return done(op, DONE);
+        const bytes = await fs.readFile(absolute(ctx.root, rel));
+        if (bytes.length !== before.size) return done(op, { kind: 'later', at: Date.now() + ctx.settleMs });
+        const sha256 = createHash('sha256').update(bytes).digest('hex');
+        if (entry?.kind === 'file' && entry.remoteId && entry.sha256 === sha256) {
+          const touched = { ...entry, size: bytes.length, mtimeMs: before.mtimeMs, ino: before.ino };
+          return done(op, { kind: 'done', entry: touched });
+        }
+        const baseRevision = entry?.kind === 'file' && entry.remoteId ? entry.remoteRevision : 0;
+        items.push({
+          op,
+          before,
+          size: bytes.length,
+          file: { path: ctx.remote.pathOf(rel), bytes, sha256, mtimeMs: before.mtimeMs, baseRevision },
+        });
+      } catch (error) {
+        out.set(op.id, { error });
+      }
+    }),
+  );
+  const committed: Array<{ item: Item; state: JournalEntry }> = [];
+  for (const batch of planBatches(items, { maxBytes: BATCH_BYTES })) {
+    let answers: UploadBatchFile[];
+    try {
+      answers = await uploadBatch(
+        ctx.remote.client,
+        batch.map((i) => i.file),
+        { priority: 'bulk' },
+      );
+    } catch (error) {
+      for (const i of batch) out.set(i.op.id, { error });
+      continue;
+    }
+    // The committed entries (id, revision) are read 16 at a time.
+    await inChunks(batch, 16, async (item, n) => {
+      const answer = answers[n];
+      try {
+        if (answer?.status === 'ready' && answer.fileId) {
+          const entry = await ctx.remote.file(answer.fileId);
+          committed.push({ item, state: synced(item.before, entry, item.file.sha256) });
+          return;
+        }
+        // A conflict (or a folder in the way) is sorted out by the single upload's rules.
+        if (answer?.error === 'REVISION_CONFLICT' || answer?.error === 'NAME_CONFLICT')
+          return done(item.op, { kind: 'single' });
+        const code = isErrorCode(answer?.error) ? answer.error : 'CONFLICT';
+        throw new AppError(
+          code,
+          answer?.message ?? `The batch upload ended ${answer?.status ?? 'without an answer'}.`,
+        );
+      } catch (error) {
+        out.set(item.op.id, { error });
+      }
+    });
+  }
+  // Looked at again only now, right before the syncer records the batch: a file written
+  // to or deleted while the batch was on its way must not be recorded as synced as it is.
+  const after = await Promise.all(committed.map(({ item }) => statLocal(ctx.root, item.op.path)));
+  committed.forEach(({ item, state }, i) =>
+    done(item.op, afterUpload(ctx, item.before, after[i]?.node ?? null, state)),
+  );
+  return out;
+}
+
+/** The outcome of an upload whose bytes the server committed as `state`, given the file's stat now. */
+function afterUpload(
+  ctx: OperationContext,
+  before: LocalNode,
+  after: LocalNode | null,
+  state: JournalEntry,
+): Outcome {
+  // Deleted meanwhile: recorded as uploaded, and the scan that follows plans the deletion.
+  if (!after) return { kind: 'done', entry: state, rescanLocal: [before.relPath] };
   // Written to while uploading: what the server has is recorded as the base, and the
   // newer content goes up in another round.
-  if (after && changedSince(before, after))
-    return { kind: 'later', at: Date.now() + ctx.settleMs, entry: state };
+  if (changedSince(before, after)) return { kind: 'later', at: Date.now() + ctx.settleMs, entry: state };
   return { kind: 'done', entry: state };
+}
+
+async function inChunks<T>(
+  items: readonly T[],
+  size: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
+  for (let i = 0; i < items.length; i += size)
+    await Promise.all(items.slice(i, i + size).map((item, j) => fn(item, i + j)));
 }
 
 /**

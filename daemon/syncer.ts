@@ -4,13 +4,14 @@
  * ancestor or a descendant (a folder is created before its files, a file is uploaded
  * before its folder is deleted). An operation leaves the queue only when it succeeded.
  * Unreachable server → the shared Connectivity backs off and everything waits; any
- * other failure → that operation alone retries with exponential backoff.
+ * other failure → that operation alone retries with exponential backoff. Uploads that can
+ * start together go as one batch (one pool slot; their journal writes are one commit).
  */
 import { AppError } from '../contract/errors.js';
 import type { Connectivity } from './connectivity.js';
 import type { Journal, Operation } from './journal.js';
 import type { Logger } from './logger.js';
-import type { Outcome } from './operations.js';
+import type { BatchResult, Outcome } from './operations.js';
 
 export interface SyncerOptions {
   folderId: number;
@@ -21,6 +22,13 @@ export interface SyncerOptions {
   retryMaxMs: number;
   log: Logger;
   run: (op: Operation) => Promise<Outcome>;
+  /**
+   * Runs several uploads together (one batch request); absent = one by one. Used when at
+   * least two uploads can start at once; each op's result is applied like `run`'s.
+   */
+  runBatch?: (ops: Operation[]) => Promise<BatchResult>;
+  /** Most uploads in one batch. */
+  batchSize?: number;
   /** After an operation asked for a look at local paths or the server's tree. */
   onRescan: (local: string[], remote: boolean) => void;
   /** The queue became empty. */
@@ -42,7 +50,12 @@ export function isOffline(err: unknown): boolean {
 }
 
 export class Syncer {
-  private readonly inFlight = new Map<number, Promise<void>>();
+  /** Running tasks (one operation, or one batch of uploads): at most `concurrency`. */
+  private readonly tasks = new Set<Promise<void>>();
+  /** Ids of the operations in flight. */
+  private readonly inFlight = new Set<number>();
+  /** Uploads a batch answered `single`: they run on their own. */
+  private readonly solo = new Set<number>();
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private paused = false;
@@ -88,7 +101,7 @@ export class Syncer {
   async stop(): Promise<void> {
     this.stopped = true;
     this.clearTimer();
-    await Promise.allSettled([...this.inFlight.values()]);
+    await Promise.allSettled([...this.tasks]);
   }
 
   private clearTimer(): void {
@@ -125,14 +138,21 @@ export class Syncer {
     const earlierAncestors = new Set<string>();
     let nextDue = Infinity;
     let afterId = 0;
-    for (let page = 0; this.inFlight.size < concurrency; page++) {
+    const batchSize = this.options.runBatch ? (this.options.batchSize ?? 200) : 0;
+    let batch: Operation[] = [];
+    const startBatch = (): void => {
+      if (batch.length === 1) this.start([batch[0] as Operation], false);
+      else if (batch.length > 1) this.start(batch, true);
+      batch = [];
+    };
+    for (let page = 0; this.tasks.size < concurrency; page++) {
       const ops = journal.opsAfter(folderId, afterId, QUEUE_PAGE);
       if (ops.length === 0) {
         if (page === 0 && this.inFlight.size === 0) this.options.onIdle();
         break;
       }
       for (const op of ops) {
-        if (this.inFlight.size >= concurrency) break;
+        if (this.tasks.size >= concurrency) break;
         const paths = op.toPath === null ? [op.path] : [op.path, op.toPath];
         const blocked = paths.some(
           (p) => earlier.has(p) || earlierAncestors.has(p) || ancestors(p).some((a) => earlier.has(a)),
@@ -146,55 +166,103 @@ export class Syncer {
           nextDue = Math.min(nextDue, op.nextAttemptAt);
           continue;
         }
-        this.start(op);
+        if (op.op === 'upload' && batchSize > 1 && !this.solo.has(op.id)) {
+          batch.push(op);
+          // A full batch takes a slot; the last, partial one starts after the scan below.
+          if (batch.length >= batchSize) startBatch();
+          continue;
+        }
+        this.start([op], false);
       }
       if (ops.length < QUEUE_PAGE) break;
       afterId = (ops[ops.length - 1] as Operation).id;
     }
-    if (nextDue !== Infinity && this.inFlight.size < concurrency) this.wakeAt(nextDue);
+    if (batch.length && this.tasks.size < concurrency) startBatch();
+    if (nextDue !== Infinity && this.tasks.size < concurrency) this.wakeAt(nextDue);
   }
 
-  private start(op: Operation): void {
-    const { journal, connectivity, log } = this.options;
+  private start(ops: Operation[], asBatch: boolean): void {
+    for (const op of ops) this.inFlight.add(op.id);
     const task = (async () => {
-      try {
-        const outcome = await this.options.run(op);
-        connectivity.succeeded();
-        const { folderId } = this.options;
-        if (outcome.kind === 'later') {
-          journal.transaction(() => {
+      let results: BatchResult;
+      if (asBatch) {
+        try {
+          results = await (this.options.runBatch as NonNullable<SyncerOptions['runBatch']>)(ops);
+        } catch (error) {
+          results = new Map(ops.map((op) => [op.id, { error }]));
+        }
+      } else {
+        const op = ops[0] as Operation;
+        try {
+          results = new Map([[op.id, { outcome: await this.options.run(op) }]]);
+        } catch (error) {
+          results = new Map([[op.id, { error }]]);
+        }
+      }
+      this.finish(ops, results);
+    })()
+      .catch((err: unknown) => this.options.log.error({ err: String(err) }, 'syncer task failed'))
+      .finally(() => {
+        for (const op of ops) this.inFlight.delete(op.id);
+        this.tasks.delete(task);
+        if (!this.stopped) this.kick();
+      });
+    this.tasks.add(task);
+  }
+
+  /** Applies the results of a task: every journal write of it in one commit. */
+  private finish(ops: Operation[], results: BatchResult): void {
+    const { journal, connectivity, log, folderId } = this.options;
+    const rescanLocal: string[] = [];
+    let rescanRemote = false;
+    let wake = Infinity;
+    let offline: string | null = null;
+    const failures: Array<{ op: Operation; message: string }> = [];
+    if (ops.some((op) => 'outcome' in (results.get(op.id) ?? {}))) connectivity.succeeded();
+    journal.transaction(() => {
+      for (const op of ops) {
+        const result = results.get(op.id) ?? { error: new Error('no result for this operation') };
+        if ('outcome' in result) {
+          const outcome = result.outcome;
+          if (outcome.kind === 'single') {
+            this.solo.add(op.id);
+          } else if (outcome.kind === 'later') {
             if (outcome.entry) journal.putEntry(folderId, outcome.entry);
             journal.failOp(op.id, null, outcome.at, false);
-          });
-          this.wakeAt(outcome.at);
-        } else {
-          journal.transaction(() => {
+            wake = Math.min(wake, outcome.at);
+          } else {
             if (outcome.entry) journal.putEntry(folderId, outcome.entry);
             journal.completeOp(op.id);
-          });
-          log.debug({ op: op.op, path: op.path, to: op.toPath }, 'operation done');
-          if (outcome.rescanLocal?.length || outcome.rescanRemote)
-            this.options.onRescan(outcome.rescanLocal ?? [], Boolean(outcome.rescanRemote));
+            this.solo.delete(op.id);
+            log.debug({ op: op.op, path: op.path, to: op.toPath, batch: ops.length > 1 }, 'operation done');
+            rescanLocal.push(...(outcome.rescanLocal ?? []));
+            rescanRemote ||= Boolean(outcome.rescanRemote);
+          }
+          continue;
         }
-      } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        if (isOffline(err)) {
-          connectivity.failed();
+        const message = result.error instanceof Error ? result.error.message : String(result.error);
+        if (isOffline(result.error)) {
+          if (offline === null) connectivity.failed();
+          offline = message;
           journal.failOp(op.id, message, connectivity.nextTryAt, false);
-          log.warn({ op: op.op, path: op.path, err: message }, 'server unreachable; waiting');
         } else {
           const delay = Math.min(this.options.retryBaseMs * 2 ** op.attempts, this.options.retryMaxMs);
           journal.failOp(op.id, message, Date.now() + delay);
-          log.warn(
-            { op: op.op, path: op.path, attempts: op.attempts + 1, err: message },
-            'operation failed; will retry',
-          );
+          failures.push({ op, message });
         }
       }
-    })().finally(() => {
-      this.inFlight.delete(op.id);
-      if (!this.stopped) this.kick();
     });
-    this.inFlight.set(op.id, task);
+    if (wake !== Infinity) this.wakeAt(wake);
+    if (offline !== null)
+      log.warn(
+        { op: ops[0]?.op, path: ops[0]?.path, ops: ops.length, err: offline },
+        'server unreachable; waiting',
+      );
+    for (const { op, message } of failures)
+      log.warn(
+        { op: op.op, path: op.path, attempts: op.attempts + 1, err: message },
+        'operation failed; will retry',
+      );
+    if (rescanLocal.length || rescanRemote) this.options.onRescan(rescanLocal, rescanRemote);
   }
 }

@@ -227,6 +227,12 @@ describe('aio daemon as a process', () => {
     expect(added.exitCode, added.stderr).toBe(0);
     for (let i = 0; i < 40; i++) await fs.writeFile(path.join(local, `f${i}.txt`), `file ${i}`);
     await waitFor(async () => (await onServer(s, '/logs')).size === 40, 20_000);
+    // The server lists a batch as soon as it committed it; the daemon logs each upload once
+    // it has read the batch's answer, so wait until its queue is empty too.
+    await waitFor(async () => {
+      const f = await folderStatus(s);
+      return f.state === 'idle' && f.queued === 0;
+    }, 20_000);
 
     const logFiles = (await fs.readdir(s.config)).filter((f) => f.startsWith('daemon.log')).sort();
     expect(logFiles).toEqual(['daemon.log', 'daemon.log.1', 'daemon.log.2']);

@@ -75,6 +75,34 @@ describe('aio daemon (push)', () => {
     expect(versions.items.map((v) => v.sha256)).toEqual([sha('version two'), sha('version one')]);
   });
 
+  it('sends small files in batches, bigger ones alone, and edits as new revisions of the same files', async () => {
+    const account = await startAccount();
+    const { dir, config } = await watched(account);
+    for (let d = 0; d < 3; d++) {
+      await fs.mkdir(path.join(dir, `d${d}`));
+      for (let f = 0; f < 100; f++) await fs.writeFile(path.join(dir, `d${d}`, `f${f}.txt`), `${d}/${f}`);
+    }
+    await fs.writeFile(path.join(dir, 'big.bin'), Buffer.alloc(200 * 1024, 7)); // over the batch size
+    const daemon = await runDaemon(config, account, { AIO_LOG_LEVEL: 'debug' });
+    await converged(account, dir);
+    const first = await account.client.get<Entry>('/api/v1/fs/stat', {
+      searchParams: { path: '/sync/d1/f42.txt' },
+    });
+
+    for (let f = 0; f < 50; f++) await fs.writeFile(path.join(dir, 'd1', `f${f}.txt`), `edited ${f}`);
+    await converged(account, dir);
+    const edited = await account.client.get<Entry>('/api/v1/fs/stat', {
+      searchParams: { path: '/sync/d1/f42.txt' },
+    });
+    expect(edited.id).toBe(first.id);
+    expect(edited.revision).toBe(first.revision + 1);
+    await daemon.stop();
+    const log = (await fs.readFile(path.join(config, 'daemon.log'), 'utf8')).split('\n');
+    const batched = log.filter((l) => l.includes('"operation done"') && l.includes('"batch":true'));
+    expect(batched.length).toBeGreaterThanOrEqual(300);
+    expect(batched.some((l) => l.includes('big.bin'))).toBe(false);
+  });
+
   it('uploads a file written slowly over 3 seconds complete', async () => {
     const account = await startAccount();
     const { dir, config } = await watched(account);
