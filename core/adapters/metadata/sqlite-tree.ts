@@ -350,11 +350,18 @@ export class SqliteTree {
     };
   }
 
+  /**
+   * Written against the unique index `nodes_live_name (owner_id, COALESCE(parent_id, ''),
+   * name_key) WHERE trashed_at IS NULL`, so it is one index probe; `parent_id IS ?` could
+   * only use `nodes_parent` and scanned every child of the folder.
+   */
   private liveChild(ownerId: string, parentId: string | null, key: string): NodeRow | undefined {
+    // '' stands for the root in the index: no real id may look like it.
+    if (parentId === '') return undefined;
     return cachedStatement(
       this.db,
-      'SELECT * FROM nodes WHERE owner_id = ? AND parent_id IS ? AND name_key = ? AND trashed_at IS NULL',
-    ).get(ownerId, parentId, key) as NodeRow | undefined;
+      "SELECT * FROM nodes WHERE owner_id = ? AND COALESCE(parent_id, '') = ? AND name_key = ? AND trashed_at IS NULL",
+    ).get(ownerId, parentId ?? '', key) as NodeRow | undefined;
   }
 
   private isSelfOrDescendant(id: string, candidate: string): boolean {
