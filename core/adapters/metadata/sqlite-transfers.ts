@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { NotFoundError } from '../../../contract/errors.js';
 import type { Clock } from '../../domain/clock.js';
-import type { SqliteDatabase } from '../../sqlite.js';
+import { cachedStatement, type SqliteDatabase } from '../../sqlite.js';
 import type {
   NewOutboxEntry,
   NewShare,
@@ -58,7 +58,8 @@ export class SqliteTransfers {
     return this.db
       .transaction((): UploadSession[] => {
         const now = this.clock.now().getTime();
-        const finish = this.db.prepare(
+        const finish = cachedStatement(
+          this.db,
           `UPDATE uploads SET status = 'processing', "offset" = length, updated_at = ?
            WHERE id = ? AND status = 'receiving' RETURNING *`,
         );
@@ -74,12 +75,11 @@ export class SqliteTransfers {
   }
 
   listBatchUploads(uploaderId: string, batchId: string): UploadSession[] {
-    const rows = this.db
-      .prepare(
-        `SELECT * FROM uploads WHERE batch_id = ? AND COALESCE(uploader_id, owner_id) = ?
+    const rows = cachedStatement(
+      this.db,
+      `SELECT * FROM uploads WHERE batch_id = ? AND COALESCE(uploader_id, owner_id) = ?
          ORDER BY batch_index ASC`,
-      )
-      .all(batchId, uploaderId) as UploadRow[];
+    ).all(batchId, uploaderId) as UploadRow[];
     return rows.map(toUpload);
   }
 
@@ -108,36 +108,36 @@ export class SqliteTransfers {
   }
 
   private insertUpload(row: UploadRow): void {
-    this.db
-      .prepare(
-        `INSERT INTO uploads (id, owner_id, uploader_id, parent_id, name, length, "offset", sha256, mtime,
+    cachedStatement(
+      this.db,
+      `INSERT INTO uploads (id, owner_id, uploader_id, parent_id, name, length, "offset", sha256, mtime,
          base_revision, metadata, status, error, file_id, batch_id, batch_index, created_at, updated_at,
          expires_at) VALUES (@id, @owner_id, @uploader_id, @parent_id, @name, @length, @offset, @sha256,
          @mtime, @base_revision, @metadata, @status, @error, @file_id, @batch_id, @batch_index, @created_at,
          @updated_at, @expires_at)`,
-      )
-      .run(row);
+    ).run(row);
   }
 
   getUpload(uploaderId: string, id: string): UploadSession | null {
-    const row = this.db
-      .prepare('SELECT * FROM uploads WHERE id = ? AND COALESCE(uploader_id, owner_id) = ?')
-      .get(id, uploaderId) as UploadRow | undefined;
+    const row = cachedStatement(
+      this.db,
+      'SELECT * FROM uploads WHERE id = ? AND COALESCE(uploader_id, owner_id) = ?',
+    ).get(id, uploaderId) as UploadRow | undefined;
     return row ? toUpload(row) : null;
   }
 
   getUploadById(id: string): UploadSession | null {
-    const row = this.db.prepare('SELECT * FROM uploads WHERE id = ?').get(id) as UploadRow | undefined;
+    const row = cachedStatement(this.db, 'SELECT * FROM uploads WHERE id = ?').get(id) as
+      UploadRow | undefined;
     return row ? toUpload(row) : null;
   }
 
   advanceUpload(id: string, from: number, to: number): UploadSession | null {
-    const row = this.db
-      .prepare(
-        `UPDATE uploads SET "offset" = ?, updated_at = ?
+    const row = cachedStatement(
+      this.db,
+      `UPDATE uploads SET "offset" = ?, updated_at = ?
          WHERE id = ? AND "offset" = ? AND status = 'receiving' AND ? >= "offset" AND ? <= length RETURNING *`,
-      )
-      .get(to, this.clock.now().getTime(), id, from, to, to) as UploadRow | undefined;
+    ).get(to, this.clock.now().getTime(), id, from, to, to) as UploadRow | undefined;
     return row ? toUpload(row) : null;
   }
 
@@ -145,12 +145,11 @@ export class SqliteTransfers {
     return this.db
       .transaction((): UploadSession | null => {
         const now = this.clock.now().getTime();
-        const row = this.db
-          .prepare(
-            `UPDATE uploads SET status = 'processing', updated_at = ?
+        const row = cachedStatement(
+          this.db,
+          `UPDATE uploads SET status = 'processing', updated_at = ?
              WHERE id = ? AND status = 'receiving' AND "offset" = length RETURNING *`,
-          )
-          .get(now, id) as UploadRow | undefined;
+        ).get(now, id) as UploadRow | undefined;
         if (!row) return null;
         this.insertOutbox(job, now);
         return toUpload(row);
@@ -167,7 +166,10 @@ export class SqliteTransfers {
     if (fields.error !== undefined) sets.push('error = @error');
     if (fields.fileId !== undefined) sets.push('file_id = @fileId');
     if (fields.sha256 !== undefined) sets.push('sha256 = @sha256');
-    const row = this.db.prepare(`UPDATE uploads SET ${sets.join(', ')} WHERE id = @id RETURNING *`).get({
+    const row = cachedStatement(
+      this.db,
+      `UPDATE uploads SET ${sets.join(', ')} WHERE id = @id RETURNING *`,
+    ).get({
       id,
       status,
       now: this.clock.now().getTime(),
@@ -179,11 +181,10 @@ export class SqliteTransfers {
   }
 
   listExpiredUploads(now: Date, limit: number): UploadSession[] {
-    const rows = this.db
-      .prepare(
-        "SELECT * FROM uploads WHERE status = 'receiving' AND expires_at < ? ORDER BY expires_at ASC, id ASC LIMIT ?",
-      )
-      .all(now.getTime(), Math.max(1, Math.floor(limit))) as UploadRow[];
+    const rows = cachedStatement(
+      this.db,
+      "SELECT * FROM uploads WHERE status = 'receiving' AND expires_at < ? ORDER BY expires_at ASC, id ASC LIMIT ?",
+    ).all(now.getTime(), Math.max(1, Math.floor(limit))) as UploadRow[];
     return rows.map(toUpload);
   }
 
@@ -192,21 +193,22 @@ export class SqliteTransfers {
   }
 
   listOutbox(limit: number): OutboxEntry[] {
-    const rows = this.db
-      .prepare('SELECT * FROM metadata_outbox ORDER BY pk ASC LIMIT ?')
-      .all(Math.max(1, Math.floor(limit))) as OutboxRow[];
+    const rows = cachedStatement(this.db, 'SELECT * FROM metadata_outbox ORDER BY pk ASC LIMIT ?').all(
+      Math.max(1, Math.floor(limit)),
+    ) as OutboxRow[];
     return rows.map(toOutbox);
   }
 
   deleteOutbox(id: string): void {
-    this.db.prepare('DELETE FROM metadata_outbox WHERE id = ?').run(id);
+    cachedStatement(this.db, 'DELETE FROM metadata_outbox WHERE id = ?').run(id);
   }
 
   /** Throws `NotFoundError` when the node is not the owner's. */
   createShare(input: NewShare): Share {
-    const node = this.db
-      .prepare('SELECT 1 FROM nodes WHERE id = ? AND owner_id = ?')
-      .get(input.nodeId, input.ownerId);
+    const node = cachedStatement(this.db, 'SELECT 1 FROM nodes WHERE id = ? AND owner_id = ?').get(
+      input.nodeId,
+      input.ownerId,
+    );
     if (!node) throw new NotFoundError('No such item.');
     const row: ShareRow = {
       id: randomUUID(),
@@ -223,13 +225,12 @@ export class SqliteTransfers {
       created_at: this.clock.now().getTime(),
     };
     try {
-      this.db
-        .prepare(
-          `INSERT INTO shares (id, owner_id, node_id, token_hash, grantee_id, role, password_hash, expires_at,
+      cachedStatement(
+        this.db,
+        `INSERT INTO shares (id, owner_id, node_id, token_hash, grantee_id, role, password_hash, expires_at,
            max_downloads, downloads, revoked_at, created_at) VALUES (@id, @owner_id, @node_id, @token_hash, @grantee_id,
            @role, @password_hash, @expires_at, @max_downloads, @downloads, @revoked_at, @created_at)`,
-        )
-        .run(row);
+      ).run(row);
     } catch (err) {
       translateSqliteError(err);
     }
@@ -237,56 +238,59 @@ export class SqliteTransfers {
   }
 
   getShare(ownerId: string, id: string): Share | null {
-    const row = this.db.prepare('SELECT * FROM shares WHERE id = ? AND owner_id = ?').get(id, ownerId) as
-      ShareRow | undefined;
+    const row = cachedStatement(this.db, 'SELECT * FROM shares WHERE id = ? AND owner_id = ?').get(
+      id,
+      ownerId,
+    ) as ShareRow | undefined;
     return row ? toShare(row) : null;
   }
 
   getShareByTokenHash(tokenHash: string): Share | null {
-    const row = this.db.prepare('SELECT * FROM shares WHERE token_hash = ?').get(tokenHash) as
+    const row = cachedStatement(this.db, 'SELECT * FROM shares WHERE token_hash = ?').get(tokenHash) as
       ShareRow | undefined;
     return row ? toShare(row) : null;
   }
 
   listShares(ownerId: string): Share[] {
-    const rows = this.db
-      .prepare('SELECT * FROM shares WHERE owner_id = ? ORDER BY created_at DESC, id ASC')
-      .all(ownerId) as ShareRow[];
+    const rows = cachedStatement(
+      this.db,
+      'SELECT * FROM shares WHERE owner_id = ? ORDER BY created_at DESC, id ASC',
+    ).all(ownerId) as ShareRow[];
     return rows.map(toShare);
   }
 
   listSharesWithUser(granteeId: string): Share[] {
-    const rows = this.db
-      .prepare(
-        'SELECT * FROM shares WHERE grantee_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id ASC',
-      )
-      .all(granteeId) as ShareRow[];
+    const rows = cachedStatement(
+      this.db,
+      'SELECT * FROM shares WHERE grantee_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id ASC',
+    ).all(granteeId) as ShareRow[];
     return rows.map(toShare);
   }
 
   revokeShare(ownerId: string, id: string, now: Date): boolean {
-    const result = this.db
-      .prepare('UPDATE shares SET revoked_at = ? WHERE id = ? AND owner_id = ? AND revoked_at IS NULL')
-      .run(now.getTime(), id, ownerId);
+    const result = cachedStatement(
+      this.db,
+      'UPDATE shares SET revoked_at = ? WHERE id = ? AND owner_id = ? AND revoked_at IS NULL',
+    ).run(now.getTime(), id, ownerId);
     return result.changes > 0;
   }
 
   /** One conditional UPDATE: refused when revoked, expired or at `max_downloads`. */
   recordShareDownload(id: string): Share | null {
-    const row = this.db
-      .prepare(
-        `UPDATE shares SET downloads = downloads + 1
+    const row = cachedStatement(
+      this.db,
+      `UPDATE shares SET downloads = downloads + 1
          WHERE id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)
            AND (max_downloads IS NULL OR downloads < max_downloads) RETURNING *`,
-      )
-      .get(id, this.clock.now().getTime()) as ShareRow | undefined;
+    ).get(id, this.clock.now().getTime()) as ShareRow | undefined;
     return row ? toShare(row) : null;
   }
   markShareOpened(id: string, now: Date): boolean {
     return (
-      this.db
-        .prepare('UPDATE shares SET opened_at = ? WHERE id = ? AND opened_at IS NULL')
-        .run(now.getTime(), id).changes > 0
+      cachedStatement(this.db, 'UPDATE shares SET opened_at = ? WHERE id = ? AND opened_at IS NULL').run(
+        now.getTime(),
+        id,
+      ).changes > 0
     );
   }
 
@@ -299,12 +303,11 @@ export class SqliteTransfers {
       priority: job.priority,
       created_at: now,
     };
-    const { pk } = this.db
-      .prepare(
-        `INSERT INTO metadata_outbox (id, queue, payload, idempotency_key, priority, created_at)
+    const { pk } = cachedStatement(
+      this.db,
+      `INSERT INTO metadata_outbox (id, queue, payload, idempotency_key, priority, created_at)
          VALUES (@id, @queue, @payload, @idempotency_key, @priority, @created_at) RETURNING pk`,
-      )
-      .get(row) as { pk: number };
+    ).get(row) as { pk: number };
     return toOutbox({ ...row, pk });
   }
 }
