@@ -171,31 +171,39 @@ type HeaderStep = { set: string; value: string | number | readonly string[] } | 
 
 /**
  * The header changes of a middleware that looks at nothing in the request (helmet with
- * static options), recorded once at start-up and replayed in one step per response:
- * every response gets exactly what the middleware sets, without its chain of eleven
- * calls. Throws at start-up if the middleware does anything else or does not finish.
+ * static options), recorded at start-up and replayed in one step per response: every
+ * response gets exactly what the middleware sets, without its chain of eleven calls.
+ * Throws at start-up if the middleware touches anything but setHeader/removeHeader,
+ * does not finish at once, or sets different values on two runs (a per-request value
+ * such as a CSP nonce must never be frozen into every response).
  */
-function fixedHeaders(middleware: ReturnType<typeof helmet>): RequestHandler {
-  const steps: HeaderStep[] = [];
-  const recorder = {
-    setHeader(name: string, value: string | number | readonly string[]) {
-      steps.push({ set: name, value });
-      return recorder;
-    },
-    removeHeader(name: string) {
-      steps.push({ remove: name });
-    },
+export function fixedHeaders(middleware: ReturnType<typeof helmet>): RequestHandler {
+  const record = (): HeaderStep[] => {
+    const steps: HeaderStep[] = [];
+    const recorder = {
+      setHeader(name: string, value: string | number | readonly string[]) {
+        steps.push({ set: name, value });
+        return recorder;
+      },
+      removeHeader(name: string) {
+        steps.push({ remove: name });
+      },
+    };
+    let finished = false;
+    middleware(
+      {} as Parameters<typeof middleware>[0],
+      recorder as unknown as Parameters<typeof middleware>[1],
+      (err?: unknown) => {
+        if (err !== undefined && err !== null) throw err;
+        finished = true;
+      },
+    );
+    if (!finished) throw new Error('The header middleware did not finish at once.');
+    return steps;
   };
-  let finished = false;
-  middleware(
-    {} as Parameters<typeof middleware>[0],
-    recorder as unknown as Parameters<typeof middleware>[1],
-    (err?: unknown) => {
-      if (err !== undefined && err !== null) throw err;
-      finished = true;
-    },
-  );
-  if (!finished) throw new Error('The header middleware did not finish at once.');
+  const steps = record();
+  if (JSON.stringify(record()) !== JSON.stringify(steps))
+    throw new Error('The header middleware sets per-request values; it cannot be replayed.');
   return (_req, res, next) => {
     for (const step of steps) {
       if ('set' in step) res.setHeader(step.set, step.value);

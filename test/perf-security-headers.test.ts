@@ -7,6 +7,7 @@ import express from 'express';
 import helmet from 'helmet';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fixedHeaders } from '../server/app.js';
 import { createTestApp, type TestApp } from './helpers/app.js';
 
 let t: TestApp;
@@ -55,5 +56,18 @@ describe('security headers', () => {
         expect([path, name, res.headers[name]]).toEqual([path, name, value]);
       expect(res.headers['x-powered-by']).toBeUndefined();
     }
+  });
+
+  it('refuse at start-up to freeze a per-request value such as a CSP nonce', () => {
+    const perRequest = helmet({
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: {
+          defaultSrc: ["'none'"],
+          scriptSrc: [() => `'nonce-${Math.random().toString(36).slice(2)}'`],
+        },
+      },
+    });
+    expect(() => fixedHeaders(perRequest)).toThrow(/per-request/);
   });
 });
