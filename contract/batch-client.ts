@@ -7,15 +7,8 @@
 import type { ApiClient } from './client.js';
 import { errorFromResponse } from './client.js';
 import { AppError } from './errors.js';
-import {
-  BATCH_CONTENT_TYPE,
-  BATCH_MAX_BYTES,
-  BATCH_MAX_FILES,
-  BATCH_MAX_FILE_SIZE,
-  type UploadBatchFile,
-  type UploadBatchItem,
-  type UploadBatchResponse,
-} from './schemas/uploads.js';
+import { BATCH_CONTENT_TYPE, BATCH_MAX_BYTES, BATCH_MAX_FILES, BATCH_MAX_FILE_SIZE } from './batch-limits.js';
+import type { UploadBatchFile, UploadBatchItem, UploadBatchResponse } from './schemas/uploads.js';
 
 export { BATCH_MAX_BYTES, BATCH_MAX_FILES, BATCH_MAX_FILE_SIZE };
 export type { UploadBatchFile, UploadBatchResponse };

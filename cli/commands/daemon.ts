@@ -11,8 +11,7 @@ import type { Command } from 'commander';
 import { AppError } from '../../contract/errors.js';
 import { daemonFiles } from '../../daemon/files.js';
 import { daemonAnswers, ipcRequest } from '../../daemon/ipc.js';
-import { readPid } from '../../daemon/lock.js';
-import { runDaemon, type DaemonStatus } from '../../daemon/main.js';
+import type { DaemonStatus } from '../../daemon/main.js';
 import { serviceFile, serviceUnit, SERVICE_NAME } from '../../daemon/service.js';
 import { requireLogin, type CliContext } from '../context.js';
 import { ensurePrivateDir } from '../paths.js';
@@ -28,10 +27,18 @@ function cliScript(): string {
   return fs.realpathSync(script);
 }
 
+/** The daemon's pid from its pid file (the lock module, and SQLite with it, load only here). */
+async function pidOf(pidFile: string): Promise<number | null> {
+  const { readPid } = await import('../../daemon/lock.js');
+  return readPid(pidFile);
+}
+
 /** Runs the daemon in the foreground until SIGTERM/SIGINT or `aio daemon stop`. */
 export async function daemonRun(ctx: CliContext): Promise<void> {
   await requireLogin(ctx);
   await ensurePrivateDir(ctx.configDir);
+  // Loaded here: every other command starts without the daemon's modules (watcher, journal).
+  const { runDaemon } = await import('../../daemon/main.js');
   await runDaemon({
     configDir: ctx.configDir,
     client: ctx.client,
@@ -47,7 +54,7 @@ export async function daemonStart(ctx: CliContext): Promise<void> {
   await ensurePrivateDir(ctx.configDir);
   const files = daemonFiles(ctx.configDir);
   if (await daemonAnswers(files.socket)) {
-    const pid = readPid(files.pid);
+    const pid = await pidOf(files.pid);
     throw new AppError(
       'CONFLICT',
       `The daemon is already running (pid ${pid ?? '?'}); stop it first with \`aio daemon stop\`.`,
@@ -94,7 +101,7 @@ export async function daemonStart(ctx: CliContext): Promise<void> {
 /** Asks the daemon to stop and waits until it has (in-flight operations finish or stay queued). */
 export async function daemonStop(ctx: CliContext): Promise<void> {
   const files = daemonFiles(ctx.configDir);
-  const pid = readPid(files.pid);
+  const pid = await pidOf(files.pid);
   try {
     await ipcRequest(files.socket, { cmd: 'stop' });
   } catch (err) {

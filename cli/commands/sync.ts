@@ -55,14 +55,21 @@ async function remoteTree(ctx: CliContext, root: string): Promise<Map<string, En
     throw err;
   }
   if (rootEntry.kind !== 'folder') throw new AppError('CONFLICT', `${root} is a file, not a folder.`);
-  const queue: Array<{ path: string; rel: string }> = [{ path: rootEntry.path, rel: '' }];
-  while (queue.length) {
-    const dir = queue.shift() as { path: string; rel: string };
-    for (const e of await listAll(ctx, dir.path)) {
-      const rel = dir.rel ? `${dir.rel}/${e.name}` : e.name;
-      tree.set(rel, e);
-      if (e.kind === 'folder') queue.push({ path: e.path, rel });
-    }
+  // Level by level, a few folders listed at once (a tree of 50 folders is 51 listings).
+  let level: Array<{ path: string; rel: string }> = [{ path: rootEntry.path, rel: '' }];
+  while (level.length) {
+    const listed = await runPool(level, 8, (dir) => listAll(ctx, dir.path));
+    const next: Array<{ path: string; rel: string }> = [];
+    listed.forEach((r, i) => {
+      if (!r.ok) throw r.error;
+      const dir = level[i] as { path: string; rel: string };
+      for (const e of r.value) {
+        const rel = dir.rel ? `${dir.rel}/${e.name}` : e.name;
+        tree.set(rel, e);
+        if (e.kind === 'folder') next.push({ path: e.path, rel });
+      }
+    });
+    level = next;
   }
   return tree;
 }

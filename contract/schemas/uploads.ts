@@ -93,17 +93,24 @@ export interface KnownResponse {
  * `POST /api/v1/uploads/batch`: many small files in one request, committed together by
  * the worker. Body (`Content-Type: application/vnd.aio.upload-batch`): a 4-byte
  * big-endian manifest length, the manifest (UTF-8 JSON, `uploadBatchManifestSchema`),
- * then each file's bytes in manifest order, back to back.
+ * then each file's bytes in manifest order, back to back. The limits live in
+ * `contract/batch-limits.ts` (no zod: clients load them without the schemas).
  */
-export const BATCH_CONTENT_TYPE = 'application/vnd.aio.upload-batch';
-/** Most files in one batch. */
-export const BATCH_MAX_FILES = 1000;
-/** Largest file a batch carries; bigger ones use tus. */
-export const BATCH_MAX_FILE_SIZE = 1024 * 1024;
-/** Most bytes (all files) in one batch. */
-export const BATCH_MAX_BYTES = 64 * 1024 * 1024;
-/** Largest manifest. */
-export const BATCH_MAX_MANIFEST_BYTES = 1024 * 1024;
+import {
+  BATCH_CONTENT_TYPE,
+  BATCH_MAX_BYTES,
+  BATCH_MAX_FILES,
+  BATCH_MAX_FILE_SIZE,
+  BATCH_MAX_MANIFEST_BYTES,
+} from '../batch-limits.js';
+
+export {
+  BATCH_CONTENT_TYPE,
+  BATCH_MAX_BYTES,
+  BATCH_MAX_FILES,
+  BATCH_MAX_FILE_SIZE,
+  BATCH_MAX_MANIFEST_BYTES,
+};
 
 export const uploadBatchItemSchema = z.strictObject({
   /** Target path, e.g. `/docs/a.txt` (`/Shared/<name>/…` for a folder shared with you as editor). */
