@@ -1,8 +1,13 @@
 /**
  * Uploads one local file to a remote path, resumably: a small resume record in
  * `<config>/uploads/` remembers the upload URL and the file's identity (size, mtime,
- * inode, sha256), so an interrupted upload of the same unchanged file — even after the
- * process was killed — continues from the server's offset instead of starting over.
+ * inode, sha256 when known), so an interrupted upload of the same unchanged file — even
+ * after the process was killed — continues from the server's offset instead of starting
+ * over.
+ *
+ * A large file whose sha256 is not known yet is read once: hashed while it is sent, its
+ * sha256 stated in a trailer of the last PATCH, which the server checks against the bytes
+ * it received (or holds the upload to) before anything is committed.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -11,7 +16,7 @@ import type { ApiClient } from '../contract/client.js';
 import { AppError } from '../contract/errors.js';
 import {
   createUpload,
-  sendFrom,
+  sendRest,
   uploadOffset,
   waitForUpload,
   type UploadTarget,
@@ -24,7 +29,8 @@ interface ResumeRecord {
   size: number;
   mtimeMs: number;
   ino: number;
-  sha256: string;
+  /** Null while the file is hashed as it is sent. */
+  sha256: string | null;
   remotePath: string;
 }
 
@@ -53,7 +59,6 @@ export interface UploadFileOptions {
   wait: boolean;
   priority?: 'bulk' | 'normal';
   baseRevision?: number;
-  onHashed?: (size: number) => void;
   onProgress?: (sent: number, size: number) => void;
   /** Attempts to resume after a broken connection. */
   retries?: number;
@@ -92,7 +97,7 @@ export async function uploadFile(options: UploadFileOptions): Promise<UploadOutc
   const unchanged =
     record && record.size === stat.size && record.mtimeMs === stat.mtimeMs && record.ino === stat.ino;
 
-  let sha256: string;
+  let sha256: string | null;
   let url: string | null = null;
   let offset = 0;
   let how: UploadOutcome['how'] = 'uploaded';
@@ -109,20 +114,23 @@ export async function uploadFile(options: UploadFileOptions): Promise<UploadOutc
   } else if (stat.size <= SMALL_FILE && options.serverHas === false) {
     // What is hashed is exactly what is sent: one read, one request.
     const body = await fs.readFile(options.local);
-    sha256 = createHash('sha256').update(body).digest('hex');
-    const created = await createUpload(client, target(options, body.length, sha256, stat.mtimeMs), body);
+    const bodySha256 = createHash('sha256').update(body).digest('hex');
+    const created = await createUpload(client, target(options, body.length, bodySha256, stat.mtimeMs), body);
     const id = created.url.split('/').pop() as string;
     return finish(options, {
       id,
       size: body.length,
-      sha256,
+      sha256: bodySha256,
       how: created.status === 'ready' ? 'deduplicated' : 'uploaded',
       ready: created.status === 'ready',
       bytesSent: body.length,
     });
-  } else {
+  } else if (options.sha256 !== undefined || stat.size <= SMALL_FILE) {
+    // A small file is hashed first: the server may have its content (no bytes sent then).
     sha256 = options.sha256 ?? (await sha256File(options.local)).sha256;
-    options.onHashed?.(stat.size);
+  } else {
+    // A large one is hashed while it is sent: no extra read.
+    sha256 = null;
   }
 
   if (!url) {
@@ -149,13 +157,27 @@ export async function uploadFile(options: UploadFileOptions): Promise<UploadOutc
 
   const startOffset = offset;
   let attempts = 0;
-  // A zero-length upload is complete at creation (the server finishes it at once).
-  while (offset < stat.size) {
+  // A zero-length upload is complete at creation (the server finishes it at once). An
+  // upload hashed on the way needs its sha256 stated even when every byte is there (a
+  // process killed before the last PATCH ended): an empty PATCH states it.
+  let unconfirmed = sha256 === null && status !== 'ready';
+  while (offset < stat.size || unconfirmed) {
     try {
-      offset = await sendFrom(client, url, options.local, offset, stat.size, (sent) =>
-        options.onProgress?.(sent, stat.size),
-      );
+      const sent = await sendRest(client, url, options.local, offset, stat.size, {
+        hashWhole: sha256 === null,
+        onProgress: (n) => options.onProgress?.(n, stat.size),
+      });
+      offset = sent.offset;
+      if (sent.sha256 !== null) sha256 = sent.sha256;
+      if (offset >= stat.size) unconfirmed = false;
     } catch (err) {
+      if (err instanceof AppError && err.code === 'CONFLICT' && unconfirmed && offset >= stat.size) {
+        // The upload is complete already: an earlier run's PATCH stated the sha256 and
+        // the answer was lost. The server held the bytes to it; it is what this file hashes to.
+        sha256 = (await sha256File(options.local)).sha256;
+        unconfirmed = false;
+        break;
+      }
       if (
         !(err instanceof AppError) ||
         err.code !== 'SERVICE_UNAVAILABLE' ||
@@ -177,18 +199,23 @@ export async function uploadFile(options: UploadFileOptions): Promise<UploadOutc
   return finish(options, {
     id: url.split('/').pop() as string,
     size: stat.size,
-    sha256,
+    sha256: sha256 ?? '',
     how,
     ready: status === 'ready',
     bytesSent: stat.size - startOffset,
   });
 }
 
-function target(options: UploadFileOptions, size: number, sha256: string, mtimeMs: number): UploadTarget {
+function target(
+  options: UploadFileOptions,
+  size: number,
+  sha256: string | null,
+  mtimeMs: number,
+): UploadTarget {
   return {
     path: options.remote,
     size,
-    sha256,
+    sha256: sha256 ?? undefined,
     mtimeMs,
     baseRevision: options.baseRevision,
     priority: options.priority,

@@ -3,9 +3,15 @@
  * turns every error response into an `AppError` with the server's stable code, and
  * retries a request once with a fresh access token when the server says the token
  * expired (the `TokenProvider` decides how to refresh).
+ *
+ * Built on Node's own HTTP client: it loads in no time (the CLI starts for every
+ * command) and adds nothing between a request and the socket.
  */
-import got, { type Got, type Method, RequestError } from 'got';
+import http, { type IncomingHttpHeaders } from 'node:http';
+import https from 'node:https';
 import { AppError, isErrorCode, type ErrorBody } from './errors.js';
+
+export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS';
 
 export interface TokenProvider {
   /** The token to send, or null when not logged in. */
@@ -38,7 +44,35 @@ export interface RawResponse {
   body: Buffer;
 }
 
-const USER_AGENT = 'aio-storage-client/0.1';
+export const USER_AGENT = 'aio-storage-client/0.1';
+
+/** Idempotent requests are retried with backoff on these answers and on connection errors. */
+const RETRY_METHODS: ReadonlySet<Method> = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
+const RETRY_STATUSES: ReadonlySet<number> = new Set([502, 503, 504]);
+const RETRY_ERROR_CODES: ReadonlySet<string> = new Set([
+  'ETIMEDOUT',
+  'ECONNRESET',
+  'EADDRINUSE',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ENOTFOUND',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+const RETRY_LIMIT = 3;
+
+/**
+ * Node's global agents: keep-alive, and idle sockets are dropped after 5 s (before the
+ * server's keep-alive timeout), so a request never goes out on a socket the server closed.
+ */
+export function agentFor(url: URL): http.Agent {
+  return url.protocol === 'https:' ? https.globalAgent : http.globalAgent;
+}
+
+/** `http.request` or `https.request`, by the URL's scheme. */
+export function requestFor(url: URL): typeof http.request {
+  return url.protocol === 'https:' ? https.request : http.request;
+}
 
 /** Builds an AppError from an error response (or a generic one for non-JSON bodies). */
 export function errorFromResponse(status: number, body: Buffer | string): AppError {
@@ -62,7 +96,7 @@ export function errorFromResponse(status: number, body: Buffer | string): AppErr
 
 /** Network-level failures (refused, reset, timeout) → SERVICE_UNAVAILABLE with the server named. */
 export function networkError(server: string, err: unknown): AppError {
-  const code = err instanceof RequestError ? err.code : undefined;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
   return new AppError('SERVICE_UNAVAILABLE', `Cannot reach ${server}${code ? ` (${code})` : ''}.`, {
     cause: err,
   });
@@ -70,27 +104,11 @@ export function networkError(server: string, err: unknown): AppError {
 
 export class ApiClient {
   readonly server: string;
-  private readonly http: Got;
   private readonly tokens: TokenProvider;
 
   constructor(server: string, tokens: TokenProvider = anonymous) {
     this.server = server.replace(/\/+$/, '');
     this.tokens = tokens;
-    this.http = got.extend({
-      prefixUrl: this.server,
-      throwHttpErrors: false,
-      // Idempotent requests are retried with backoff on 502/503/504 and connection
-      // errors; never on other 4xx/5xx, never for POST/PATCH.
-      retry: {
-        limit: 3,
-        methods: ['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS'],
-        statusCodes: [502, 503, 504],
-        calculateDelay: ({ attemptCount, computedValue }) =>
-          computedValue === 0 ? 0 : Math.min(250 * 2 ** attemptCount, 4000),
-      },
-      followRedirect: false,
-      headers: { 'user-agent': USER_AGENT },
-    });
   }
 
   /** The authorization header for requests made outside this client (tus, downloads). */
@@ -105,26 +123,34 @@ export class ApiClient {
 
   /** Sends a request and returns the raw response, retrying once after a token refresh. */
   async raw(method: Method, path: string, options: RequestOptions = {}): Promise<RawResponse> {
+    const url = new URL(`${this.server}/${path.replace(/^\//, '')}`);
+    for (const [k, v] of Object.entries(options.searchParams ?? {}))
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    let body = options.body;
+    const baseHeaders: Record<string, string> = { 'user-agent': USER_AGENT, ...options.headers };
+    if (options.json !== undefined) {
+      body = Buffer.from(JSON.stringify(options.json), 'utf8');
+      baseHeaders['content-type'] = 'application/json';
+    }
     const send = async (): Promise<RawResponse> => {
-      const headers: Record<string, string> = { ...options.headers };
+      const headers = { ...baseHeaders };
       if (options.auth !== false) Object.assign(headers, await this.authHeaders());
-      const searchParams: Record<string, string> = {};
-      for (const [k, v] of Object.entries(options.searchParams ?? {}))
-        if (v !== undefined) searchParams[k] = String(v);
-      try {
-        const res = await this.http(path.replace(/^\//, ''), {
-          method,
-          headers,
-          searchParams,
-          json: options.json,
-          body: options.body,
-          signal: options.signal,
-          responseType: 'buffer',
-          timeout: { request: options.timeoutMs ?? 60_000 },
-        });
-        return { status: res.statusCode, headers: res.headers, body: res.body };
-      } catch (err) {
-        throw networkError(this.server, err);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const res = await exchange(method, url, headers, body, options);
+          if (attempt > RETRY_LIMIT || !RETRY_METHODS.has(method) || !RETRY_STATUSES.has(res.status))
+            return res;
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          const retry =
+            attempt <= RETRY_LIMIT &&
+            RETRY_METHODS.has(method) &&
+            options.signal?.aborted !== true &&
+            code !== undefined &&
+            RETRY_ERROR_CODES.has(code);
+          if (!retry) throw networkError(this.server, err);
+        }
+        await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** attempt, 4000)));
       }
     };
     let res = await send();
@@ -171,4 +197,65 @@ function isTokenError(body: Buffer): boolean {
   } catch {
     return false;
   }
+}
+
+/** One request/response: the whole answer body is read; a timeout or abort rejects. */
+function exchange(
+  method: Method,
+  url: URL,
+  headers: Record<string, string>,
+  body: Buffer | undefined,
+  options: RequestOptions,
+): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    if (options.signal?.aborted) {
+      reject(abortError());
+      return;
+    }
+    const req = requestFor(url)(url, {
+      method,
+      headers: body ? { ...headers, 'content-length': String(body.length) } : headers,
+      agent: agentFor(url),
+    });
+    const timer = setTimeout(() => {
+      req.destroy(
+        Object.assign(new Error(`Timeout awaiting the answer to ${method} ${url.pathname}`), {
+          code: 'ETIMEDOUT',
+        }),
+      );
+    }, options.timeoutMs ?? 60_000);
+    const onAbort = (): void => {
+      req.destroy(abortError());
+    };
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const done = (): void => {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+    };
+    req.once('error', (err) => {
+      done();
+      reject(err);
+    });
+    req.once('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.once('error', (err) => {
+        done();
+        reject(err);
+      });
+      res.once('end', () => {
+        done();
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers as IncomingHttpHeaders,
+          body: Buffer.concat(chunks),
+        });
+      });
+    });
+    req.end(body);
+  });
+}
+
+function abortError(): Error {
+  return Object.assign(new Error('The request was cancelled.'), { name: 'AbortError', code: 'ABORT_ERR' });
 }

@@ -4,19 +4,31 @@
  * server's offset after any interruption, and stream the rest with backpressure.
  * The caller keeps the upload URL (a resume record) so a killed process resumes too.
  */
-import fs from 'node:fs';
-import got from 'got';
-import type { ApiClient } from './client.js';
-import { errorFromResponse, networkError } from './client.js';
+import { createHash, type Hash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import type { ApiClient, RawResponse } from './client.js';
+import { USER_AGENT, agentFor, errorFromResponse, networkError, requestFor } from './client.js';
 import { AppError } from './errors.js';
 
 export const TUS_VERSION = '1.0.0';
+/**
+ * AIO's header (as a trailer here) on the PATCH that completes an upload: the hex sha256
+ * of the whole upload. The server checks it against the bytes it received (or records it
+ * for the worker to check, when earlier requests brought some of them) and answers with
+ * the same header once it holds that sha256.
+ */
+export const UPLOAD_SHA256_HEADER = 'Aio-Upload-Sha256';
+/** Reads (and socket writes) of this size: few syscalls, little memory. */
+const SEND_CHUNK_BYTES = 2 * 1024 * 1024;
 
 export interface UploadTarget {
   /** Remote path, e.g. `/docs/report.pdf`. */
   path: string;
   size: number;
-  sha256: string;
+  /** Verified when given; else the client states it at the end (see `sendRest`). */
+  sha256?: string;
   mtimeMs: number;
   /** Optimistic concurrency: the revision this change is based on (0: must not exist). */
   baseRevision?: number;
@@ -103,40 +115,185 @@ export async function sendFrom(
   size: number,
   onProgress?: (sentTotal: number) => void,
 ): Promise<number> {
-  const headers = {
-    ...(await client.authHeaders()),
-    'tus-resumable': TUS_VERSION,
-    'upload-offset': String(offset),
-    'content-type': 'application/offset+octet-stream',
-    'content-length': String(size - offset),
-  };
-  const body = fs.createReadStream(file, { start: offset, end: size - 1, highWaterMark: 1024 * 1024 });
+  return (await sendRest(client, url, file, offset, size, { onProgress })).offset;
+}
+
+export interface SendOptions {
+  onProgress?: (sentTotal: number) => void;
+  /**
+   * Hash the file while sending it and state the whole upload's sha256 in a trailer, so
+   * the server verifies the bytes against what was read here before anything is
+   * committed. The bytes before `offset` (sent earlier) are read and hashed first.
+   */
+  hashWhole?: boolean;
+}
+
+export interface SendResult {
+  offset: number;
+  /** With `hashWhole`, once the upload is complete: the sha256 the server confirmed. */
+  sha256: string | null;
+}
+
+/**
+ * Sends the file from `offset` to the end in one (chunked) PATCH through Node's HTTP
+ * client: reads of 2 MiB, the next read overlapping the socket write of the last,
+ * backpressure from the socket. With `hashWhole` the sha256 of the whole file travels
+ * as an `Aio-Upload-Sha256` trailer and the answer must confirm it.
+ */
+export async function sendRest(
+  client: ApiClient,
+  url: string,
+  file: string,
+  offset: number,
+  size: number,
+  options: SendOptions = {},
+): Promise<SendResult> {
+  const handle = await fs.open(file, 'r');
   try {
-    const request = got(url, {
-      method: 'PATCH',
-      headers,
-      body: size - offset > 0 ? body : '',
-      throwHttpErrors: false,
-      retry: { limit: 0 },
-      timeout: { socket: 60_000 },
-      responseType: 'buffer',
-    });
-    if (onProgress)
-      request.on('uploadProgress', (p: { transferred: number }) => onProgress(offset + p.transferred));
-    const res = await request;
-    if (res.statusCode === 401) {
+    const hash = options.hashWhole ? await hashPrefix(handle, offset) : null;
+    const headers: Record<string, string> = {
+      ...(await client.authHeaders()),
+      'user-agent': USER_AGENT,
+      'tus-resumable': TUS_VERSION,
+      'upload-offset': String(offset),
+      'content-type': 'application/offset+octet-stream',
+    };
+    // A trailer needs a chunked body; without one the length is declared.
+    if (hash) headers.trailer = UPLOAD_SHA256_HEADER;
+    else headers['content-length'] = String(size - offset);
+    let res: RawResponse;
+    try {
+      res = await patchBody(new URL(url), headers, handle, offset, size, hash, options.onProgress);
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      throw networkError(client.server, err);
+    }
+    if (res.status === 401) {
       // The access token expired during a long transfer: refresh and let the caller resume.
       await client.refreshAuth();
       throw new AppError('SERVICE_UNAVAILABLE', 'The session was refreshed during the upload; resuming.');
     }
-    if (res.statusCode !== 204) throw errorFromResponse(res.statusCode, res.body);
-    return Number(res.headers['upload-offset'] ?? size);
-  } catch (err) {
-    if (err instanceof AppError) throw err;
-    throw networkError(client.server, err);
+    if (res.status !== 204) throw errorFromResponse(res.status, res.body);
+    const newOffset = Number(header(res.headers, 'upload-offset') ?? size);
+    if (!hash || newOffset < size) return { offset: newOffset, sha256: null };
+    const sent = hash.digest('hex');
+    const confirmed = header(res.headers, UPLOAD_SHA256_HEADER.toLowerCase());
+    if (confirmed !== sent) {
+      throw new AppError(
+        'CHECKSUM_MISMATCH',
+        confirmed === undefined
+          ? 'The server did not confirm the sha256 of the upload.'
+          : 'The server holds different bytes than were sent.',
+      );
+    }
+    return { offset: newOffset, sha256: sent };
   } finally {
-    body.destroy();
+    await handle.close();
   }
+}
+
+/** A sha256 of the file's first `length` bytes, to go on with. */
+async function hashPrefix(handle: FileHandle, length: number): Promise<Hash> {
+  const hash = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(Math.min(SEND_CHUNK_BYTES, Math.max(length, 1)));
+  let position = 0;
+  while (position < length) {
+    const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, length - position), position);
+    if (bytesRead === 0) throw new AppError('CONFLICT', 'The file became shorter during the upload.');
+    hash.update(buffer.subarray(0, bytesRead));
+    position += bytesRead;
+  }
+  return hash;
+}
+
+/** Reads `[position, position + length)` into a fresh buffer (the socket keeps it until written). */
+async function readChunk(handle: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafe(length);
+  let filled = 0;
+  while (filled < length) {
+    const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
+    if (bytesRead === 0) throw new AppError('CONFLICT', 'The file became shorter during the upload.');
+    filled += bytesRead;
+  }
+  return buffer;
+}
+
+/** The PATCH itself: resolves with the answer, rejects on a network error. */
+function patchBody(
+  url: URL,
+  headers: Record<string, string>,
+  handle: FileHandle,
+  offset: number,
+  size: number,
+  hash: Hash | null,
+  onProgress?: (sentTotal: number) => void,
+): Promise<RawResponse> {
+  return new Promise<RawResponse>((resolve, reject) => {
+    const req = requestFor(url)(url, { method: 'PATCH', headers, agent: agentFor(url) });
+    // No progress on the socket for 60 s: give up (the caller resumes from the server's offset).
+    req.setTimeout(60_000, () => req.destroy(Object.assign(new Error('ETIMEDOUT'), { code: 'ETIMEDOUT' })));
+    let settled = false;
+    const fail = (err: unknown): void => {
+      if (settled) return;
+      settled = true;
+      req.destroy();
+      reject(err);
+    };
+    req.once('error', fail);
+    req.once('response', (res: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.once('error', fail);
+      res.once('end', () => {
+        if (settled) return;
+        settled = true;
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
+      });
+    });
+    writeBody(req, handle, offset, size, hash, onProgress).catch(fail);
+  });
+}
+
+async function writeBody(
+  req: ClientRequest,
+  handle: FileHandle,
+  offset: number,
+  size: number,
+  hash: Hash | null,
+  onProgress?: (sentTotal: number) => void,
+): Promise<void> {
+  let position = offset;
+  const next = (): Promise<Buffer> | null =>
+    position < size ? readChunk(handle, position, Math.min(SEND_CHUNK_BYTES, size - position)) : null;
+  let pending = next();
+  while (pending) {
+    const chunk = await pending;
+    position += chunk.length;
+    // The next read runs while this chunk is hashed and written.
+    pending = next();
+    hash?.update(chunk);
+    if (req.destroyed) {
+      pending?.catch(() => undefined);
+      return;
+    }
+    if (!req.write(chunk)) await drained(req);
+    onProgress?.(position);
+  }
+  if (hash) req.addTrailers({ [UPLOAD_SHA256_HEADER]: hash.copy().digest('hex') });
+  req.end();
+}
+
+/** Waits for the socket to take more (or the request to fail). */
+function drained(req: ClientRequest): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      req.off('drain', done);
+      req.off('close', done);
+      resolve();
+    };
+    req.once('drain', done);
+    req.once('close', done);
+  });
 }
 
 /** The upload's state as `GET /api/v1/uploads/:id` reports it (the fields clients use). */

@@ -11,7 +11,8 @@ import { AppError } from '../../contract/errors.js';
 import type { UploadSession } from '../../core/ports/metadata-store.js';
 import type { AppDeps } from '../deps.js';
 import { kickOutboxRelay } from '../outbox-relay.js';
-import { contentLength } from './tus-headers.js';
+import { announceUpload } from '../../core/changes.js';
+import { UPLOAD_SHA256_HEADER, contentLength, statedChecksums, type StatedChecksums } from './tus-headers.js';
 import { assertReceiving, processingJob, progressKey } from './session.js';
 import { lockUpload } from './upload-lock.js';
 
@@ -56,31 +57,126 @@ export async function receiveBytes(
     }
     const remaining = current.length - offset;
     const declared = contentLength(req);
+    // A malformed Upload-Checksum header is refused before any byte is written.
+    statedChecksums(req);
     const progress = new ProgressWriter(deps, session.id, offset);
     let overflow = declared !== undefined && declared > remaining;
     const counted = countBytes(req, (seen) => {
       if (seen > remaining) overflow = true;
       progress.update(Math.min(seen, remaining));
     });
-    // An upload that arrives whole in one request is hashed on the way to disk, so the
-    // worker can skip reading it back.
-    const hashing = offset === 0 ? new HashingSource(counted) : null;
+    // Every body is hashed on its way to disk: to check the checksums the client states,
+    // and (an upload that arrives whole in one request) so the worker can skip reading it back.
+    const hashing = new HashingSource(counted);
     let written: number;
     try {
-      written = await deps.blobs.appendStaging(session.id, offset, hashing ?? counted, remaining);
+      written = await deps.blobs.appendStaging(session.id, offset, hashing, remaining);
     } finally {
       await progress.stop();
     }
+    // The writer stops at the upload's last byte; a chunked body's end (and its trailers)
+    // may still be on the way: read them, and note any bytes beyond the upload.
+    if (written === current.length && !overflow && (await awaitEnd(req))) overflow = true;
+    const chunkSha256 = hashing.digestIf(written - offset);
+    const stated = await checkedChecksums(deps, current, offset, req, chunkSha256, written, overflow);
     if (written > offset) {
       const advanced = await deps.metadata.advanceUpload(session.id, offset, written);
       if (!advanced) throw new AppError('CONFLICT', 'The upload changed while its bytes were written.');
       current = advanced;
     }
-    current = await finishIfComplete(deps, current, hashing?.digestIf(written));
+    if (stated.upload !== undefined && current.offset === current.length && current.status === 'receiving') {
+      current = await declareUploadSha256(deps, current, stated.upload);
+      // Tells the client the sha256 it stated is the one the upload will be held to.
+      req.res?.setHeader(UPLOAD_SHA256_HEADER, stated.upload);
+    }
+    // A request that announced the whole upload's sha256 as a trailer but ended before it
+    // does not finish the upload: the client states it again (an empty PATCH will do).
+    if (stated.upload === undefined && announcesUploadSha256(req)) return { session: current, overflow };
+    current = await finishIfComplete(deps, current, offset === 0 ? chunkSha256 : undefined);
     return { session: current, overflow };
   } finally {
     await lock.release();
   }
+}
+
+/**
+ * Verifies what the client stated about this request's bytes once they are written
+ * (tus checksum: "Once the entire request has been received, the Server MUST verify the
+ * uploaded chunk against the provided checksum"). On a mismatch — or a bad trailer —
+ * the chunk is discarded and 460 (400) answered. A body cut short has no trailer and is
+ * kept as without a checksum: the whole upload's sha256 still covers those bytes.
+ */
+async function checkedChecksums(
+  deps: Deps,
+  session: UploadSession,
+  offset: number,
+  req: Request,
+  chunkSha256: string | undefined,
+  written: number,
+  overflow: boolean,
+): Promise<StatedChecksums> {
+  let stated: StatedChecksums;
+  try {
+    stated = statedChecksums(req);
+  } catch (err) {
+    if (written > offset) await discardChunk(deps, session, offset);
+    throw err;
+  }
+  // Only a body that arrived whole is checked (a trailer exists only then anyway).
+  if (overflow || !req.complete) return {};
+  const complete = written === session.length;
+  const mismatch =
+    (stated.chunk !== undefined && chunkSha256 !== undefined && stated.chunk !== chunkSha256) ||
+    // The whole upload came in this request: its sha256 is known now.
+    (stated.upload !== undefined &&
+      offset === 0 &&
+      complete &&
+      chunkSha256 !== undefined &&
+      stated.upload !== chunkSha256);
+  if (mismatch) {
+    await discardChunk(deps, session, offset);
+    throw new AppError(
+      'CHECKSUM_MISMATCH',
+      'The bytes received do not match the stated checksum; they were discarded.',
+    );
+  }
+  return stated;
+}
+
+/**
+ * "The Server MUST discard the chunk": a first chunk by removing the staging file (the
+ * upload stays at offset 0). A staging file cannot be cut back to a later offset, so
+ * there the upload ends as failed (the client starts a new one); nothing is committed.
+ */
+async function discardChunk(deps: Deps, session: UploadSession, offset: number): Promise<void> {
+  if (offset > 0) await failUpload(deps, session);
+  else await deps.blobs.deleteStaging(session.id);
+}
+
+/** Ends the upload as failed with CHECKSUM_MISMATCH and drops its bytes. */
+async function failUpload(deps: Deps, session: UploadSession): Promise<void> {
+  await deps.metadata.setUploadStatus(session.id, 'failed', { error: 'CHECKSUM_MISMATCH' });
+  await deps.blobs.deleteStaging(session.id);
+  await announceUpload(deps.cache, session.id, 'failed').catch(() => undefined);
+}
+
+/**
+ * The client stated the whole upload's sha256 on the request that completed it (it hashed
+ * while it sent): recorded like a `sha256` given at creation, so the worker verifies the
+ * staged bytes against it before anything is committed. A value that contradicts the one
+ * given at creation ends the upload as a mismatch.
+ */
+async function declareUploadSha256(
+  deps: Deps,
+  session: UploadSession,
+  sha256: string,
+): Promise<UploadSession> {
+  if (session.sha256 === sha256) return session;
+  if (session.sha256 !== null) {
+    await failUpload(deps, session);
+    throw new AppError('CHECKSUM_MISMATCH', 'The stated sha256 differs from the one given at creation.');
+  }
+  return (await deps.metadata.setUploadStatus(session.id, 'receiving', { sha256 })) ?? session;
 }
 
 /** Records the job and moves the upload to `processing` once every byte is in; kicks the relay. */
@@ -161,6 +257,44 @@ async function* countBytes(req: Request, onBytes: (seen: number) => void): Async
   }
 }
 
+/** How long the end of a body (its trailers) may take after the upload's last byte. */
+const END_WAIT_MS = 30_000;
+
+/**
+ * Waits until the request's body has ended (its trailers are then in `req.trailers`).
+ * Resolves `true` when more bytes came (more than the upload allows), `false` at the end
+ * or when the request was cut off.
+ */
+function awaitEnd(req: Request): Promise<boolean> {
+  if (req.complete || req.readableEnded || req.destroyed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const finish = (extra: boolean): void => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('close', onEnd);
+      req.off('error', onEnd);
+      resolve(extra);
+    };
+    const onData = (chunk: Buffer): void => {
+      if (chunk.byteLength > 0) finish(true);
+    };
+    const onEnd = (): void => finish(false);
+    const timer = setTimeout(onEnd, END_WAIT_MS);
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('close', onEnd);
+    req.once('error', onEnd);
+  });
+}
+
+/** The request announced (`Trailer:`) that the whole upload's sha256 follows the body. */
+function announcesUploadSha256(req: Request): boolean {
+  return (req.get('trailer') ?? '')
+    .split(',')
+    .some((name) => name.trim().toLowerCase() === UPLOAD_SHA256_HEADER.toLowerCase());
+}
+
 /** Writes `offset + received` to the Cache at most every `PROGRESS_INTERVAL_MS`; best effort. */
 class ProgressWriter {
   private latest: number;
@@ -211,6 +345,7 @@ async function* noBytes(): AsyncGenerator<Uint8Array> {}
 class HashingSource implements AsyncIterable<Uint8Array> {
   private readonly hash = createHash('sha256');
   private bytes = 0;
+  private digested = false;
 
   constructor(private readonly source: AsyncIterable<Uint8Array>) {}
 
@@ -224,6 +359,8 @@ class HashingSource implements AsyncIterable<Uint8Array> {
 
   /** The sha256 when exactly `written` bytes passed through (none were cut off), else undefined. */
   digestIf(written: number): string | undefined {
+    if (this.digested) return undefined;
+    this.digested = true;
     return this.bytes === written ? this.hash.digest('hex') : undefined;
   }
 }

@@ -17,7 +17,9 @@ export const EXPOSED_HEADERS = [
   'Tus-Version',
   'Tus-Extension',
   'Tus-Max-Size',
+  'Tus-Checksum-Algorithm',
   'Aio-Upload-Status',
+  'Aio-Upload-Sha256',
 ];
 
 const ALLOWED_HEADERS = [
@@ -27,9 +29,22 @@ const ALLOWED_HEADERS = [
   'Upload-Length',
   'Upload-Offset',
   'Upload-Metadata',
+  'Upload-Checksum',
+  'Aio-Upload-Sha256',
   'X-Request-Id',
   'X-HTTP-Method-Override',
 ];
+
+/**
+ * Extensions beyond the creation/termination/expiration set: `checksum` (an
+ * `Upload-Checksum` header on a PATCH) and `checksum-trailer` (the same as an HTTP
+ * trailer of a chunked PATCH, so a client can hash while it sends).
+ */
+const CHECKSUM_EXTENSIONS = ['checksum', 'checksum-trailer'];
+/** "Tus-Checksum-Algorithm … a comma-separated list of the checksum algorithms supported by the server." */
+export const CHECKSUM_ALGORITHMS = ['sha256'];
+/** AIO's header (or trailer) on the PATCH that completes an upload: the hex sha256 of the whole upload. */
+export const UPLOAD_SHA256_HEADER = 'Aio-Upload-Sha256';
 
 /**
  * Sets `Tus-Resumable` on every answer — "The Tus-Resumable header MUST be included in
@@ -73,7 +88,8 @@ export function tusProtocol(): RequestHandler {
 export function tusOptions(maxSize: number): RequestHandler {
   return (req, res) => {
     res.setHeader('Tus-Version', TUS_VERSION);
-    res.setHeader('Tus-Extension', TUS_EXTENSIONS.join(','));
+    res.setHeader('Tus-Extension', [...TUS_EXTENSIONS, ...CHECKSUM_EXTENSIONS].join(','));
+    res.setHeader('Tus-Checksum-Algorithm', CHECKSUM_ALGORITHMS.join(','));
     res.setHeader('Tus-Max-Size', String(maxSize));
     if (req.get('origin') !== undefined) {
       res.setHeader('Access-Control-Allow-Methods', 'POST, GET, HEAD, PATCH, DELETE, OPTIONS');
@@ -135,6 +151,55 @@ export function requireOffsetOctetStream(req: Request): void {
   if (type !== TUS_CONTENT_TYPE) {
     throw new AppError('UNSUPPORTED_MEDIA_TYPE', `Content-Type must be ${TUS_CONTENT_TYPE}.`);
   }
+}
+
+/** Checksums a PATCH states for its bytes (`chunk`, hex) and for the whole upload (`upload`, hex). */
+export interface StatedChecksums {
+  chunk?: string;
+  upload?: string;
+}
+
+const HEX_SHA256 = /^[0-9a-f]{64}$/u;
+const BASE64_SHA256 = /^[A-Za-z0-9+/]{43}=$/u;
+
+/** A header, else the trailer of that name (trailers are known once the body was read). */
+function headerOrTrailer(req: Request, name: string): string | undefined {
+  const header = req.get(name);
+  if (header !== undefined) return header;
+  const trailer = req.trailers[name.toLowerCase()];
+  return typeof trailer === 'string' ? trailer : undefined;
+}
+
+/**
+ * The checksums of a PATCH, read after its body (a trailer arrives after the last byte).
+ * `Upload-Checksum`: "The value of this header MUST be the name of the used checksum
+ * algorithm, followed by a space and the Base64 encoded checksum" — "If the hash
+ * algorithm is not supported by the server, it MUST respond with the 400 Bad Request".
+ * `Aio-Upload-Sha256`: the hex sha256 of the whole upload.
+ */
+export function statedChecksums(req: Request): StatedChecksums {
+  const stated: StatedChecksums = {};
+  const checksum = headerOrTrailer(req, 'upload-checksum')?.trim();
+  if (checksum !== undefined) {
+    const [algorithm, value, ...rest] = checksum.split(/\s+/u);
+    if (algorithm?.toLowerCase() !== 'sha256' || rest.length > 0) {
+      throw new AppError(
+        'BAD_REQUEST',
+        `Upload-Checksum: only ${CHECKSUM_ALGORITHMS.join(', ')} is supported.`,
+      );
+    }
+    if (value === undefined || !BASE64_SHA256.test(value)) {
+      throw new AppError('BAD_REQUEST', 'Upload-Checksum must be "sha256 <base64 digest>".');
+    }
+    stated.chunk = Buffer.from(value, 'base64').toString('hex');
+  }
+  const whole = headerOrTrailer(req, UPLOAD_SHA256_HEADER)?.trim().toLowerCase();
+  if (whole !== undefined) {
+    if (!HEX_SHA256.test(whole))
+      throw new AppError('BAD_REQUEST', `${UPLOAD_SHA256_HEADER} must be a hex sha256.`);
+    stated.upload = whole;
+  }
+  return stated;
 }
 
 /** "The value of the Upload-Expires header MUST be in RFC 9110 datetime format." */

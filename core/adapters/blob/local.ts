@@ -25,7 +25,11 @@ const STAGING_ID = /^[A-Za-z0-9_-]{8,128}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 /** Hashing reads through one buffer of this size. */
 const HASH_BUFFER_BYTES = 1024 * 1024;
-const READ_CHUNK_BYTES = 256 * 1024;
+const READ_CHUNK_BYTES = 1024 * 1024;
+/** Request bodies go to disk in `writev`s of about this many bytes (no copying). */
+const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
+/** At most this many chunks per `writev` (IOV_MAX is 1024 on Linux). */
+const MAX_IOVECS = 512;
 
 export interface LocalBlobStoreOptions {
   /** Test seams for crash-consistency tests. */
@@ -96,11 +100,10 @@ export class LocalBlobStore implements BlobStore {
       const { size } = await handle.stat();
       if (size !== offset)
         throw new AppError('OFFSET_MISMATCH', `Upload ${id} has ${size} bytes, not ${offset}.`);
-      const writer = new PositionalWriter(handle, offset);
-      await writer.consume(source, maxBytes, { keepOnSourceError: true });
-      await writer.flush();
+      // One fsync at the end (flushing while writing measured slower: it stalls the writes).
+      const position = await writeGathered(handle, source, offset, maxBytes);
       await handle.sync();
-      return writer.position;
+      return position;
     } finally {
       await handle.close();
     }
@@ -283,6 +286,105 @@ export class LocalBlobStore implements BlobStore {
     await fs.rename(from, to);
     await syncDir(shard);
   }
+}
+
+/**
+ * Writes `source` (at most `maxBytes` of it) at `start` without copying it: chunks are
+ * gathered into batches of `WRITE_BATCH_BYTES` and each batch goes to disk in one
+ * `writev` while the next one is read (one write in flight: that is the backpressure,
+ * and memory stays at about two batches). An error of the source ends the writing with
+ * what arrived kept; a disk error is thrown. Returns the position after the last byte.
+ */
+async function writeGathered(
+  handle: FileHandle,
+  source: AsyncIterable<Uint8Array>,
+  start: number,
+  maxBytes: number,
+): Promise<number> {
+  const iterator = source[Symbol.asyncIterator]();
+  let position = start;
+  let taken = 0;
+  let batch: Uint8Array[] = [];
+  let batched = 0;
+  let inFlight: Promise<void> | null = null;
+  let writeFailure: { error: unknown } | null = null;
+  const dispatch = async (): Promise<void> => {
+    if (inFlight) await inFlight;
+    if (writeFailure) throw writeFailure.error;
+    if (batched === 0) return;
+    const chunks = batch;
+    const bytes = batched;
+    const at = position;
+    batch = [];
+    batched = 0;
+    position += bytes;
+    inFlight = writeFully(handle, chunks, bytes, at).catch((error: unknown) => {
+      writeFailure = { error };
+    });
+  };
+  let sourceDone = false;
+  try {
+    while (taken < maxBytes) {
+      let next: IteratorResult<Uint8Array>;
+      try {
+        next = await iterator.next();
+      } catch {
+        // The client went away: keep (and write) what arrived.
+        sourceDone = true;
+        break;
+      }
+      if (next.done) {
+        sourceDone = true;
+        break;
+      }
+      const chunk =
+        next.value.byteLength > maxBytes - taken ? next.value.subarray(0, maxBytes - taken) : next.value;
+      if (chunk.byteLength === 0) continue;
+      batch.push(chunk);
+      batched += chunk.byteLength;
+      taken += chunk.byteLength;
+      if (batched >= WRITE_BATCH_BYTES || batch.length >= MAX_IOVECS) await dispatch();
+    }
+  } finally {
+    // Stopped early (the upload is full): let the source clean up, as `for await` would.
+    if (!sourceDone) await iterator.return?.();
+  }
+  await dispatch();
+  await inFlight;
+  if (writeFailure) throw (writeFailure as { error: unknown }).error;
+  return position;
+}
+
+/** `writev` until every byte of `chunks` (`bytes` in all) is at `at`. */
+async function writeFully(
+  handle: FileHandle,
+  chunks: Uint8Array[],
+  bytes: number,
+  at: number,
+): Promise<void> {
+  let done = 0;
+  let rest = chunks;
+  while (done < bytes) {
+    const { bytesWritten } = await handle.writev(rest as NodeJS.ArrayBufferView[], at + done);
+    if (bytesWritten === 0) throw new Error('writev wrote nothing');
+    done += bytesWritten;
+    if (done < bytes) rest = skipBytes(rest, bytesWritten);
+  }
+}
+
+/** `chunks` without their first `n` bytes. */
+function skipBytes(chunks: Uint8Array[], n: number): Uint8Array[] {
+  let skip = n;
+  const out: Uint8Array[] = [];
+  for (const chunk of chunks) {
+    if (skip >= chunk.byteLength) {
+      skip -= chunk.byteLength;
+      continue;
+    }
+    out.push(skip > 0 ? chunk.subarray(skip) : chunk);
+    skip = 0;
+  }
+  return out;
 }
 
 function checkRange(range: ByteRange | undefined): void {
