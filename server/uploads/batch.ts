@@ -222,7 +222,12 @@ async function planBatch(
       if (seen.has(targetKey)) throw new ConflictError('CONFLICT', 'The batch names this path twice.');
       seen.add(targetKey);
 
-      const existing = await findExisting(deps, place.ownerId, place.baseId, place.folders, place.name);
+      // Folders already resolved for an earlier file of the batch are not walked again.
+      const knownParent = folderIds.get(folderKey);
+      const existing =
+        knownParent !== undefined
+          ? await deps.metadata.findChild(place.ownerId, knownParent, place.name)
+          : await findExisting(deps, place.ownerId, place.baseId, place.folders, place.name);
       if (existing?.kind === 'folder') {
         throw new ConflictError('NAME_CONFLICT', `A folder named "${place.name}" exists.`);
       }
