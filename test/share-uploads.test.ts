@@ -5,7 +5,12 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import request from 'supertest';
-import type { UploadInfo } from '../contract/schemas/uploads.js';
+import { encodeBatch } from '../contract/batch-client.js';
+import {
+  BATCH_CONTENT_TYPE,
+  type UploadBatchResponse,
+  type UploadInfo,
+} from '../contract/schemas/uploads.js';
 import { resolvePath } from '../core/tree.js';
 import { binaryParser } from './fs-helpers.js';
 import { createTestUser, type TestUser } from './helpers/app.js';
@@ -265,5 +270,44 @@ describe('uploads into folders shared with the uploader', () => {
     expect(revoked.status).toBe(204);
     expect((await patch(editor, id, 4, bytesOf(4, 9))).status).toBe(404);
     expect(await names(owner, '/Team')).toEqual(['plan.txt']);
+  });
+
+  it("takes batches into the shared folder for editors only, on the owner's quota", async () => {
+    const send = async (as: TestUser, files: Array<{ path: string; bytes: Buffer }>) =>
+      request(h.app)
+        .post('/api/v1/uploads/batch')
+        .set(as.headers)
+        .set('Content-Type', BATCH_CONTENT_TYPE)
+        .send(encodeBatch(files.map((f) => ({ ...f, sha256: sha256Of(f.bytes) }))));
+    const a = bytesOf(30, 3);
+    const b = bytesOf(40, 4);
+    const res = await send(editor, [
+      { path: '/Shared/Team/batch/a.bin', bytes: a },
+      { path: '/Shared/Private/x.bin', bytes: b },
+    ]);
+    expect(res.status).toBe(202);
+    const answer = res.body as UploadBatchResponse;
+    expect(answer.files.map((f) => [f.status, f.error])).toEqual([
+      ['processing', null],
+      ['failed', 'NOT_FOUND'],
+    ]);
+    const done = await request(h.app)
+      .get(`/api/v1/uploads/batch/${answer.batchId}?wait=10`)
+      .set(editor.headers);
+    expect(done.body).toMatchObject({
+      done: true,
+      files: [{ path: '/Shared/Team/batch/a.bin', status: 'ready' }],
+    });
+    expect(await names(owner, '/Team/batch')).toEqual(['a.bin']);
+    // The owner cannot see the editor's batch; a viewer's batch creates nothing.
+    expect(
+      (await request(h.app).get(`/api/v1/uploads/batch/${answer.batchId}`).set(owner.headers)).status,
+    ).toBe(404);
+    const viewed = await send(viewer, [{ path: '/Shared/Team/v.bin', bytes: b }]);
+    expect((viewed.body as UploadBatchResponse).files[0]).toMatchObject({
+      status: 'failed',
+      error: 'FORBIDDEN',
+    });
+    expect(await names(owner, '/Team')).toEqual(['batch', 'plan.txt']);
   });
 });
