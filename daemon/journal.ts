@@ -245,6 +245,21 @@ export class Journal {
     ).map(toEntry);
   }
 
+  /**
+   * Calls `fn` for `relPath` and each of its descendants, sorted by path, without holding
+   * them all in memory (a full scan of 100,000 entries). `fn` must not use the journal.
+   */
+  eachEntryUnder(folderId: number, relPath: string, fn: (e: JournalEntry) => void): void {
+    const rows = this.sql(`SELECT * FROM entries WHERE folder_id = ? AND ${UNDER} ORDER BY rel_path`).iterate(
+      folderId,
+      relPath,
+      relPath,
+      relPath,
+      relPath,
+    ) as IterableIterator<EntryRow>;
+    for (const row of rows) fn(toEntry(row));
+  }
+
   entryByRemoteId(folderId: number, remoteId: string): JournalEntry | null {
     const row = this.sql('SELECT * FROM entries WHERE folder_id = ? AND remote_id = ?').get(
       folderId,

@@ -103,23 +103,30 @@ export class Scanner {
         .flatMap((p) => this.withNewAncestors(p)),
     );
     const local: LocalRead = { nodes: new Map(), skipped: plan.skipped, unreadable: plan.unreadable };
-    const journal = new Map<string, JournalEntry>();
-    for (const r of roots) {
-      await readLocal(this.root, r, this.rules, local);
-      for (const e of this.journal.entriesUnder(this.folderId, r)) journal.set(e.relPath, e);
-    }
+    for (const r of roots) await readLocal(this.root, r, this.rules, local);
     if (syncedFiles > 0 && (await this.readsEmpty())) {
       plan.rootEmpty = true;
       return plan;
     }
+    // The journal is streamed past the local nodes instead of loaded: a synced node that
+    // still matches is dropped at once, so a full scan of an unchanged tree holds only the
+    // local side. What is left in `local.nodes` afterwards is new.
     // What cannot be read is unknown: its synced entries are neither deleted nor compared.
     const unknown = new Set(plan.unreadable.keys());
     const missing = new Map<string, JournalEntry>();
-    for (const [p, e] of journal) {
-      if (!local.nodes.has(p) && coveringRoot(p, unknown) === undefined) missing.set(p, e);
+    for (const r of roots) {
+      this.journal.eachEntryUnder(this.folderId, r, (e) => {
+        const node = local.nodes.get(e.relPath);
+        if (!node) {
+          if (coveringRoot(e.relPath, unknown) === undefined) missing.set(e.relPath, e);
+          return;
+        }
+        if (!sameStat(node, e))
+          plan.ops.push({ op: node.kind === 'dir' ? 'mkdir' : 'upload', path: e.relPath });
+        local.nodes.delete(e.relPath);
+      });
     }
-    const added: LocalNode[] = [];
-    for (const n of local.nodes.values()) if (!journal.has(n.relPath)) added.push(n);
+    const added = [...local.nodes.values()];
 
     // Folder renames first: the same inode under a new name carries its subtree along.
     const missingDirs = new Map<number, JournalEntry>();
@@ -197,11 +204,6 @@ export class Scanner {
     for (const node of added) {
       if (handled.has(node.relPath)) continue;
       plan.ops.push({ op: node.kind === 'dir' ? 'mkdir' : 'upload', path: node.relPath });
-    }
-    for (const [p, e] of journal) {
-      const node = local.nodes.get(p);
-      if (node && !sameStat(node, e))
-        plan.ops.push({ op: node.kind === 'dir' ? 'mkdir' : 'upload', path: p });
     }
     for (const p of outermost(missing.keys())) plan.ops.push({ op: 'delete', path: p });
     for (const e of missing.values()) if (e.kind === 'file') plan.deletedFiles++;
