@@ -40,14 +40,14 @@ function num(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
 
 export function readTunables(env: NodeJS.ProcessEnv = process.env): Tunables {
   return Object.freeze({
-    debounceMs: num(env, 'AIO_DAEMON_DEBOUNCE_MS', 300),
+    debounceMs: num(env, 'AIO_DAEMON_DEBOUNCE_MS', 100),
     maxDelayMs: num(env, 'AIO_DAEMON_MAX_DELAY_MS', 5_000),
     rescanMs: num(env, 'AIO_DAEMON_RESCAN_MS', 60 * 60_000),
     pollWaitSeconds: num(env, 'AIO_DAEMON_POLL_WAIT_S', 30),
     retryBaseMs: num(env, 'AIO_DAEMON_RETRY_BASE_MS', 1_000),
     retryMaxMs: num(env, 'AIO_DAEMON_RETRY_MAX_MS', 5 * 60_000),
     offlineMaxMs: num(env, 'AIO_DAEMON_OFFLINE_MAX_MS', 30_000),
-    settleMs: num(env, 'AIO_DAEMON_SETTLE_MS', 200),
+    settleMs: num(env, 'AIO_DAEMON_SETTLE_MS', 100),
     concurrency: Math.max(1, num(env, 'AIO_DAEMON_CONCURRENCY', 4)),
     massDeleteMin: num(env, 'AIO_DAEMON_MASS_DELETE_MIN', 10),
     massDeleteMax: num(env, 'AIO_DAEMON_MASS_DELETE_MAX', 1_000),

@@ -215,7 +215,7 @@ async function runW4(opts: DaemonOptions, results: Results): Promise<void> {
     });
   }
   results.note(
-    `W4: ${opts.trials} sequential trials for aio and Syncthing fsWatcherDelayS=1, ${slowTrials} for Syncthing's default 10 s; each writes a fresh ${W4_SIZE / 1024} KiB random file (300 ms between trials). aio: \`aio daemon run\` (push mode, default tunables: 300 ms debounce, 200 ms settle) until \`GET /api/v1/fs/stat\` returns the file ready with the right sha256. Syncthing: until the file on B has the right sha256. Both polled every ${POLL_MS} ms; p95 is nearest-rank.`,
+    `W4: ${opts.trials} sequential trials for aio and Syncthing fsWatcherDelayS=1, ${slowTrials} for Syncthing's default 10 s; each writes a fresh ${W4_SIZE / 1024} KiB random file (300 ms between trials). aio: \`aio daemon run\` (push mode, default tunables: 100 ms debounce, 100 ms settle) until \`GET /api/v1/fs/stat\` returns the file ready with the right sha256. Syncthing: until the file on B has the right sha256. Both polled every ${POLL_MS} ms; p95 is nearest-rank.`,
   );
 
   // aio
