@@ -43,6 +43,13 @@ export interface BlobStore {
    */
   commitStaging(id: string, sha256: string): Promise<BlobStat>;
   deleteStaging(id: string): Promise<void>;
+  /**
+   * Stores many small contents at once (batch uploads): each is written, fsynced and
+   * renamed to its sha256 like `put`, but the folders' fsyncs are shared by the whole
+   * batch. Contents already stored are left alone. Returns each one's sha256 and size,
+   * in order; on an error nothing is left at a final path that is not complete.
+   */
+  putMany(contents: readonly Uint8Array[]): Promise<Array<{ sha256: string; size: number }>>;
   /** Writes a whole blob from a stream (zips, previews), hashing on the way. */
   put(source: AsyncIterable<Uint8Array>): Promise<{ sha256: string; size: number }>;
   /** Streams a blob or a byte range of it. Throws `NotFoundError` when absent. */

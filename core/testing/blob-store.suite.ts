@@ -219,6 +219,25 @@ export function blobStoreSuite(
       await expect(store.delete(put.sha256)).resolves.toBeUndefined();
     });
 
+    it('puts many contents at once: new, repeated, already stored and empty ones', async () => {
+      const store = await open();
+      const existing = randomBytes(300);
+      const stored = await store.put(chunksOf(existing));
+      const contents: Buffer[] = [
+        ...Array.from({ length: 40 }, () => randomBytes(1 + Math.floor(Math.random() * 5000))),
+        existing,
+        Buffer.alloc(0),
+      ];
+      contents.push(contents[3] ?? Buffer.alloc(1));
+      const put = await store.putMany(contents);
+      expect(put).toEqual(contents.map((c) => ({ sha256: sha256Of(c), size: c.length })));
+      expect(put[40]?.sha256).toBe(stored.sha256);
+      for (const [i, c] of contents.entries()) {
+        expect((await collect(await store.read(put[i]?.sha256 as string))).equals(c)).toBe(true);
+      }
+      expect(await store.putMany([])).toEqual([]);
+    });
+
     it('keeps nothing from a put whose source fails', async () => {
       const store = await open();
       const content = Buffer.from('never complete');

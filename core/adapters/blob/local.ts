@@ -30,6 +30,8 @@ const READ_CHUNK_BYTES = 1024 * 1024;
 const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
 /** At most this many chunks per `writev` (IOV_MAX is 1024 on Linux). */
 const MAX_IOVECS = 512;
+/** File operations in flight at once in `putMany`. */
+const PUT_MANY_CONCURRENCY = 32;
 
 export interface LocalBlobStoreOptions {
   /** Test seams for crash-consistency tests. */
@@ -207,6 +209,52 @@ export class LocalBlobStore implements BlobStore {
       throw err;
     }
     return { sha256, size };
+  }
+
+  async putMany(contents: readonly Uint8Array[]): Promise<Array<{ sha256: string; size: number }>> {
+    const out = contents.map((bytes) => ({
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+      size: bytes.byteLength,
+    }));
+    // One temp file per new content (duplicates in the batch are written once).
+    const pending = new Map<string, { tmp: string; bytes: Uint8Array }>();
+    for (const [i, { sha256 }] of out.entries()) {
+      if (!pending.has(sha256))
+        pending.set(sha256, { tmp: path.join(this.tmpDir, randomUUID()), bytes: contents[i] as Uint8Array });
+    }
+    const work = [...pending.entries()];
+    const written: string[] = [];
+    try {
+      const fresh = await mapLimit(work, PUT_MANY_CONCURRENCY, async ([sha256, { tmp, bytes }]) => {
+        if ((await this.stat(sha256)) !== null) return null;
+        const handle = await fs.open(tmp, 'wx', 0o600);
+        written.push(tmp);
+        try {
+          await handle.writeFile(bytes);
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        return { sha256, tmp };
+      });
+      const moves = fresh.filter((m): m is { sha256: string; tmp: string } => m !== null);
+      // New shard folders, then their parents' fsyncs (once per folder for the batch).
+      const shards = [...new Set(moves.map((m) => path.dirname(this.blobPath(m.sha256))))];
+      const parents = new Set<string>();
+      await mapLimit(shards, PUT_MANY_CONCURRENCY, async (shard) => {
+        if ((await fs.mkdir(shard, { recursive: true })) !== undefined) {
+          parents.add(path.dirname(shard));
+          parents.add(this.blobsDir);
+        }
+      });
+      await mapLimit([...parents], PUT_MANY_CONCURRENCY, syncDir);
+      await mapLimit(moves, PUT_MANY_CONCURRENCY, (m) => fs.rename(m.tmp, this.blobPath(m.sha256)));
+      await mapLimit(shards, PUT_MANY_CONCURRENCY, syncDir);
+    } finally {
+      // Whatever was not renamed (an error, or content that existed) goes.
+      await Promise.all(written.map((tmp) => removeIfPresent(tmp)));
+    }
+    return out;
   }
 
   /** `NotFoundError` when absent; `RANGE_NOT_SATISFIABLE` when the range starts past the end. */
@@ -414,4 +462,18 @@ async function removeIfPresent(file: string): Promise<void> {
 
 function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+
+/** `fn` over `items` with at most `limit` running at once; results in order, first error rethrown. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const run = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
+  return results;
 }
