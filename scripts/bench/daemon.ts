@@ -302,7 +302,7 @@ async function runMem(opts: DaemonOptions, results: Results): Promise<void> {
     anchor: { tool: 'Syncthing A → B (W3, same run only)', key: 'W3 resync time | syncthing' },
   });
   results.note(
-    'W3 daemon: after its W2 push, the W2 change set is written into the watched folder; timed from the first write until `GET /fs/stat` shows every changed file with its new sha256 (polled every 10 ms), detection included (inotify, 100 ms debounce, 100 ms settle). Syncthing\'s W3 (in docs/benchmarks.md) starts after the files were written, with a rescan requested through its API, so its detection time is not counted.',
+    "W3 daemon: after its W2 push, the W2 change set is written into the watched folder; timed from the first write until `GET /fs/stat` shows every changed file with its new sha256 (polled every 10 ms), detection included (inotify, 100 ms debounce, 100 ms settle). Syncthing's W3 (in docs/benchmarks.md) starts after the files were written, with a rescan requested through its API, so its detection time is not counted.",
   );
   {
     let aio: Aio | null = null;
