@@ -12,7 +12,7 @@ import type { ApiClient } from '../contract/client.js';
 import { AppError, isErrorCode } from '../contract/errors.js';
 import type { KnownResponse } from '../contract/schemas/uploads.js';
 import { sha256File } from '../core/domain/hash.js';
-import { runPool } from './pool.js';
+import { runPool } from '../core/domain/pool.js';
 import type { Progress } from './progress.js';
 import { waitForUpload } from '../contract/tus-client.js';
 import { SMALL_FILE, uploadFile, type UploadOutcome } from './upload-file.js';
@@ -182,27 +182,24 @@ async function sendOneBatch(
   waiting: Array<{ item: BatchItem; sent: UploadOutcome }>;
 }> {
   const outcomes: Outcome[] = new Array(members.length);
-  const files: Array<{ item: BatchItem; at: number; bytes: Buffer; sha256: string; mtimeMs: number }> = [];
-  await runPool(members, READS_IN_FLIGHT, async (item, at) => {
-    {
-      try {
-        const [bytes, stat] = await Promise.all([fs.readFile(item.local), fs.stat(item.local)]);
-        if (bytes.byteLength > SMALL_FILE) {
-          throw new AppError('CONFLICT', `The file grew while it was being sent: ${item.local}`);
-        }
-        files.push({
-          item,
-          at,
-          bytes,
-          sha256: createHash('sha256').update(bytes).digest('hex'),
-          mtimeMs: stat.mtimeMs,
-        });
-      } catch (error) {
-        outcomes[at] = { ok: false, error };
+  const read = await runPool(members, READS_IN_FLIGHT, async (item, at) => {
+    const handle = await fs.open(item.local, 'r');
+    try {
+      const { mtimeMs } = await handle.stat();
+      const bytes = await handle.readFile();
+      if (bytes.byteLength > SMALL_FILE) {
+        throw new AppError('CONFLICT', `The file grew while it was being sent: ${item.local}`);
       }
+      return { item, at, bytes, sha256: createHash('sha256').update(bytes).digest('hex'), mtimeMs };
+    } finally {
+      await handle.close();
     }
   });
-  files.sort((a, b) => a.at - b.at);
+  const files = read.flatMap((r, at) => {
+    if (r.ok) return [r.value];
+    outcomes[at] = { ok: false, error: r.error };
+    return [];
+  });
   if (files.length === 0) return { batchId: null, outcomes, waiting: [] };
   const bars = files.map((f) => options.progress.bar(f.item.remote, f.bytes.byteLength));
   let answer;
@@ -247,7 +244,7 @@ function outcomeOf(view: UploadBatchFile, sent: UploadOutcome): Outcome {
   if (view.status === 'ready') return { ok: true, value: { ...sent, status: 'ready', fileId: view.fileId } };
   if (view.status === 'processing' || view.status === 'receiving') {
     // Marked ready once the batch is waited for; `--no-wait` reports it pending.
-    return { ok: true, value: { ...sent, status: 'pending', uploadId: sent.uploadId } };
+    return { ok: true, value: { ...sent, status: 'pending' } };
   }
   const code = view.error ?? 'INTERNAL';
   const message = view.message ?? `The server could not store ${sent.remote} (${code}).`;

@@ -12,7 +12,7 @@ import type { Entry } from '../../contract/schemas/files.js';
 import { sha256File } from '../../core/domain/hash.js';
 import { requireLogin, type CliContext } from '../context.js';
 import { formatBytes } from '../output.js';
-import { runPool } from '../pool.js';
+import { runPool } from '../../core/domain/pool.js';
 import { createProgress } from '../progress.js';
 import { listAll, remoteStat } from './remote.js';
 

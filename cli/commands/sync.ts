@@ -9,12 +9,11 @@ import fs from 'node:fs/promises';
 import { AppError } from '../../contract/errors.js';
 import { batchFailure, parseTransfers } from '../batch.js';
 import type { Entry } from '../../contract/schemas/files.js';
-import { createHash } from 'node:crypto';
 import { sha256File } from '../../core/domain/hash.js';
 import { requireLogin, type CliContext } from '../context.js';
 import { walkLocal, type LocalFile } from '../local-walk.js';
 import { formatBytes } from '../output.js';
-import { runPool } from '../pool.js';
+import { runPool } from '../../core/domain/pool.js';
 import { createProgress } from '../progress.js';
 import { uploadBatch } from '../batch-upload.js';
 import { listAll, remotePath, remoteStat } from './remote.js';
@@ -111,7 +110,7 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
   });
   const hashed = await runPool(toHash, 16, async (file) => ({
     file,
-    sha256: await hashLocal(file.absolute, file.size),
+    sha256: (await sha256File(file.absolute)).sha256,
   }));
   hashed.forEach((r, i) => {
     const file = toHash[i] as LocalFile;
@@ -229,12 +228,4 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
       walked.files.length + deletes.length,
     );
   }
-}
-
-/** sha256 of a local file: small ones in one read (a stream per file costs more than the bytes). */
-async function hashLocal(file: string, size: number): Promise<string> {
-  if (size > 1024 * 1024) return (await sha256File(file)).sha256;
-  return createHash('sha256')
-    .update(await fs.readFile(file))
-    .digest('hex');
 }

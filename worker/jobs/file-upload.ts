@@ -19,6 +19,7 @@
  */
 import { fileTypeFromStream } from 'file-type';
 import { SNIFF_BYTES, mediaTypeFromName } from '../../core/domain/media-type.js';
+import { mapPool } from '../../core/domain/pool.js';
 import { AppError } from '../../contract/errors.js';
 import { announceBatch, announceChange, announceUpload } from '../../core/changes.js';
 import { PermanentJobError, type Job, type JobHandler } from '../../core/ports/job-queue.js';
@@ -82,20 +83,10 @@ async function processBatch(deps: WorkerDeps, job: Job): Promise<void> {
     if (upload?.status === 'processing') uploads.push(upload);
   }
   const mediaTypes = isStringRecord(job.payload.mediaTypes) ? job.payload.mediaTypes : {};
-  const prepared: Array<{ upload: UploadSession; content: Prepared } | null> = new Array(uploads.length).fill(
-    null,
-  );
-  let next = 0;
-  const work = async (): Promise<void> => {
-    while (next < uploads.length) {
-      const i = next++;
-      const upload = uploads[i] as UploadSession;
-      const content = await batchContent(deps, upload, mediaTypes[upload.id]);
-      if (content) prepared[i] = { upload, content };
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(BATCH_CONCURRENCY, uploads.length) }, work));
-
+  const prepared = await mapPool(uploads, BATCH_CONCURRENCY, async (upload) => {
+    const content = await batchContent(deps, upload, mediaTypes[upload.id]);
+    return content ? { upload, content } : null;
+  });
   const all = prepared.filter((p) => p !== null);
   // Videos one by one (their transcode job comes before `ready`); the rest in one commit.
   for (const { upload, content } of all.filter((p) => p.content.mediaType.startsWith('video/'))) {

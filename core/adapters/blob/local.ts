@@ -19,6 +19,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { AppError, NotFoundError, UnavailableError } from '../../../contract/errors.js';
 import type { BlobStat, BlobStore, ByteRange } from '../../ports/blob-store.js';
+import { mapPool } from '../../domain/pool.js';
 import { PositionalWriter } from './positional-writer.js';
 
 const STAGING_ID = /^[A-Za-z0-9_-]{8,128}$/;
@@ -225,7 +226,7 @@ export class LocalBlobStore implements BlobStore {
     const work = [...pending.entries()];
     const written: string[] = [];
     try {
-      const fresh = await mapLimit(work, PUT_MANY_CONCURRENCY, async ([sha256, { tmp, bytes }]) => {
+      const fresh = await mapPool(work, PUT_MANY_CONCURRENCY, async ([sha256, { tmp, bytes }]) => {
         if ((await this.stat(sha256)) !== null) return null;
         const handle = await fs.open(tmp, 'wx', 0o600);
         written.push(tmp);
@@ -241,15 +242,15 @@ export class LocalBlobStore implements BlobStore {
       // New shard folders, then their parents' fsyncs (once per folder for the batch).
       const shards = [...new Set(moves.map((m) => path.dirname(this.blobPath(m.sha256))))];
       const parents = new Set<string>();
-      await mapLimit(shards, PUT_MANY_CONCURRENCY, async (shard) => {
+      await mapPool(shards, PUT_MANY_CONCURRENCY, async (shard) => {
         if ((await fs.mkdir(shard, { recursive: true })) !== undefined) {
           parents.add(path.dirname(shard));
           parents.add(this.blobsDir);
         }
       });
-      await mapLimit([...parents], PUT_MANY_CONCURRENCY, syncDir);
-      await mapLimit(moves, PUT_MANY_CONCURRENCY, (m) => fs.rename(m.tmp, this.blobPath(m.sha256)));
-      await mapLimit(shards, PUT_MANY_CONCURRENCY, syncDir);
+      await mapPool([...parents], PUT_MANY_CONCURRENCY, syncDir);
+      await mapPool(moves, PUT_MANY_CONCURRENCY, (m) => fs.rename(m.tmp, this.blobPath(m.sha256)));
+      await mapPool(shards, PUT_MANY_CONCURRENCY, syncDir);
     } finally {
       // Whatever was not renamed (an error, or content that existed) goes.
       await Promise.all(written.map((tmp) => removeIfPresent(tmp)));
@@ -462,18 +463,4 @@ async function removeIfPresent(file: string): Promise<void> {
 
 function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
-}
-
-/** `fn` over `items` with at most `limit` running at once; results in order, first error rethrown. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const run = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
-  return results;
 }

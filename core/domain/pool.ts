@@ -19,3 +19,15 @@ export async function runPool<T, R>(
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
   return results;
 }
+
+/** Like `runPool`, but resolves with the values in order and rejects with the first failure. */
+export async function mapPool<T, R>(
+  items: readonly T[],
+  limit: number,
+  task: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results = await runPool(items, limit, task);
+  const failed = results.find((r) => !r.ok);
+  if (failed && !failed.ok) throw failed.error;
+  return results.map((r) => (r.ok ? r.value : (undefined as never)));
+}
