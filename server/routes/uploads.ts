@@ -72,15 +72,22 @@ export function uploadRoutes(deps: AppDeps): Router {
     if (first.length === 0) throw new AppError('NOT_FOUND', 'No such batch.');
     const controller = new AbortController();
     res.on('close', () => controller.abort());
-    const sessions = await waitOnChannel(
-      deps.cache,
-      batchChannel(batchId as string),
-      load,
-      (all) => batchDone(all.map((s) => batchFileOf(s.name, s))),
-      { waitMs: waitSeconds(req.query.wait) * 1000, fallbackMs: 500, signal: controller.signal },
-    );
+    const sessions = await waitOnChannel(deps.cache, batchChannel(batchId as string), load, batchDone, {
+      waitMs: waitSeconds(req.query.wait) * 1000,
+      fallbackMs: 500,
+      signal: controller.signal,
+    });
+    // A batch's files share a few folders: each folder's path is looked up once.
+    const folders = new Map<string | null, Promise<string>>();
     const files = await Promise.all(
-      sessions.map(async (s) => batchFileOf((await uploadInfo(deps, s)).path, s)),
+      sessions.map(async (s) => {
+        let folder = folders.get(s.parentId);
+        if (folder === undefined) {
+          folder = folderPathOf(deps, s);
+          folders.set(s.parentId, folder);
+        }
+        return batchFileOf(`${await folder}/${s.name}`, s);
+      }),
     );
     res.setHeader('Cache-Control', 'no-store');
     res.json({ batchId, done: batchDone(files), files });
@@ -245,16 +252,22 @@ function waitSeconds(raw: unknown): number {
 /** An empty body: creates the staging file of an empty upload. */
 async function* noBytes(): AsyncGenerator<Uint8Array> {}
 
+/**
+ * The path of an upload's folder as its uploader sees it (`''` for the root): a folder
+ * shared with them is under `/Shared/<name>`.
+ */
+async function folderPathOf(deps: AppDeps, session: UploadSession): Promise<string> {
+  if (session.parentId === null) return '';
+  if (session.uploaderId !== session.ownerId) {
+    return (await sharedFolderPath(deps, session.uploaderId, session.ownerId, session.parentId)) ?? '';
+  }
+  const parent = await deps.metadata.getNode(session.ownerId, session.parentId);
+  return parent ? pathOf(deps.metadata, session.ownerId, parent) : '';
+}
+
 /** The upload as its uploader sees it: a path in a shared folder is under `/Shared/<name>`. */
 async function uploadInfo(deps: AppDeps, session: UploadSession): Promise<UploadInfo> {
-  let path = `/${session.name}`;
-  if (session.parentId !== null && session.uploaderId !== session.ownerId) {
-    const folder = await sharedFolderPath(deps, session.uploaderId, session.ownerId, session.parentId);
-    if (folder !== null) path = `${folder}/${session.name}`;
-  } else if (session.parentId !== null) {
-    const parent = await deps.metadata.getNode(session.ownerId, session.parentId);
-    if (parent) path = `${await pathOf(deps.metadata, session.ownerId, parent)}/${session.name}`;
-  }
+  const path = `${await folderPathOf(deps, session)}/${session.name}`;
   let receivedBytes = session.offset;
   if (session.status === 'receiving') {
     const live = Number(await deps.cache.get(progressKey(session.id)).catch(() => null));

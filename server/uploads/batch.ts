@@ -30,11 +30,12 @@ import {
 import { mediaTypeOf } from '../../core/domain/media-type.js';
 import { nameKey, splitPath } from '../../core/domain/names.js';
 import { PRIORITY } from '../../core/ports/job-queue.js';
-import type { NewUploadSession, TreeNode, UploadSession, User } from '../../core/ports/metadata-store.js';
+import type { NewUploadSession, UploadSession, User } from '../../core/ports/metadata-store.js';
 import { ensureFolders } from '../../core/tree.js';
 import type { AppDeps } from '../deps.js';
 import { kickOutboxRelay } from '../outbox-relay.js';
 import { resolveUploadPlace } from '../shares/mounts.js';
+import { checkTarget, findExisting } from './create-upload.js';
 import { newUploadId } from './session.js';
 
 type Deps = Pick<AppDeps, 'config' | 'metadata' | 'blobs' | 'cache' | 'clock' | 'logger'>;
@@ -73,8 +74,8 @@ export function batchFileOf(path: string, session: UploadSession | null, slot?: 
   };
 }
 
-/** True once no file of the batch can change any more. */
-export function batchDone(files: readonly UploadBatchFile[]): boolean {
+/** True once no file of the batch can change any more (uploads or their answers). */
+export function batchDone(files: ReadonlyArray<{ status: string }>): boolean {
   return files.every((f) => f.status !== 'receiving' && f.status !== 'processing');
 }
 
@@ -243,16 +244,8 @@ async function planBatch(
       const existing =
         knownParent !== undefined
           ? await deps.metadata.findChild(place.ownerId, knownParent, place.name)
-          : await findExisting(deps, place.ownerId, place.baseId, place.folders, place.name);
-      if (existing?.kind === 'folder') {
-        throw new ConflictError('NAME_CONFLICT', `A folder named "${place.name}" exists.`);
-      }
-      if (item.baseRevision !== undefined && (existing?.revision ?? 0) !== item.baseRevision) {
-        throw new ConflictError(
-          'REVISION_CONFLICT',
-          `The file is at revision ${existing?.revision ?? 0}; the upload is based on ${item.baseRevision}.`,
-        );
-      }
+          : await findExisting(deps, place);
+      checkTarget(existing, place.name, item.baseRevision ?? null);
       let usage = owners.get(place.ownerId);
       if (!usage) {
         const owner = place.ownerId === user.id ? user : await deps.metadata.getUserById(place.ownerId);
@@ -295,24 +288,6 @@ async function planBatch(
     }
   }
   return slots;
-}
-
-/** The live node at the target, walking existing folders without creating any. */
-async function findExisting(
-  deps: Deps,
-  ownerId: string,
-  baseId: string | null,
-  folders: readonly string[],
-  name: string,
-): Promise<TreeNode | null> {
-  let parentId = baseId;
-  for (const segment of folders) {
-    const child: TreeNode | null = await deps.metadata.findChild(ownerId, parentId, segment);
-    if (!child) return null;
-    if (child.kind !== 'folder') throw new AppError('CONFLICT', `Not a folder: ${child.name}`);
-    parentId = child.id;
-  }
-  return deps.metadata.findChild(ownerId, parentId, name);
 }
 
 /**

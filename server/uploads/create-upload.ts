@@ -55,17 +55,7 @@ export async function createUpload(
   if (!owner) throw new NotFoundError('Not found.');
 
   const existing = await findExisting(deps, place);
-  if (existing?.kind === 'folder')
-    throw new ConflictError('NAME_CONFLICT', `A folder named "${target.name}" exists.`);
-  if (target.baseRevision !== null) {
-    const current = existing?.revision ?? 0;
-    if (current !== target.baseRevision) {
-      throw new ConflictError(
-        'REVISION_CONFLICT',
-        `The file is at revision ${current}; the upload is based on ${target.baseRevision}.`,
-      );
-    }
-  }
+  checkTarget(existing, target.name, target.baseRevision);
   const replaced = existing?.size ?? 0;
   if (owner.storageUsed + length - replaced > owner.storageQuota) {
     // Another user's usage is theirs to know: an editor learns only that it is full.
@@ -96,8 +86,27 @@ export async function createUpload(
   return committed ? { session: committed, deduplicated: true } : { session, deduplicated: false };
 }
 
+/**
+ * Throws `NAME_CONFLICT` when a folder has the target's name and `REVISION_CONFLICT`
+ * when the file is not at `baseRevision` (`null`: no check; `0`: must not exist).
+ */
+export function checkTarget(existing: TreeNode | null, name: string, baseRevision: number | null): void {
+  if (existing?.kind === 'folder')
+    throw new ConflictError('NAME_CONFLICT', `A folder named "${name}" exists.`);
+  const current = existing?.revision ?? 0;
+  if (baseRevision !== null && current !== baseRevision) {
+    throw new ConflictError(
+      'REVISION_CONFLICT',
+      `The file is at revision ${current}; the upload is based on ${baseRevision}.`,
+    );
+  }
+}
+
 /** The live node at the target, walking existing folders without creating any. */
-async function findExisting(deps: Deps, place: UploadPlace): Promise<TreeNode | null> {
+export async function findExisting(
+  deps: Pick<AppDeps, 'metadata'>,
+  place: Pick<UploadPlace, 'ownerId' | 'baseId' | 'folders' | 'name'>,
+): Promise<TreeNode | null> {
   let parentId = place.baseId;
   for (const segment of place.folders) {
     const child: TreeNode | null = await deps.metadata.findChild(place.ownerId, parentId, segment);
