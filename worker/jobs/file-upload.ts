@@ -113,9 +113,7 @@ async function processBatch(deps: WorkerDeps, job: Job): Promise<void> {
     }
     for (const dropped of outcome.result.droppedBlobs) await deleteIfUnreferenced(deps, dropped);
   }
-  for (const owner of owners) {
-    await announceChange(deps.cache, owner, await deps.metadata.latestChangeSeq(owner));
-  }
+  await announceFeeds(deps, owners);
   await announceBatch(deps.cache, batchId);
   deps.logger.info(
     {
@@ -186,9 +184,7 @@ async function processUpload(
     }
     const { result } = outcome;
     for (const dropped of result.droppedBlobs) await deleteIfUnreferenced(deps, dropped);
-    for (const user of new Set([upload.ownerId, upload.uploaderId])) {
-      await announceChange(deps.cache, user, await deps.metadata.latestChangeSeq(user));
-    }
+    await announceFeeds(deps, [upload.ownerId, upload.uploaderId]);
     await announceUpload(deps.cache, upload.id, 'ready');
     log.info(
       {
@@ -223,10 +219,7 @@ async function commitVideo(deps: WorkerDeps, upload: UploadSession, content: Pre
     throw err;
   }
   for (const dropped of result.droppedBlobs) await deleteIfUnreferenced(deps, dropped);
-  for (const user of new Set([upload.ownerId, upload.uploaderId])) {
-    // An editor's upload into a shared folder: the store copied the change into their feed.
-    await announceChange(deps.cache, user, await deps.metadata.latestChangeSeq(user));
-  }
+  await announceFeeds(deps, [upload.ownerId, upload.uploaderId]);
   const audit = uploadAudit(deps, upload, content);
   await deps.metadata.appendAudit({
     ...audit,
@@ -401,6 +394,16 @@ async function fail(
     createdAt: deps.clock.now(),
   });
   deps.logger.info({ uploadId: upload.id, error: code }, 'upload failed');
+}
+
+/**
+ * Wakes the change-feed long-polls of these users (owner and uploader: an editor's upload
+ * into a shared folder was copied into the editor's feed too).
+ */
+async function announceFeeds(deps: WorkerDeps, users: Iterable<string>): Promise<void> {
+  for (const user of new Set(users)) {
+    await announceChange(deps.cache, user, await deps.metadata.latestChangeSeq(user));
+  }
 }
 
 async function deleteIfUnreferenced(deps: WorkerDeps, sha256: string): Promise<void> {
