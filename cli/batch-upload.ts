@@ -44,6 +44,13 @@ const BYTES_PER_REQUEST = 16 * 1024 * 1024;
 const BATCHES_IN_FLIGHT = 2;
 /** Files of one batch read at once. */
 const READS_IN_FLIGHT = 32;
+/**
+ * Up to this size a file goes straight into a batch without being hashed first: the
+ * batch reads it once, hashes it and asks the server then whether it has the content
+ * (one question per batch), instead of a separate pass over every file before the first
+ * batch can leave.
+ */
+export const ASK_KNOWN_ABOVE = 64 * 1024;
 
 async function knownContents(client: ApiClient, hashes: string[]): Promise<Set<string>> {
   const known = new Set<string>();
@@ -60,22 +67,26 @@ type Outcome = { ok: true; value: UploadOutcome } | { ok: false; error: unknown 
 
 export async function uploadBatch(items: readonly BatchItem[], options: BatchOptions): Promise<BatchResult> {
   const small = items.filter((i) => i.size <= SMALL_FILE);
+  const tiny = (item: BatchItem): boolean => item.size <= ASK_KNOWN_ABOVE && item.sha256 === undefined;
+  const asked = small.filter((item) => !tiny(item));
   const hashed = await runPool(
-    small,
+    asked,
     8,
     async (item) => item.sha256 ?? (await sha256File(item.local)).sha256,
   );
   const hashOf = new Map<BatchItem, string>();
   hashed.forEach((r, i) => {
-    if (r.ok) hashOf.set(small[i] as BatchItem, r.value);
+    if (r.ok) hashOf.set(asked[i] as BatchItem, r.value);
   });
   const known = hashOf.size
     ? await knownContents(options.client, [...new Set(hashOf.values())])
     : new Set<string>();
 
-  // New small contents travel in batches; big files and known contents one by one.
+  // Tiny files and new small contents travel in batches; big files and known contents
+  // one by one (a known content is committed without its bytes).
   const index = new Map(items.map((item, i) => [item, i]));
   const batched = small.filter((item) => {
+    if (tiny(item)) return true;
     const hash = hashOf.get(item);
     return hash !== undefined && !known.has(hash);
   });
@@ -90,12 +101,22 @@ export async function uploadBatch(items: readonly BatchItem[], options: BatchOpt
   // worker busy without making every batch wait behind all the others.
   const sendBatches = async (): Promise<void> => {
     await runPool(batchJobs, BATCHES_IN_FLIGHT, async (members) => {
-      const sent = await sendOneBatch(members, options);
+      const sent = await sendOneBatch(members, new Set(members.filter(tiny)), options);
       members.forEach((item, i) => {
-        results[index.get(item) as number] = sent.outcomes[i] as Outcome;
+        const outcome = sent.outcomes[i];
+        if (outcome !== undefined) results[index.get(item) as number] = outcome;
       });
       if (sent.batchId !== null && sent.waiting.length > 0)
         pendingBatches.push({ batchId: sent.batchId, members: sent.waiting });
+      // Contents the server turned out to have: committed without their bytes.
+      await runPool(sent.known, options.transfers, async ({ item, sha256 }) => {
+        results[index.get(item) as number] = await uploadOne(
+          { ...item, sha256 },
+          sha256,
+          new Set([sha256]),
+          options,
+        );
+      });
     });
   };
   const sendSingles = async (): Promise<void> => {
@@ -169,17 +190,21 @@ async function uploadOne(
 }
 
 /**
- * Reads the files (what is hashed is exactly what is sent), sends them in one request and
- * returns each one's outcome; those the server accepted are `pending` until the batch is
- * committed (`waiting`).
+ * Reads the files (what is hashed is exactly what is sent), asks whether the server has
+ * the contents of the `unasked` ones (those go back as `known`, with no outcome, to be
+ * committed without their bytes), sends the rest in one request and returns each one's
+ * outcome; those the server accepted are `pending` until the batch is committed
+ * (`waiting`).
  */
 async function sendOneBatch(
   members: readonly BatchItem[],
+  unasked: ReadonlySet<BatchItem>,
   options: BatchOptions,
 ): Promise<{
   batchId: string | null;
-  outcomes: Outcome[];
+  outcomes: Array<Outcome | undefined>;
   waiting: Array<{ item: BatchItem; sent: UploadOutcome }>;
+  known: Array<{ item: BatchItem; sha256: string }>;
 }> {
   const outcomes: Outcome[] = new Array(members.length);
   const read = await runPool(members, READS_IN_FLIGHT, async (item, at) => {
@@ -195,12 +220,27 @@ async function sendOneBatch(
       await handle.close();
     }
   });
-  const files = read.flatMap((r, at) => {
+  const readable = read.flatMap((r, at) => {
     if (r.ok) return [r.value];
     outcomes[at] = { ok: false, error: r.error };
     return [];
   });
-  if (files.length === 0) return { batchId: null, outcomes, waiting: [] };
+  const toAsk = [...new Set(readable.filter((f) => unasked.has(f.item)).map((f) => f.sha256))];
+  let serverHas: ReadonlySet<string> = new Set<string>();
+  if (toAsk.length > 0) {
+    try {
+      serverHas = await knownContents(options.client, toAsk);
+    } catch {
+      // Only an optimisation: the batch stores a content it has once either way.
+    }
+  }
+  const known: Array<{ item: BatchItem; sha256: string }> = [];
+  const files = readable.filter((f) => {
+    if (!unasked.has(f.item) || !serverHas.has(f.sha256)) return true;
+    known.push({ item: f.item, sha256: f.sha256 });
+    return false;
+  });
+  if (files.length === 0) return { batchId: null, outcomes, waiting: [], known };
   const bars = files.map((f) => options.progress.bar(f.item.remote, f.bytes.byteLength));
   let answer;
   try {
@@ -211,7 +251,7 @@ async function sendOneBatch(
     );
   } catch (error) {
     for (const f of files) outcomes[f.at] = { ok: false, error };
-    return { batchId: null, outcomes, waiting: [] };
+    return { batchId: null, outcomes, waiting: [], known };
   } finally {
     files.forEach((f, i) => {
       bars[i]?.update(f.bytes.byteLength);
@@ -236,7 +276,7 @@ async function sendOneBatch(
     outcomes[f.at] = outcomeOf(view, sent);
     if (view.status === 'processing' || view.status === 'receiving') waiting.push({ item: f.item, sent });
   });
-  return { batchId: answer.batchId, outcomes, waiting };
+  return { batchId: answer.batchId, outcomes, waiting, known };
 }
 
 /** A batch file's state as an upload outcome: committed, on its way, or the error it failed with. */

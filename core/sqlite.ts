@@ -47,6 +47,10 @@ export function cachedStatement(db: SqliteDatabase, sql: string): CachedStatemen
  * Opens (creating when needed) the database file. WAL lets readers run beside the
  * writer, also across processes; `synchronous = FULL` makes every commit durable
  * before it returns; `busy_timeout` makes a second process wait instead of failing.
+ * `temp_store = MEMORY` keeps statement journals (one per savepoint, e.g. per file of a
+ * batch commit) in memory instead of anonymous files under /var/tmp: they only matter
+ * for rolling back a statement or savepoint inside a live transaction, never for crash
+ * recovery (the WAL is the durable record).
  */
 export function openSqlite(file: string): SqliteDatabase {
   if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -55,6 +59,7 @@ export function openSqlite(file: string): SqliteDatabase {
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
+  db.pragma('temp_store = MEMORY');
   return db;
 }
 

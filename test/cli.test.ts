@@ -222,6 +222,36 @@ describe('aio against a real server', () => {
     expect(listed.find((e) => e.name === 'q2.txt')?.sha256).toBe(sha(Buffer.from('two 2')));
   }, 60_000);
 
+  it('sync sends small new files in batches but still skips the bytes of contents the server has', async () => {
+    const src = await tempDir('aio-cli-known-');
+    const have = randomBytes(4096);
+    const fresh = randomBytes(4096);
+    const seed = path.join(await tempDir('aio-cli-seed-'), 'seed.bin');
+    await fs.writeFile(seed, have);
+    expect((await aio(['upload', seed, '/known-seed.bin'], { env })).exitCode).toBe(0);
+    await fs.writeFile(path.join(src, 'copy.bin'), have);
+    await fs.writeFile(path.join(src, 'new.bin'), fresh);
+    const r = await aio(['sync', src, '/known', '--json'], { env });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; remote?: string; bytesSent?: number; how?: string });
+    const sent = new Map(events.filter((e) => e.event === 'uploaded').map((e) => [e.remote, e]));
+    expect(sent.get('/known/copy.bin')).toMatchObject({ bytesSent: 0, how: 'deduplicated' });
+    expect(sent.get('/known/new.bin')).toMatchObject({ bytesSent: 4096, how: 'uploaded' });
+    const listed = JSON.parse((await aio(['ls', '/known', '--json'], { env })).stdout) as Array<{
+      name: string;
+      sha256: string;
+    }>;
+    expect(new Map(listed.map((e) => [e.name, e.sha256]))).toEqual(
+      new Map([
+        ['copy.bin', sha(have)],
+        ['new.bin', sha(fresh)],
+      ]),
+    );
+  }, 60_000);
+
   it('ends with the documented exit codes for real failures', async () => {
     const badLogin = await aio(['login', '--email', 'ada@example.test', '--password-stdin'], {
       env: { ...env, AIO_CONFIG_DIR: await tempDir('aio-cli-bad-') },

@@ -15,7 +15,7 @@ import { walkLocal, type LocalFile } from '../local-walk.js';
 import { formatBytes } from '../output.js';
 import { runPool } from '../../core/domain/pool.js';
 import { createProgress } from '../progress.js';
-import { uploadBatch } from '../batch-upload.js';
+import { ASK_KNOWN_ABOVE, uploadBatch } from '../batch-upload.js';
 import { listAll, remotePath, remoteStat } from './remote.js';
 import { joinRemote } from './upload.js';
 
@@ -28,7 +28,7 @@ export interface SyncFlags {
 }
 
 type Action =
-  | { op: 'upload'; local: LocalFile; remote: string; reason: 'new' | 'changed'; sha256: string }
+  | { op: 'upload'; local: LocalFile; remote: string; reason: 'new' | 'changed'; sha256?: string }
   | { op: 'delete'; remote: string; kind: 'file' | 'folder' };
 
 /** `N` files or `P%` of the remote files; default 50%. */
@@ -97,9 +97,14 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
 
   // Like rclone and Syncthing: a file whose size and modification time match what the
   // server recorded at its last upload is unchanged and not read; the rest is hashed
-  // (--checksum: everything is).
+  // (--checksum: everything is). A new small file is not hashed here either: it goes into
+  // a batch as it is, and is hashed once, as it is read to be sent.
   const toHash = walked.files.filter((file) => {
     const existing = remoteFiles.get(file.relative);
+    if (existing === undefined && file.size <= ASK_KNOWN_ABOVE) {
+      actions.push({ op: 'upload', local: file, remote: joinRemote(root, file.relative), reason: 'new' });
+      return false;
+    }
     return (
       flags.checksum === true ||
       existing?.kind !== 'file' ||

@@ -118,7 +118,7 @@ export async function remoteFiles(aio: Aio, remote: string): Promise<Map<string,
 }
 
 export function blobPath(aio: Aio, sha: string): string {
-  return path.join(aio.storageDir, 'blobs', sha.slice(0, 2), sha.slice(2, 4), sha);
+  return path.join(aio.storageDir, 'blobs', sha.slice(0, 2), sha);
 }
 
 /**

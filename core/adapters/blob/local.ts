@@ -3,8 +3,15 @@
  * shared by the API and the workers).
  *
  *   <root>/staging/<id>          uploads in progress (id chosen by the server)
- *   <root>/blobs/ab/cd/<sha256>  committed, content-addressed, never rewritten
- *   <root>/tmp/<random>          whole-blob writes (`put`) before they are renamed in
+ *   <root>/blobs/ab/<sha256>     committed, content-addressed, never rewritten
+ *   <root>/tmp/ab/<random>       whole-blob writes (`put`, `putMany`) before they are renamed in
+ *
+ * One level of 256 shard folders, as git's loose objects: concurrent writes spread over
+ * 256 folders instead of contending for one folder's lock, and a shard folder is
+ * created (durably) only the first time it is needed. The first layout,
+ * `blobs/ab/cd/<sha256>`, created one of 65,536 folders per new blob in a young store —
+ * a second inode and a second fsync per file. A store in that layout is moved to this
+ * one when it opens (`migrateLegacyLayout`, crash-safe and idempotent).
  *
  * Ids and hashes are checked against strict patterns before any filesystem call, so
  * no caller-supplied string can name a path outside these folders. Every commit is
@@ -33,6 +40,13 @@ const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
 const MAX_IOVECS = 512;
 /** File operations in flight at once in `putMany`. */
 const PUT_MANY_CONCURRENCY = 32;
+/** `00` … `ff`: the shard folders of `blobs/` and `tmp/`. */
+const SHARDS = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const SHARD = /^[0-9a-f]{2}$/;
+/** Written (fsynced) in `blobs/` once the store is in the one-level layout. */
+const LAYOUT_MARK = '.layout-2';
+/** Temp files older than this are left-overs of a crash (no write takes this long). */
+const STALE_TMP_MS = 24 * 60 * 60 * 1000;
 
 export interface LocalBlobStoreOptions {
   /** Test seams for crash-consistency tests. */
@@ -56,12 +70,80 @@ export class LocalBlobStore implements BlobStore {
     this.tmpDir = path.join(root, 'tmp');
   }
 
-  /** Opens the store at `root`, creating `staging/`, `blobs/` and `tmp/` when absent. */
+  /**
+   * Opens the store at `root`, creating `staging/`, `blobs/` and `tmp/` when absent,
+   * moving a store of the first layout to the current one, and removing temp files a
+   * crash left behind (older than a day: another process sharing the volume may be
+   * writing a young one).
+   */
   static async open(root: string, options: LocalBlobStoreOptions = {}): Promise<LocalBlobStore> {
     const store = new LocalBlobStore(path.resolve(root), options);
     for (const dir of [store.stagingDir, store.blobsDir, store.tmpDir])
       await fs.mkdir(dir, { recursive: true });
+    await store.migrateLegacyLayout();
+    await store.sweepTmp();
     return store;
+  }
+
+  /**
+   * Moves every `blobs/ab/cd/<sha256>` of the first layout to `blobs/ab/<sha256>`, then
+   * records that the store is done (`LAYOUT_MARK`), so later opens skip the scan. Each
+   * move is one rename (atomic) and each shard folder is fsynced before its old
+   * subfolders go, so a crash at any point leaves every blob under one of the two names
+   * and the next open finishes the job. Two processes opening the same store at once
+   * both move; the loser of a rename finds the file gone and goes on.
+   */
+  private async migrateLegacyLayout(): Promise<void> {
+    const mark = path.join(this.blobsDir, LAYOUT_MARK);
+    if (await exists(mark)) return;
+    const shards = (await fs.readdir(this.blobsDir)).filter((name) => SHARD.test(name));
+    await mapPool(shards, 8, async (shard) => {
+      const shardDir = path.join(this.blobsDir, shard);
+      const olds = (await fs.readdir(shardDir, { withFileTypes: true })).filter(
+        (e) => e.isDirectory() && SHARD.test(e.name),
+      );
+      if (olds.length === 0) return;
+      for (const old of olds) {
+        const oldDir = path.join(shardDir, old.name);
+        for (const name of await readdirIfPresent(oldDir)) {
+          if (!SHA256.test(name)) continue;
+          try {
+            await fs.rename(path.join(oldDir, name), path.join(shardDir, name));
+          } catch (err) {
+            if (!isNotFound(err)) throw err;
+          }
+        }
+      }
+      await syncDir(shardDir);
+      for (const old of olds) {
+        const oldDir = path.join(shardDir, old.name);
+        // Anything that is not a blob (a stray temp file) goes with the old folder.
+        await fs.rm(oldDir, { recursive: true, force: true });
+      }
+    });
+    const handle = await fs.open(mark, 'w', 0o600);
+    try {
+      await handle.writeFile('blobs/ab/<sha256>\n');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await syncDir(this.blobsDir);
+  }
+
+  /** Removes temp files older than `STALE_TMP_MS` (left by a crash mid-write). */
+  private async sweepTmp(): Promise<void> {
+    const cutoff = Date.now() - STALE_TMP_MS;
+    const shards = (await fs.readdir(this.tmpDir)).filter((name) => SHARD.test(name));
+    const dirs = [this.tmpDir, ...shards.map((shard) => path.join(this.tmpDir, shard))];
+    await mapPool(dirs, 8, async (dir) => {
+      for (const entry of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
+        if (!entry.isFile()) continue;
+        const file = path.join(dir, entry.name);
+        const stat = await fs.stat(file).catch(() => null);
+        if (stat !== null && stat.mtimeMs < cutoff) await removeIfPresent(file);
+      }
+    });
   }
 
   async stagingSize(id: string): Promise<number | null> {
@@ -185,9 +267,9 @@ export class LocalBlobStore implements BlobStore {
 
   /** Writes to `tmp/`, hashing on the way, then renames into place. A source error is rethrown and nothing kept. */
   async put(source: AsyncIterable<Uint8Array>): Promise<{ sha256: string; size: number }> {
-    const tmp = path.join(this.tmpDir, randomUUID());
+    const tmp = this.tmpPath(randomUUID());
     const hash = createHash('sha256');
-    const handle = await fs.open(tmp, 'wx', 0o600);
+    const handle = await openTemp(tmp);
     let size: number;
     try {
       const writer = new PositionalWriter(handle, 0, hash);
@@ -221,14 +303,14 @@ export class LocalBlobStore implements BlobStore {
     const pending = new Map<string, { tmp: string; bytes: Uint8Array }>();
     for (const [i, { sha256 }] of out.entries()) {
       if (!pending.has(sha256))
-        pending.set(sha256, { tmp: path.join(this.tmpDir, randomUUID()), bytes: contents[i] as Uint8Array });
+        pending.set(sha256, { tmp: this.tmpPath(sha256), bytes: contents[i] as Uint8Array });
     }
     const work = [...pending.entries()];
     const written: string[] = [];
     try {
       const fresh = await mapPool(work, PUT_MANY_CONCURRENCY, async ([sha256, { tmp, bytes }]) => {
         if ((await this.stat(sha256)) !== null) return null;
-        const handle = await fs.open(tmp, 'wx', 0o600);
+        const handle = await openTemp(tmp);
         written.push(tmp);
         try {
           await handle.writeFile(bytes);
@@ -239,17 +321,9 @@ export class LocalBlobStore implements BlobStore {
         return { sha256, tmp };
       });
       const moves = fresh.filter((m): m is { sha256: string; tmp: string } => m !== null);
-      // New shard folders, then their parents' fsyncs (once per folder for the batch).
+      await mapPool(moves, PUT_MANY_CONCURRENCY, (m) => this.rename(m.tmp, this.blobPath(m.sha256)));
+      // Each shard folder that got a new name is fsynced once for the whole batch.
       const shards = [...new Set(moves.map((m) => path.dirname(this.blobPath(m.sha256))))];
-      const parents = new Set<string>();
-      await mapPool(shards, PUT_MANY_CONCURRENCY, async (shard) => {
-        if ((await fs.mkdir(shard, { recursive: true })) !== undefined) {
-          parents.add(path.dirname(shard));
-          parents.add(this.blobsDir);
-        }
-      });
-      await mapPool([...parents], PUT_MANY_CONCURRENCY, syncDir);
-      await mapPool(moves, PUT_MANY_CONCURRENCY, (m) => fs.rename(m.tmp, this.blobPath(m.sha256)));
       await mapPool(shards, PUT_MANY_CONCURRENCY, syncDir);
     } finally {
       // Whatever was not renamed (an error, or content that existed) goes.
@@ -319,21 +393,41 @@ export class LocalBlobStore implements BlobStore {
   private blobPath(sha256: string): string {
     if (typeof sha256 !== 'string' || !SHA256.test(sha256))
       throw new AppError('BAD_REQUEST', 'Invalid sha256.');
-    return path.join(this.blobsDir, sha256.slice(0, 2), sha256.slice(2, 4), sha256);
+    return path.join(this.blobsDir, sha256.slice(0, 2), sha256);
   }
 
-  /** Renames a fsynced file to its final path and makes the new directory entries durable. */
-  private async moveIntoPlace(from: string, to: string, beforeRename?: () => Promise<void>): Promise<void> {
-    const shard = path.dirname(to);
-    const created = await fs.mkdir(shard, { recursive: true });
-    if (created !== undefined) {
-      // New shard folders are only durable once their parents record them.
-      await syncDir(path.dirname(shard));
-      await syncDir(this.blobsDir);
+  /**
+   * A temp file in the tmp shard named by `key`'s first two characters when they are
+   * hex (a blob's sha256), else in a random one: concurrent creates spread over 256
+   * folders.
+   */
+  private tmpPath(key: string): string {
+    const shard = SHARD.test(key.slice(0, 2))
+      ? key.slice(0, 2)
+      : (SHARDS[Math.floor(Math.random() * SHARDS.length)] as string);
+    return path.join(this.tmpDir, shard, `${randomUUID()}`);
+  }
+
+  /**
+   * `fs.rename`, creating the target's shard folder first when it is missing (its first
+   * use): the new folder is made durable in its parent before anything is renamed in.
+   */
+  private async rename(from: string, to: string): Promise<void> {
+    try {
+      await fs.rename(from, to);
+    } catch (err) {
+      if (!isNotFound(err) || !(await exists(from))) throw err;
+      await fs.mkdir(path.dirname(to), { recursive: true });
+      await syncDir(path.dirname(path.dirname(to)));
+      await fs.rename(from, to);
     }
+  }
+
+  /** Renames a fsynced file to its final path and makes the new directory entry durable. */
+  private async moveIntoPlace(from: string, to: string, beforeRename?: () => Promise<void>): Promise<void> {
     await beforeRename?.();
-    await fs.rename(from, to);
-    await syncDir(shard);
+    await this.rename(from, to);
+    await syncDir(path.dirname(to));
   }
 }
 
@@ -463,4 +557,34 @@ async function removeIfPresent(file: string): Promise<void> {
 
 function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await fs.lstat(file);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+async function readdirIfPresent(dir: string): Promise<string[]> {
+  try {
+    return await fs.readdir(dir);
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
+}
+
+/** Creates a new temp file (0600), creating its tmp shard folder on first use. */
+async function openTemp(file: string): Promise<FileHandle> {
+  try {
+    return await fs.open(file, 'wx', 0o600);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    return fs.open(file, 'wx', 0o600);
+  }
 }
