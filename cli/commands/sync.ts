@@ -57,7 +57,7 @@ async function remoteTree(ctx: CliContext, root: string): Promise<Map<string, En
   // Level by level, a few folders listed at once (a tree of 50 folders is 51 listings).
   let level: Array<{ path: string; rel: string }> = [{ path: rootEntry.path, rel: '' }];
   while (level.length) {
-    const listed = await runPool(level, 8, (dir) => listAll(ctx, dir.path));
+    const listed = await runPool(level, 16, (dir) => listAll(ctx, dir.path));
     const next: Array<{ path: string; rel: string }> = [];
     listed.forEach((r, i) => {
       if (!r.ok) throw r.error;
@@ -83,14 +83,15 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
   } catch {
     throw new AppError('BAD_REQUEST', `${local} is not readable: refusing to sync.`);
   }
+  const root = remotePath(remote);
+  // The local walk and the remote listing wait on different things: run them side by side.
+  const listing = requireLogin(ctx).then(() => remoteTree(ctx, root));
+  listing.catch(() => undefined); // awaited below, unless the walk fails first
   const walked = await walkLocal(local);
   if (walked.files.length === 0)
     throw new AppError('BAD_REQUEST', `${local} is empty: refusing to sync (it would only delete).`);
   for (const s of walked.skipped) ctx.out.warn(`skipped ${s.path} (${s.reason})`);
-  await requireLogin(ctx);
-
-  const root = remotePath(remote);
-  const remoteFiles = await remoteTree(ctx, root);
+  const remoteFiles = await listing;
   const localSet = new Set(walked.files.map((f) => f.relative));
   const actions: Action[] = [];
   const unreadable: Array<{ path: string; error: string }> = [];
