@@ -77,7 +77,11 @@ export async function runOperation(ctx: OperationContext, op: Operation): Promis
 }
 
 /** The journal entry for `node` as the server now has it (recorded by the syncer with the outcome). */
-function synced(node: LocalNode, remote: Entry, sha256: string | null): JournalEntry {
+function synced(
+  node: LocalNode,
+  remote: Pick<Entry, 'id' | 'revision'>,
+  sha256: string | null,
+): JournalEntry {
   return {
     relPath: node.relPath,
     kind: node.kind,
@@ -191,13 +195,17 @@ export async function uploadMany(ctx: OperationContext, ops: readonly Operation[
       for (const i of batch) out.set(i.op.id, { error });
       continue;
     }
-    // The committed entries (id, revision) are read 16 at a time.
+    // The answer names each committed file and revision; an older server's answer has no
+    // revision, and the entry is read then (16 at a time).
     await inChunks(batch, 16, async (item, n) => {
       const answer = answers[n];
       try {
         if (answer?.status === 'ready' && answer.fileId) {
-          const entry = await ctx.remote.file(answer.fileId);
-          committed.push({ item, state: synced(item.before, entry, item.file.sha256) });
+          const remote =
+            typeof answer.revision === 'number'
+              ? { id: answer.fileId, revision: answer.revision }
+              : await ctx.remote.file(answer.fileId);
+          committed.push({ item, state: synced(item.before, remote, item.file.sha256) });
           return;
         }
         // A conflict (or a folder in the way) is sorted out by the single upload's rules.

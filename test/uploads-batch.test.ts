@@ -82,6 +82,8 @@ describe('batch uploads', () => {
       const results = await uploadBatch(client, files, { priority: 'bulk' });
       expect(results.map((r) => r.status)).toEqual(files.map(() => 'ready'));
       expect(results.every((r) => r.fileId !== null && r.error === null)).toBe(true);
+      // Each answer names the revision its upload made (the daemon records it as it is).
+      expect(results.every((r) => r.revision === 1)).toBe(true);
       const types = await Promise.all(
         ['/b/empty.txt', '/b/picture.bin', '/b/d0/f0.bin'].map(async (p) => (await stat(p))?.mediaType),
       );

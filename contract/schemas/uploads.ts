@@ -143,6 +143,8 @@ export const uploadBatchFileSchema = z.object({
   uploadId: z.string().nullable(),
   status: uploadStatusSchema,
   fileId: z.string().nullable(),
+  /** The revision of `fileId` this upload made, once `ready` (absent from older servers). */
+  revision: z.number().int().nullable(),
   /** An error code (`CHECKSUM_MISMATCH`, `REVISION_CONFLICT`, `INVALID_NAME`, …) when failed. */
   error: z.string().nullable(),
   /** What went wrong, for people. */

@@ -257,6 +257,8 @@ export interface UploadSession {
   error: string | null;
   /** Set once the worker committed it. */
   fileId: string | null;
+  /** The revision of `fileId` its commit made; set with `fileId` (null before, and in rows older than the field). */
+  revision: number | null;
   /** The batch (`POST /uploads/batch`) it came in, and its place there; null for tus uploads. */
   batchId: string | null;
   batchIndex: number | null;
@@ -267,7 +269,7 @@ export interface UploadSession {
 
 export type NewUploadSession = Omit<
   UploadSession,
-  'offset' | 'status' | 'error' | 'fileId' | 'createdAt' | 'updatedAt' | 'batchId' | 'batchIndex'
+  'offset' | 'status' | 'error' | 'fileId' | 'revision' | 'createdAt' | 'updatedAt' | 'batchId' | 'batchIndex'
 > & { batchId?: string | null; batchIndex?: number | null };
 
 /** One upload of a batch job to commit: the revision, and the audit entry of the uploader. */
@@ -469,7 +471,7 @@ export interface MetadataStore {
     id: string,
     status: UploadStatus,
     /** `sha256`: the worker records the hash it computed before moving the bytes, so a redelivery can finish. */
-    fields?: { error?: string | null; fileId?: string | null; sha256?: string },
+    fields?: { error?: string | null; fileId?: string | null; revision?: number | null; sha256?: string },
   ): Promise<UploadSession | null>;
   /** `receiving` uploads whose `expiresAt` is before `now`, any owner. */
   listExpiredUploads(now: Date, limit: number): Promise<UploadSession[]>;

@@ -247,6 +247,13 @@ export function transferTests(ctx: SuiteContext): void {
       ]);
       const first = outcomes[0];
       expect(first?.ok && statuses[0]?.fileId === first.result.node.id).toBe(true);
+      // A committed upload records the revision it made; a refused one none.
+      expect(statuses.map((u) => u?.revision)).toEqual([
+        first?.ok ? first.result.revision.revision : 'missing',
+        null,
+        null,
+        outcomes[3]?.ok ? outcomes[3].result.revision.revision : 'missing',
+      ]);
       expect((await ctx.store.getNode(user.id, taken.node.id))?.sha256).toBe(sha('old'));
       expect((await ctx.store.getNode(user.id, folder.id))?.kind).toBe('folder');
 

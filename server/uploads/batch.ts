@@ -60,6 +60,7 @@ export function batchFileOf(path: string, session: UploadSession | null, slot?: 
       uploadId: null,
       status: 'failed',
       fileId: null,
+      revision: null,
       error: slot?.error?.code ?? 'FAILED',
       message: slot?.error?.message ?? null,
     };
@@ -69,6 +70,7 @@ export function batchFileOf(path: string, session: UploadSession | null, slot?: 
     uploadId: session.id,
     status: session.status,
     fileId: session.fileId,
+    revision: session.revision,
     error: session.error,
     message: null,
   };

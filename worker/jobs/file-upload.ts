@@ -226,7 +226,11 @@ async function commitVideo(deps: WorkerDeps, upload: UploadSession, content: Pre
     details: { ...audit.details, fileId: result.node.id, revision: result.revision.revision },
   });
   await queueTranscode(deps, upload, result.node.id, content);
-  await deps.metadata.setUploadStatus(upload.id, 'ready', { fileId: result.node.id, error: null });
+  await deps.metadata.setUploadStatus(upload.id, 'ready', {
+    fileId: result.node.id,
+    revision: result.revision.revision,
+    error: null,
+  });
   await announceUpload(deps.cache, upload.id, 'ready');
   deps.logger.info(
     { uploadId: upload.id, fileId: result.node.id, revision: result.revision.revision, size: content.size },

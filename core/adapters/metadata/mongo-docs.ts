@@ -127,6 +127,8 @@ export interface UploadDoc {
   status: UploadStatus;
   error: string | null;
   fileId: string | null;
+  /** The revision its commit made (absent in older documents). */
+  revision?: number | null;
   /** Set for uploads of a `POST /uploads/batch` (absent in older documents). */
   batchId?: string | null;
   batchIndex?: number | null;

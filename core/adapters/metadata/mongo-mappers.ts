@@ -128,6 +128,7 @@ export const toUpload = (d: UploadDoc): UploadSession => ({
   status: d.status,
   error: d.error ?? null,
   fileId: d.fileId ?? null,
+  revision: d.revision ?? null,
   batchId: d.batchId ?? null,
   batchIndex: d.batchIndex ?? null,
   createdAt: d.createdAt,

@@ -207,6 +207,7 @@ export function defineModels(conn: Connection): MetadataModels {
       status: { type: String, required: true },
       error: str,
       fileId: str,
+      revision: num,
       batchId: str,
       batchIndex: num,
       createdAt: Date,

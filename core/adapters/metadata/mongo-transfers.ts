@@ -158,11 +158,12 @@ export class MongoTransfers {
   async setUploadStatus(
     id: string,
     status: UploadStatus,
-    fields: { error?: string | null; fileId?: string | null; sha256?: string } = {},
+    fields: { error?: string | null; fileId?: string | null; revision?: number | null; sha256?: string } = {},
   ): Promise<UploadSession | null> {
     const set: Partial<UploadDoc> = { status, updatedAt: this.clock.now() };
     if (fields.error !== undefined) set.error = fields.error;
     if (fields.fileId !== undefined) set.fileId = fields.fileId;
+    if (fields.revision !== undefined) set.revision = fields.revision;
     if (fields.sha256 !== undefined) set.sha256 = fields.sha256;
     const doc = await this.m.uploads
       .findOneAndUpdate({ _id: id }, { $set: set }, { returnDocument: 'after' })

@@ -284,7 +284,11 @@ export class MongoMetadataStore implements MetadataStore {
             details: { ...item.audit.details, fileId: result.node.id, revision: result.revision.revision },
           });
         }
-        await this.transfers.setUploadStatus(item.uploadId, 'ready', { fileId: result.node.id, error: null });
+        await this.transfers.setUploadStatus(item.uploadId, 'ready', {
+          fileId: result.node.id,
+          revision: result.revision.revision,
+          error: null,
+        });
         outcomes.push({ ok: true, result });
       }
       return outcomes;
@@ -293,7 +297,7 @@ export class MongoMetadataStore implements MetadataStore {
   async setUploadStatus(
     id: string,
     status: UploadStatus,
-    fields?: { error?: string | null; fileId?: string | null; sha256?: string },
+    fields?: { error?: string | null; fileId?: string | null; revision?: number | null; sha256?: string },
   ): Promise<UploadSession | null> {
     return this.call(() => this.transfers.setUploadStatus(id, status, fields));
   }

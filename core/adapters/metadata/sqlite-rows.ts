@@ -126,6 +126,8 @@ export interface UploadRow {
   status: UploadStatus;
   error: string | null;
   file_id: string | null;
+  /** Set with `file_id` (absent before the column existed). */
+  revision?: number | null;
   /** Null for tus uploads (and rows written before the columns existed). */
   batch_id?: string | null;
   batch_index?: number | null;
@@ -278,6 +280,7 @@ export function toUpload(r: UploadRow): UploadSession {
     status: r.status,
     error: r.error,
     fileId: r.file_id,
+    revision: r.revision ?? null,
     batchId: r.batch_id ?? null,
     batchIndex: r.batch_index ?? null,
     createdAt: date(r.created_at),

@@ -180,4 +180,8 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE uploads ADD COLUMN batch_index INTEGER;
   CREATE INDEX uploads_batch ON uploads (batch_id, batch_index) WHERE batch_id IS NOT NULL;
   `,
+  `
+  -- The revision a committed upload made (batch answers carry it: no lookup per file).
+  ALTER TABLE uploads ADD COLUMN revision INTEGER;
+  `,
 ];

@@ -160,11 +160,12 @@ export class SqliteTransfers {
   setUploadStatus(
     id: string,
     status: UploadStatus,
-    fields: { error?: string | null; fileId?: string | null; sha256?: string } = {},
+    fields: { error?: string | null; fileId?: string | null; revision?: number | null; sha256?: string } = {},
   ): UploadSession | null {
     const sets = ['status = @status', 'updated_at = @now'];
     if (fields.error !== undefined) sets.push('error = @error');
     if (fields.fileId !== undefined) sets.push('file_id = @fileId');
+    if (fields.revision !== undefined) sets.push('revision = @revision');
     if (fields.sha256 !== undefined) sets.push('sha256 = @sha256');
     const row = cachedStatement(
       this.db,
@@ -175,6 +176,7 @@ export class SqliteTransfers {
       now: this.clock.now().getTime(),
       error: fields.error ?? null,
       fileId: fields.fileId ?? null,
+      revision: fields.revision ?? null,
       sha256: fields.sha256 ?? null,
     }) as UploadRow | undefined;
     return row ? toUpload(row) : null;

@@ -256,7 +256,11 @@ export class SqliteMetadataStore implements MetadataStore {
               });
               return { ok: false, code, message };
             }
-            this.transfers.setUploadStatus(item.uploadId, 'ready', { fileId: result.node.id, error: null });
+            this.transfers.setUploadStatus(item.uploadId, 'ready', {
+              fileId: result.node.id,
+              revision: result.revision.revision,
+              error: null,
+            });
             if (!result.duplicate) {
               this.accounts.appendAudit({
                 ...item.audit,
@@ -276,7 +280,7 @@ export class SqliteMetadataStore implements MetadataStore {
   async setUploadStatus(
     id: string,
     status: UploadStatus,
-    fields?: { error?: string | null; fileId?: string | null; sha256?: string },
+    fields?: { error?: string | null; fileId?: string | null; revision?: number | null; sha256?: string },
   ): Promise<UploadSession | null> {
     return this.run(() => this.transfers.setUploadStatus(id, status, fields));
   }
