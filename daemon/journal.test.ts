@@ -54,6 +54,33 @@ describe('Journal', () => {
     journal.close();
   });
 
+  it('takes a path and its descendants only, not names that merely start with it', () => {
+    const { journal } = open();
+    const { id } = journal.folder('/l', '/r', 'acct');
+    const other = journal.folder('/l2', '/r2', 'acct').id;
+    // '-', '.', ' ' sort before '/', '0' and 'b' after it: all are neighbours of 'a/…'.
+    const paths = ['a', 'a b', 'a-x', 'a.txt', 'a/b', 'a/c/d', 'a0', 'ab', 'b'];
+    for (const p of paths) journal.putEntry(id, entry(p));
+    journal.putEntry(other, entry('a/b'));
+    expect(journal.entriesUnder(id, 'a').map((e) => e.relPath)).toEqual(['a', 'a/b', 'a/c/d']);
+    expect(journal.entriesUnder(id, 'a/c').map((e) => e.relPath)).toEqual(['a/c/d']);
+    const seen: string[] = [];
+    journal.eachEntryUnder(id, 'a.txt', (e) => seen.push(e.relPath));
+    expect(seen).toEqual(['a.txt']);
+    expect(journal.entriesUnder(id, '').map((e) => e.relPath)).toEqual(paths);
+    journal.deleteEntries(id, 'a');
+    expect(journal.entriesUnder(id, '').map((e) => e.relPath)).toEqual([
+      'a b',
+      'a-x',
+      'a.txt',
+      'a0',
+      'ab',
+      'b',
+    ]);
+    expect(journal.entriesUnder(other, '').map((e) => e.relPath)).toEqual(['a/b']);
+    journal.close();
+  });
+
   it('starts a folder over when its remote path or account changes', () => {
     const { journal } = open();
     const first = journal.folder('/l', '/r', 'acct');
