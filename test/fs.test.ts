@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Entry, EntryPage } from '../contract/schemas/files.js';
@@ -91,6 +92,88 @@ describe('listing', () => {
 
   it('refuses a request without a token and a read-only route without scope write', async () => {
     await request(f.app).get('/api/v1/fs/list').expect(401);
+  });
+});
+
+describe('tree', () => {
+  const tree = async (path: string, u: TestUser = user): Promise<{ entries: Entry[]; end: unknown }> => {
+    const res = await get(`/api/v1/fs/tree?path=${encodeURIComponent(path)}`, u)
+      .buffer(true)
+      .parse(binaryParser)
+      .expect(200);
+    expect(res.headers['content-type']).toMatch(/^application\/x-ndjson/);
+    const lines = (res.body as Buffer).toString('utf8').trimEnd().split('\n');
+    const end: unknown = JSON.parse(lines.pop() as string);
+    return { entries: lines.map((l) => JSON.parse(l) as Entry), end };
+  };
+
+  beforeAll(async () => {
+    await putFile(f.t, user, '/tree/a.txt', 'a');
+    await putFile(f.t, user, '/tree/sub/b.txt', 'bb');
+    await putFile(f.t, user, '/tree/sub/deep/c.txt', 'ccc');
+    await post('/api/v1/fs/mkdir', { path: '/tree/empty' }).expect(201);
+    // More children than one page of the walk (1,000).
+    const bytes = Buffer.from('x');
+    const parentId = (await get('/api/v1/fs/stat?path=/tree/sub').expect(200)).body.id as string;
+    for (let i = 0; i < 1005; i++) {
+      const { sha256, size } = await f.t.deps.blobs.put(Readable.from([bytes]));
+      await f.t.deps.metadata.commitFile({
+        ownerId: user.id,
+        parentId,
+        name: `m${String(i).padStart(4, '0')}.txt`,
+        sha256,
+        size,
+        mtime: null,
+        mediaType: 'text/plain',
+        sourceId: `tree:${i}`,
+      });
+    }
+  });
+
+  it('streams every entry below a folder, folders before their contents, then an end line with the count', async () => {
+    const { entries, end } = await tree('/tree');
+    expect(end).toEqual({ end: true, count: entries.length });
+    expect(entries).toHaveLength(4 + 2 + 1005);
+    const paths = entries.map((e) => e.path);
+    expect(new Set(paths).size).toBe(paths.length);
+    for (const p of [
+      '/tree/a.txt',
+      '/tree/sub',
+      '/tree/empty',
+      '/tree/sub/b.txt',
+      '/tree/sub/deep',
+      '/tree/sub/deep/c.txt',
+      '/tree/sub/m1004.txt',
+    ])
+      expect(paths).toContain(p);
+    expect(paths.indexOf('/tree/sub')).toBeLessThan(paths.indexOf('/tree/sub/b.txt'));
+    expect(paths.indexOf('/tree/sub/deep')).toBeLessThan(paths.indexOf('/tree/sub/deep/c.txt'));
+    expect(entries.find((e) => e.path === '/tree/sub/deep/c.txt')).toMatchObject({
+      name: 'c.txt',
+      kind: 'file',
+      size: 3,
+      revision: 1,
+    });
+    // The same entries as listing folder by folder.
+    const byList = [...(await listAll('/tree/sub/deep')), ...(await listAll('/tree/empty'))];
+    for (const e of byList) expect(entries).toContainEqual(e);
+  });
+
+  it('walks the whole tree from the root, and only the caller’s', async () => {
+    const { entries } = await tree('/');
+    expect(entries.map((e) => e.path)).toContain('/tree/sub/deep/c.txt');
+    const other = await createTestUser(f.t);
+    const theirs = await tree('/', other);
+    expect(theirs).toEqual({ entries: [], end: { end: true, count: 0 } });
+    await get('/api/v1/fs/tree?path=/tree', other).expect(404);
+  });
+
+  it('answers 404 for a missing folder, 409 for a file, 400 for /Shared itself and 401 without a token', async () => {
+    await get('/api/v1/fs/tree?path=/tree/nope').expect(404);
+    await get('/api/v1/fs/tree?path=/tree/a.txt').expect(409);
+    await get('/api/v1/fs/tree?path=/Shared').expect(400);
+    await get('/api/v1/fs/tree?path=/tree&limit=5').expect(400);
+    await request(f.app).get('/api/v1/fs/tree?path=/').expect(401);
   });
 });
 

@@ -2,6 +2,7 @@
  * Namespace commands: `aio ls`, `mkdir`, `mv`, `cp`, `rm`, `trash ls|restore|purge`,
  * `versions`, `restore --version N`.
  */
+import { errorFromResponse } from '../../contract/client.js';
 import { AppError } from '../../contract/errors.js';
 import type { Entry, EntryPage, RevisionBody } from '../../contract/schemas/files.js';
 import { requireLogin, type CliContext } from '../context.js';
@@ -28,6 +29,24 @@ export async function listAll(ctx: CliContext, path: string): Promise<Entry[]> {
     cursor = page.nextCursor ?? undefined;
   } while (cursor);
   return items;
+}
+
+/**
+ * Every entry below the folder at `path`, in one request (`GET /fs/tree`, NDJSON ending
+ * with `{"end":true,"count":N}`); `null` when the server has no such endpoint (an older
+ * server answers 404), so the caller lists folder by folder instead. A cut answer (no end
+ * line, or a count that differs) is an error, never a partial tree.
+ */
+export async function listTree(ctx: CliContext, path: string): Promise<Entry[] | null> {
+  const res = await ctx.client.raw('GET', '/api/v1/fs/tree', { searchParams: { path: remotePath(path) } });
+  if (res.status === 404) return null;
+  if (res.status >= 400) throw errorFromResponse(res.status, res.body);
+  const lines = res.body.toString('utf8').split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  const end = JSON.parse(lines.pop() ?? '{}') as { end?: boolean; count?: number };
+  if (end.end !== true || end.count !== lines.length)
+    throw new AppError('SERVICE_UNAVAILABLE', `The server's listing of ${path} was cut short; try again.`);
+  return lines.map((line) => JSON.parse(line) as Entry);
 }
 
 function when(ms: number | null | string): string {

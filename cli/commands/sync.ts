@@ -16,7 +16,7 @@ import { formatBytes } from '../output.js';
 import { runPool } from '../../core/domain/pool.js';
 import { createProgress } from '../progress.js';
 import { ASK_KNOWN_ABOVE, uploadBatch } from '../batch-upload.js';
-import { listAll, remotePath, remoteStat } from './remote.js';
+import { listAll, listTree, remotePath, remoteStat } from './remote.js';
 import { joinRemote } from './upload.js';
 
 export interface SyncFlags {
@@ -54,7 +54,17 @@ async function remoteTree(ctx: CliContext, root: string): Promise<Map<string, En
     throw err;
   }
   if (rootEntry.kind !== 'folder') throw new AppError('CONFLICT', `${root} is a file, not a folder.`);
-  // Level by level, a few folders listed at once (a tree of 50 folders is 51 listings).
+  const all = await listTree(ctx, rootEntry.path);
+  if (all !== null) {
+    const prefix = rootEntry.path === '/' ? '/' : `${rootEntry.path}/`;
+    for (const e of all) {
+      if (!e.path.startsWith(prefix))
+        throw new AppError('INTERNAL', `The server listed ${e.path} under ${root}.`);
+      tree.set(e.path.slice(prefix.length), e);
+    }
+    return tree;
+  }
+  // An older server: level by level, a few folders listed at once (50 folders: 51 listings).
   let level: Array<{ path: string; rel: string }> = [{ path: rootEntry.path, rel: '' }];
   while (level.length) {
     const listed = await runPool(level, 16, (dir) => listAll(ctx, dir.path));
