@@ -226,7 +226,12 @@ describe('folder zips (file.download)', () => {
       status: 'failed',
       error: "A file's content is missing from storage.",
     });
-    expect(await fs.readdir(path.join(t.deps.config.storageDir, 'tmp'))).toEqual([]);
+    // No temp file is left in tmp/ or its shard folders.
+    const left = await fs.readdir(path.join(t.deps.config.storageDir, 'tmp'), {
+      recursive: true,
+      withFileTypes: true,
+    });
+    expect(left.filter((e) => e.isFile()).map((e) => e.name)).toEqual([]);
   });
 
   it('zips the whole namespace for the path / and names the zip files.zip', async () => {
