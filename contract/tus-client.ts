@@ -10,6 +10,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { ApiClient, RawResponse } from './client.js';
 import { USER_AGENT, agentFor, errorFromResponse, networkError, requestFor } from './client.js';
+import { drained } from './drained.js';
 import { AppError } from './errors.js';
 
 export const TUS_VERSION = '1.0.0';
@@ -281,19 +282,6 @@ async function writeBody(
   }
   if (hash) req.addTrailers({ [UPLOAD_SHA256_HEADER]: hash.copy().digest('hex') });
   req.end();
-}
-
-/** Waits for the socket to take more (or the request to fail). */
-function drained(req: ClientRequest): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      req.off('drain', done);
-      req.off('close', done);
-      resolve();
-    };
-    req.once('drain', done);
-    req.once('close', done);
-  });
 }
 
 /** The upload's state as `GET /api/v1/uploads/:id` reports it (the fields clients use). */

@@ -18,6 +18,7 @@
  * (409). `/Shared` itself lists the caller's mounts (then their own `Shared` folder, if any).
  */
 import { Router, type Request, type Response } from 'express';
+import { drained } from '../../contract/drained.js';
 import { AppError, ConflictError, NotFoundError } from '../../contract/errors.js';
 import {
   copyBodySchema,
@@ -127,19 +128,6 @@ function sendListing(req: Request, res: Response, page: Page<TreeNode>, folderPa
 
 /** Children read per query while walking a tree. */
 const TREE_PAGE = 1000;
-
-/** Resolves once `res` can take more, or once it is closed (the walk then stops). */
-function drained(res: Response): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
-}
 
 function ownerOf(req: Request): string {
   return authOf(req).user.id;
