@@ -3,6 +3,10 @@
  * (resumed with `Range` + `If-Range` when a partial file is there), the sha256 is
  * verified against the server's ETag, the file is fsynced and only then renamed over
  * `dest` (and the folder fsynced). A broken transfer leaves the partial for next time.
+ *
+ * A large file without a partial is fetched over several connections at once
+ * (`downloadParallel`); a broken parallel transfer leaves a partial that is complete up
+ * to its length, so the next attempt resumes it with a single stream.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -15,6 +19,41 @@ import https from 'node:https';
 import type { ApiClient } from './client.js';
 import { errorFromResponse, networkError } from './client.js';
 import { AppError } from './errors.js';
+import { downloadParallel, type ParallelOptions } from './parallel-download.js';
+
+/** How `downloadFile` fetches large files; the defaults suit most uses (tests shrink them). */
+export interface DownloadTuning {
+  /** Fresh downloads of at least this many bytes use several connections. */
+  parallelMinBytes: number;
+  parallel: ParallelOptions;
+}
+
+/**
+ * Measured with `aio download` of 1 GiB over loopback, client and server sharing 2
+ * cores, 7 runs interleaved: median 0.83 s, against 0.81 s for `rclone copy` (4 ranged
+ * streams, no hashing, no fsync) and 3.5 s for the single stream. The sha256 thread is
+ * the critical path. 2, 3 or 4 streams and 4–16 MiB chunks all measured within noise
+ * of each other; 3 × 8 MiB keeps a few requests in flight for longer round trips, and
+ * the 4-buffer window (32 MiB, plus the hashing thread) keeps the CLI's peak RSS near
+ * 100 MB. From 16–32 MiB on, the parallel path was already faster than one stream.
+ */
+export const DEFAULT_TUNING: DownloadTuning = {
+  parallelMinBytes: 32 * 1024 * 1024,
+  parallel: {
+    streams: 3,
+    chunkBytes: 8 * 1024 * 1024,
+    windowChunks: 4,
+    hashThread: true,
+    direct: true,
+  },
+};
+
+/**
+ * Parallel downloads running in this process. Only one at a time: a second large file
+ * (`aio download -r`, the daemon) uses one stream, so memory stays bounded by one window
+ * and the concurrent transfers already keep the connection busy.
+ */
+let parallelRunning = 0;
 
 export interface DownloadSpec {
   fileId: string;
@@ -50,7 +89,11 @@ async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** Returns the number of bytes transferred in this call (0 when the partial was complete). */
-export async function downloadFile(client: ApiClient, spec: DownloadSpec): Promise<{ transferred: number }> {
+export async function downloadFile(
+  client: ApiClient,
+  spec: DownloadSpec,
+  tuning: DownloadTuning = DEFAULT_TUNING,
+): Promise<{ transferred: number }> {
   const partial = `${spec.dest}.partial`;
   await fsp.mkdir(path.dirname(spec.dest), { recursive: true });
   let { hash, size: have } = await hashFile(partial);
@@ -60,13 +103,61 @@ export async function downloadFile(client: ApiClient, spec: DownloadSpec): Promi
   }
 
   let transferred = 0;
+  // Progress only ever moves forward: after a parallel attempt fell back to one stream,
+  // the stream restarts below what was already reported.
+  let reported = -1;
+  const progress = (received: number): void => {
+    if (received <= reported) return;
+    reported = received;
+    spec.onProgress?.(received, spec.size);
+  };
+  const url = `${client.server}/api/v1/files/${encodeURIComponent(spec.fileId)}/content`;
+
+  /** The digest of a completed parallel download (which hashes on its own). */
+  let parallelDigest: string | null = null;
+  if (have === 0 && spec.size >= tuning.parallelMinBytes && parallelRunning === 0) {
+    let received = 0;
+    parallelRunning++;
+    const result = await downloadParallel(
+      {
+        url,
+        sha256: spec.sha256,
+        size: spec.size,
+        file: partial,
+        headers: () => client.authHeaders(),
+        refreshAuth: () => client.refreshAuth(),
+        onBytes: (n) => {
+          received += n;
+          transferred += n;
+          progress(received);
+        },
+      },
+      tuning.parallel,
+    )
+      .catch((err: unknown) => {
+        // The same mapping as for one stream below.
+        throw err instanceof AppError ? err : networkError(client.server, err);
+      })
+      .finally(() => {
+        parallelRunning--;
+      });
+    if (result.kind === 'complete') {
+      parallelDigest = result.sha256;
+      have = spec.size;
+    } else {
+      // A chunk was not answered with its 206 (an error, a server that ignores ranges,
+      // a changed file): go on from the clean prefix that was kept, with one stream,
+      // which answers each of those cases as it always did.
+      ({ hash, size: have } = await hashFile(partial));
+    }
+  }
+
   if (have < spec.size || spec.size === 0) {
     const headers: Record<string, string> = { ...(await client.authHeaders()) };
     if (have > 0) {
       headers.range = `bytes=${have}-`;
       headers['if-range'] = `"${spec.sha256}"`;
     }
-    const url = `${client.server}/api/v1/files/${encodeURIComponent(spec.fileId)}/content`;
     // Node's own HTTP client: the body streams straight into the hash and the file
     // (measured several times faster than a got stream for large files).
     const stream = await openResponse(url, headers).catch((err: unknown) => {
@@ -91,7 +182,7 @@ export async function downloadFile(client: ApiClient, spec: DownloadSpec): Promi
         hash.update(chunk);
         received += chunk.length;
         transferred += chunk.length;
-        spec.onProgress?.(received, spec.size);
+        progress(received);
         done(null, chunk);
       },
     });
@@ -102,7 +193,7 @@ export async function downloadFile(client: ApiClient, spec: DownloadSpec): Promi
     }
   }
 
-  const digest = hash.digest('hex');
+  const digest = parallelDigest ?? hash.digest('hex');
   if (digest !== spec.sha256) {
     await fsp.rm(partial, { force: true });
     throw new AppError(

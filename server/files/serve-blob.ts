@@ -1,8 +1,9 @@
 /**
  * Streams one blob as a download: conditional requests (`If-None-Match` → 304,
  * `If-Range`), a single byte range (206 / 416), safe headers, HEAD, and backpressure
- * end to end through `stream.pipeline` (a client that stops reading pauses the disk
- * read; one that goes away destroys it and closes the file).
+ * end to end (a client that stops reading pauses the disk read; one that goes away
+ * stops it and closes the file). A blob on the local filesystem is sent through a few
+ * reused buffers (`sendFileRange`); any other store's stream goes through `pipeline`.
  */
 import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
@@ -10,6 +11,7 @@ import { AppError } from '../../contract/errors.js';
 import type { BlobStore, ByteRange } from '../../core/ports/blob-store.js';
 import { attachmentDisposition, safeContentType } from './content-headers.js';
 import { decideRange, ifRangeHolds, noneMatchHits } from './http-range.js';
+import { openForSending, sendFileRange, type OpenedFile } from './send-file.js';
 
 export interface Download {
   sha256: string;
@@ -50,15 +52,32 @@ export async function serveBlob(
     decision.kind === 'partial' ? { start: decision.start, end: decision.end } : undefined;
   const length = range ? range.end - range.start + 1 : download.size;
 
+  const contentType = safeContentType(download.mediaType);
+  const disposition = attachmentDisposition(download.name);
   // Opened before the content headers, so a missing blob still gets a plain JSON error.
-  const body = req.method === 'HEAD' || length === 0 ? null : await blobs.read(download.sha256, range);
+  // A blob on the local disk is sent by `sendFileRange` (reused buffers, no stream).
+  const noBody = req.method === 'HEAD' || length === 0;
+  const local = noBody ? null : blobs.localPath(download.sha256);
+  const file: OpenedFile | null = local === null ? null : await openForSending(local, range);
+  const body = noBody || file !== null ? null : await blobs.read(download.sha256, range);
 
   res.status(range ? 206 : 200);
   if (range) res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${download.size}`);
   res.setHeader('Content-Length', String(length));
-  res.setHeader('Content-Type', safeContentType(download.mediaType));
-  res.setHeader('Content-Disposition', attachmentDisposition(download.name));
+  res.setHeader('Content-Type', contentType);
+  res.setHeader('Content-Disposition', disposition);
 
+  if (file !== null) {
+    try {
+      await sendFileRange(res, file, range?.start ?? 0, length);
+    } catch (err) {
+      // The client went away or the disk read failed after the headers were decided:
+      // `sendFileRange` has closed the file and destroyed the response (a body shorter
+      // than its Content-Length must not look complete); nothing more to send.
+      req.log?.debug({ err }, 'download ended early');
+    }
+    return;
+  }
   if (body === null) {
     res.end();
     return;
