@@ -358,28 +358,3 @@ export async function waitFor(
     await sleep(intervalMs);
   }
 }
-
-/**
- * Touches the machine's free memory once, through the page cache: writes a file of zeros
- * as large as `MemFree` less 1 GiB into the temp folder, then deletes it. On a fresh VM
- * the first write into never-touched guest memory costs ~2.5 s per GiB (measured here:
- * `dd` of 1 GiB took 2.5 s the first time, 0.3 s once the memory had been used), and
- * that cost would land on whichever tool happened to write first. Returns the bytes
- * written (0 when there is little free memory, or no /proc/meminfo).
- */
-export async function touchFreeMemory(): Promise<number> {
-  const meminfo = await fs.readFile('/proc/meminfo', 'utf8').catch(() => '');
-  const kb = Number(/^MemFree:\s+(\d+) kB/m.exec(meminfo)?.[1] ?? 0);
-  const bytes = Math.floor((kb * 1024 - 2 ** 30) / 2 ** 23) * 2 ** 23;
-  if (bytes < 2 ** 30) return 0;
-  const dir = await tempDir('touch');
-  const chunk = Buffer.alloc(2 ** 23);
-  const handle = await fs.open(path.join(dir, 'zeros'), 'w');
-  try {
-    for (let done = 0; done < bytes; done += chunk.length) await handle.write(chunk);
-  } finally {
-    await handle.close();
-    await removeDir(dir);
-  }
-  return bytes;
-}

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runDaemonWorkloads, daemonAvailable } from './daemon.js';
 import { runLoad } from './load.js';
-import { installSignalHandlers, runTimed, serviceLogs, stopAll, touchFreeMemory } from './proc.js';
+import { installSignalHandlers, runTimed, serviceLogs, stopAll } from './proc.js';
 import { Results, machine, writeReport } from './results.js';
 import { ROOT } from './tools.js';
 import { runW1 } from './w1.js';
@@ -99,16 +99,6 @@ async function main(): Promise<void> {
     }
   }
   if (quick) results.note('--quick: smoke-run sizes, not comparable with full runs.');
-  if (!quick && (only.has('w1') || only.has('w2') || only.has('w3'))) {
-    process.stdout.write('touching free memory once (first-touch cost of a fresh VM)… ');
-    const t0 = performance.now();
-    const touched = await touchFreeMemory();
-    console.log(`${(touched / 2 ** 30).toFixed(1)} GiB in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    if (touched > 0)
-      results.note(
-        `Before the workloads, ${(touched / 2 ** 30).toFixed(1)} GiB of zeros were written to a temp file and deleted, so that no tool pays the first touch of a fresh VM's memory (~2.5 s per GiB here, against 0.3 s once used).`,
-      );
-  }
 
   // One failing workload is reported and does not lose the others.
   const guarded = async (name: string, fn: () => Promise<void>) => {
