@@ -28,6 +28,7 @@ import { AppError, NotFoundError, UnavailableError } from '../../../contract/err
 import type { BlobStat, BlobStore, ByteRange } from '../../ports/blob-store.js';
 import { mapPool } from '../../domain/pool.js';
 import { PositionalWriter } from './positional-writer.js';
+import { DIRECT_ALIGN, chunkPool } from '../../../contract/chunk-file.js';
 
 const STAGING_ID = /^[A-Za-z0-9_-]{8,128}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
@@ -38,6 +39,15 @@ const READ_CHUNK_BYTES = 1024 * 1024;
 const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
 /** At most this many chunks per `writev` (IOV_MAX is 1024 on Linux). */
 const MAX_IOVECS = 512;
+/**
+ * A request body of at least this many bytes is written past the page cache (`O_DIRECT`)
+ * in aligned `WRITE_BATCH_BYTES` blocks. Why: on the test VM a buffered write into fresh
+ * page-cache memory cost ~2.5 s of system time per GiB (memory the guest frees goes back
+ * to the host within seconds), 9.7 ms per 4 MiB `pwritev`; a direct write of the same
+ * block costs a copy into an aligned buffer and the disk's own time, overlapped with the
+ * transfer, and leaves the page cache to the files people read.
+ */
+const DIRECT_MIN_BYTES = 16 * 1024 * 1024;
 /** File operations in flight at once in `putMany`. */
 const PUT_MANY_CONCURRENCY = 32;
 /** `00` … `ff`: the shard folders of `blobs/` and `tmp/`. */
@@ -186,7 +196,14 @@ export class LocalBlobStore implements BlobStore {
       if (size !== offset)
         throw new AppError('OFFSET_MISMATCH', `Upload ${id} has ${size} bytes, not ${offset}.`);
       // One fsync at the end (flushing while writing measured slower: it stalls the writes).
-      const position = await writeGathered(handle, source, offset, maxBytes);
+      const direct =
+        offset % DIRECT_ALIGN === 0 && maxBytes >= DIRECT_MIN_BYTES ? await openDirect(file) : null;
+      let position: number;
+      try {
+        position = await writeGathered(handle, source, offset, maxBytes, direct);
+      } finally {
+        await direct?.handle.close();
+      }
       await handle.sync();
       return position;
     } finally {
@@ -443,6 +460,7 @@ async function writeGathered(
   source: AsyncIterable<Uint8Array>,
   start: number,
   maxBytes: number,
+  direct: DirectWriter | null = null,
 ): Promise<number> {
   const iterator = source[Symbol.asyncIterator]();
   let position = start;
@@ -461,7 +479,11 @@ async function writeGathered(
     batch = [];
     batched = 0;
     position += bytes;
-    inFlight = writeFully(handle, chunks, bytes, at).catch((error: unknown) => {
+    const write =
+      direct !== null && !direct.failed && bytes === WRITE_BATCH_BYTES
+        ? writeDirect(direct, handle, chunks, bytes, at)
+        : writeFully(handle, chunks, bytes, at);
+    inFlight = write.catch((error: unknown) => {
       writeFailure = { error };
     });
   };
@@ -483,10 +505,21 @@ async function writeGathered(
       const chunk =
         next.value.byteLength > maxBytes - taken ? next.value.subarray(0, maxBytes - taken) : next.value;
       if (chunk.byteLength === 0) continue;
+      taken += chunk.byteLength;
+      if (direct !== null && batched + chunk.byteLength > WRITE_BATCH_BYTES) {
+        // Direct writes go in whole aligned blocks: the chunk that crosses the block's end
+        // is split, its rest starts the next block.
+        const fits = WRITE_BATCH_BYTES - batched;
+        batch.push(chunk.subarray(0, fits));
+        batched += fits;
+        await dispatch();
+        batch.push(chunk.subarray(fits));
+        batched += chunk.byteLength - fits;
+        continue;
+      }
       batch.push(chunk);
       batched += chunk.byteLength;
-      taken += chunk.byteLength;
-      if (batched >= WRITE_BATCH_BYTES || batch.length >= MAX_IOVECS) await dispatch();
+      if (batched >= WRITE_BATCH_BYTES || (direct === null && batch.length >= MAX_IOVECS)) await dispatch();
     }
   } finally {
     // Stopped early (the upload is full): let the source clean up, as `for await` would.
@@ -499,6 +532,59 @@ async function writeGathered(
 }
 
 /** `writev` until every byte of `chunks` (`bytes` in all) is at `at`. */
+/** A second descriptor of a staging file with `O_DIRECT`, and one aligned block buffer. */
+interface DirectWriter {
+  handle: FileHandle;
+  block: Buffer;
+  /** Set when the file system refused a direct write: buffered from then on. */
+  failed: boolean;
+}
+
+/** Opens `file` for direct writes; null where the platform or file system has no `O_DIRECT`. */
+async function openDirect(file: string): Promise<DirectWriter | null> {
+  const { O_DIRECT, O_WRONLY } = constants;
+  if (typeof O_DIRECT !== 'number') return null;
+  const pool = chunkPool(1, WRITE_BATCH_BYTES, false);
+  if (!pool.aligned) return null;
+  try {
+    return { handle: await fs.open(file, O_WRONLY | O_DIRECT), block: pool.buffer(0), failed: false };
+  } catch {
+    return null; // tmpfs and some FUSE file systems refuse O_DIRECT
+  }
+}
+
+/**
+ * Copies one whole block (`WRITE_BATCH_BYTES`, at an aligned position) into the aligned
+ * buffer and writes it with `O_DIRECT`; a file system that refuses (EINVAL) gets this
+ * block and every later one through the page cache.
+ */
+async function writeDirect(
+  direct: DirectWriter,
+  handle: FileHandle,
+  chunks: Uint8Array[],
+  bytes: number,
+  at: number,
+): Promise<void> {
+  if (at % DIRECT_ALIGN !== 0) return writeFully(handle, chunks, bytes, at);
+  let filled = 0;
+  for (const chunk of chunks) {
+    direct.block.set(chunk, filled);
+    filled += chunk.byteLength;
+  }
+  let done = 0;
+  try {
+    while (done < bytes) {
+      const { bytesWritten } = await direct.handle.write(direct.block, done, bytes - done, at + done);
+      if (bytesWritten === 0) throw new Error('write wrote nothing');
+      done += bytesWritten;
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+    direct.failed = true;
+    await writeFully(handle, [direct.block.subarray(done, bytes)], bytes - done, at + done);
+  }
+}
+
 async function writeFully(
   handle: FileHandle,
   chunks: Uint8Array[],
@@ -508,7 +594,11 @@ async function writeFully(
   let done = 0;
   let rest = chunks;
   while (done < bytes) {
-    const { bytesWritten } = await handle.writev(rest as NodeJS.ArrayBufferView[], at + done);
+    // At most MAX_IOVECS buffers per call (the kernel refuses more than IOV_MAX).
+    const { bytesWritten } = await handle.writev(
+      rest.slice(0, MAX_IOVECS) as NodeJS.ArrayBufferView[],
+      at + done,
+    );
     if (bytesWritten === 0) throw new Error('writev wrote nothing');
     done += bytesWritten;
     if (done < bytes) rest = skipBytes(rest, bytesWritten);
