@@ -67,7 +67,7 @@ type Outcome = { ok: true; value: UploadOutcome } | { ok: false; error: unknown 
 
 export async function uploadBatch(items: readonly BatchItem[], options: BatchOptions): Promise<BatchResult> {
   const small = items.filter((i) => i.size <= SMALL_FILE);
-  const tiny = (item: BatchItem): boolean => item.size <= ASK_KNOWN_ABOVE && item.sha256 === undefined;
+  const tiny = (item: BatchItem): boolean => item.size <= ASK_KNOWN_ABOVE;
   const asked = small.filter((item) => !tiny(item));
   const hashed = await runPool(
     asked,

@@ -132,7 +132,7 @@ describe('tree', () => {
 
   it('streams every entry below a folder, folders before their contents, then an end line with the count', async () => {
     const { entries, end } = await tree('/tree');
-    expect(end).toEqual({ end: true, count: entries.length });
+    expect(end).toEqual({ end: true, count: entries.length, path: '/tree' });
     expect(entries).toHaveLength(4 + 2 + 1005);
     const paths = entries.map((e) => e.path);
     expect(new Set(paths).size).toBe(paths.length);
@@ -164,7 +164,7 @@ describe('tree', () => {
     expect(entries.map((e) => e.path)).toContain('/tree/sub/deep/c.txt');
     const other = await createTestUser(f.t);
     const theirs = await tree('/', other);
-    expect(theirs).toEqual({ entries: [], end: { end: true, count: 0 } });
+    expect(theirs).toEqual({ entries: [], end: { end: true, count: 0, path: '/' } });
     await get('/api/v1/fs/tree?path=/tree', other).expect(404);
   });
 

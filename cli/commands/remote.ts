@@ -37,16 +37,19 @@ export async function listAll(ctx: CliContext, path: string): Promise<Entry[]> {
  * server answers 404), so the caller lists folder by folder instead. A cut answer (no end
  * line, or a count that differs) is an error, never a partial tree.
  */
-export async function listTree(ctx: CliContext, path: string): Promise<Entry[] | null> {
+export async function listTree(
+  ctx: CliContext,
+  path: string,
+): Promise<{ path: string; entries: Entry[] } | null> {
   const res = await ctx.client.raw('GET', '/api/v1/fs/tree', { searchParams: { path: remotePath(path) } });
   if (res.status === 404) return null;
   if (res.status >= 400) throw errorFromResponse(res.status, res.body);
   const lines = res.body.toString('utf8').split('\n');
   if (lines.at(-1) === '') lines.pop();
-  const end = JSON.parse(lines.pop() ?? '{}') as { end?: boolean; count?: number };
+  const end = JSON.parse(lines.pop() ?? '{}') as { end?: boolean; count?: number; path?: string };
   if (end.end !== true || end.count !== lines.length)
     throw new AppError('SERVICE_UNAVAILABLE', `The server's listing of ${path} was cut short; try again.`);
-  return lines.map((line) => JSON.parse(line) as Entry);
+  return { path: end.path ?? remotePath(path), entries: lines.map((line) => JSON.parse(line) as Entry) };
 }
 
 function when(ms: number | null | string): string {

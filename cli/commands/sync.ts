@@ -46,6 +46,25 @@ export function deletionBudget(spec: string | undefined, remoteFiles: number): n
 
 async function remoteTree(ctx: CliContext, root: string): Promise<Map<string, Entry>> {
   const tree = new Map<string, Entry>();
+  let all;
+  try {
+    all = await listTree(ctx, root);
+  } catch (err) {
+    if (err instanceof AppError && err.code === 'CONFLICT')
+      throw new AppError('CONFLICT', `${root} is a file, not a folder.`);
+    throw err;
+  }
+  if (all !== null) {
+    // The end line names the folder as the server spells it.
+    const prefix = all.path === '/' ? '/' : `${all.path}/`;
+    for (const e of all.entries) {
+      if (!e.path.startsWith(prefix))
+        throw new AppError('INTERNAL', `The server listed ${e.path} under ${root}.`);
+      tree.set(e.path.slice(prefix.length), e);
+    }
+    return tree;
+  }
+  // 404: no such folder, or a server without /fs/tree (the stat tells which).
   let rootEntry: Entry;
   try {
     rootEntry = await remoteStat(ctx, root);
@@ -54,16 +73,6 @@ async function remoteTree(ctx: CliContext, root: string): Promise<Map<string, En
     throw err;
   }
   if (rootEntry.kind !== 'folder') throw new AppError('CONFLICT', `${root} is a file, not a folder.`);
-  const all = await listTree(ctx, rootEntry.path);
-  if (all !== null) {
-    const prefix = rootEntry.path === '/' ? '/' : `${rootEntry.path}/`;
-    for (const e of all) {
-      if (!e.path.startsWith(prefix))
-        throw new AppError('INTERNAL', `The server listed ${e.path} under ${root}.`);
-      tree.set(e.path.slice(prefix.length), e);
-    }
-    return tree;
-  }
   // An older server: level by level, a few folders listed at once (50 folders: 51 listings).
   let level: Array<{ path: string; rel: string }> = [{ path: rootEntry.path, rel: '' }];
   while (level.length) {

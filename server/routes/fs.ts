@@ -185,7 +185,7 @@ export function fsRoutes(deps: AppDeps): Router {
 
   /**
    * `GET /fs/tree?path=`: every entry below a folder (not the folder itself), as NDJSON —
-   * one entry per line, folders before their contents, then `{"end":true,"count":N}`. A
+   * one entry per line, folders before their contents, then `{"end":true,"count":N,"path":P}`. A
    * client that sees no end line got a cut answer. One request instead of one listing
    * per folder (rclone's `--fast-list`); written page by page with backpressure, so the
    * server holds only the folders still to visit.
@@ -222,7 +222,7 @@ export function fsRoutes(deps: AppDeps): Router {
           cursor = page.nextCursor;
         } while (cursor !== null && !res.destroyed);
       }
-      res.end(`${JSON.stringify({ end: true, count })}\n`);
+      res.end(`${JSON.stringify({ end: true, count, path: folder.path })}\n`);
     } catch (err) {
       // Headers are out: the only honest signal left is a cut answer (no end line).
       req.log?.warn({ err }, 'tree listing failed part-way');
