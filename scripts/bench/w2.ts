@@ -148,6 +148,7 @@ export async function runW2(opts: W2Options, results: Results): Promise<void> {
       unit: 'ms',
       ours: { tool: 'aio', key: 'W3 resync time | aio' },
       anchor: { tool: 'Syncthing A → B', key: 'W3 resync time | syncthing' },
+      target: 2,
     });
     results.compare({
       workload: w3,
