@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import type { TreeNode } from '../core/ports/metadata-store.js';
 import { SEND_CHUNK_BYTES } from '../server/files/send-file.js';
 import { binaryParser, createFilesTestApp, putFile, type FilesTestApp } from './fs-helpers.js';
+import { expectFileClosedAfterAbort } from './helpers/abort.js';
 import { createTestUser, type TestUser } from './helpers/app.js';
 
 const MiB = 1024 * 1024;
@@ -147,29 +148,11 @@ describe('sending a local blob through reused buffers', () => {
 
   it('closes the file when the client goes away in the middle of a range', async () => {
     const node = await putFile(f.t, user, '/send/huge.bin', randomBytes(24 * MiB));
-    const openFds = () => fs.readdirSync('/proc/self/fd').length;
-    const before = openFds();
-    await new Promise<void>((resolve, reject) => {
-      const req = http.get(
-        {
-          port,
-          path: `/api/v1/files/${node.id}/content`,
-          headers: { ...user.headers, range: 'bytes=1000-' },
-        },
-        (res) => {
-          expect(res.statusCode).toBe(206);
-          res.once('data', () => {
-            req.destroy();
-            resolve();
-          });
-        },
-      );
-      req.on('error', (err) => {
-        if ((err as NodeJS.ErrnoException).code !== 'ECONNRESET') reject(err);
-      });
-    });
-    const deadline = Date.now() + 3000;
-    while (openFds() > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    expect(openFds()).toBeLessThanOrEqual(before);
+    await expectFileClosedAfterAbort(
+      port,
+      `/api/v1/files/${node.id}/content`,
+      { ...user.headers, range: 'bytes=1000-' },
+      206,
+    );
   });
 });

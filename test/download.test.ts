@@ -1,12 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../core/domain/clock.js';
 import type { TreeNode } from '../core/ports/metadata-store.js';
 import { binaryParser, createFilesTestApp, putFile, type FilesTestApp } from './fs-helpers.js';
+import { expectFileClosedAfterAbort } from './helpers/abort.js';
 import { createTestUser, type TestUser } from './helpers/app.js';
 
 let f: FilesTestApp;
@@ -163,27 +162,7 @@ describe('GET /files/:id/content', () => {
     const server = f.app.listen(0);
     try {
       const { port } = server.address() as AddressInfo;
-      const openFds = () => fs.readdirSync('/proc/self/fd').length;
-      const before = openFds();
-      await new Promise<void>((resolve, reject) => {
-        const req = http.get(
-          { port, path: `/api/v1/files/${node.id}/content`, headers: user.headers },
-          (res) => {
-            expect(res.statusCode).toBe(200);
-            res.once('data', () => {
-              // Read one chunk, then vanish with most of the 24 MiB unsent.
-              req.destroy();
-              resolve();
-            });
-          },
-        );
-        req.on('error', (err) => {
-          if ((err as NodeJS.ErrnoException).code !== 'ECONNRESET') reject(err);
-        });
-      });
-      const deadline = Date.now() + 3000;
-      while (openFds() > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      expect(openFds()).toBeLessThanOrEqual(before);
+      await expectFileClosedAfterAbort(port, `/api/v1/files/${node.id}/content`, user.headers, 200);
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
