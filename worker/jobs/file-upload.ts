@@ -386,8 +386,10 @@ async function fail(
   code: string,
   details: Record<string, unknown>,
 ): Promise<void> {
-  await deps.metadata.setUploadStatus(upload.id, 'failed', { error: code });
-  await announceUpload(deps.cache, upload.id, 'failed');
+  // The bytes go and the audit entry is written before the status turns `failed`: whoever
+  // waits for that status (a client's long-poll) then finds both done. A crash before the
+  // status repeats these steps on redelivery (deleting is idempotent; the audit entry may
+  // then appear twice, which beats missing).
   await deps.blobs.deleteStaging(upload.id);
   await deps.metadata.appendAudit({
     userId: upload.uploaderId,
@@ -397,6 +399,8 @@ async function fail(
     details: { uploadId: upload.id, ownerId: upload.ownerId, error: code, ...details },
     createdAt: deps.clock.now(),
   });
+  await deps.metadata.setUploadStatus(upload.id, 'failed', { error: code });
+  await announceUpload(deps.cache, upload.id, 'failed');
   deps.logger.info({ uploadId: upload.id, error: code }, 'upload failed');
 }
 
