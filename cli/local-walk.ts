@@ -30,8 +30,8 @@ export async function walkLocal(root: string): Promise<WalkResult> {
   const files: LocalFile[] = [];
   const skipped: WalkResult['skipped'] = [];
   const pending: Array<{ dir: string; rel: string }> = [{ dir: path.resolve(root), rel: '' }];
-  while (pending.length > 0) {
-    const { dir, rel } = pending.shift() as { dir: string; rel: string };
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const { dir, rel } = next;
     let entries;
     try {
       entries = fs.readdirSync(dir, { withFileTypes: true });
@@ -51,8 +51,10 @@ export async function walkLocal(root: string): Promise<WalkResult> {
         if (stat) files.push({ absolute: abs, relative, size: stat.size, mtimeMs: stat.mtimeMs });
       } else skipped.push({ path: abs, reason: 'special file' });
     }
-    // Depth first: the subfolders, in name order, come next.
-    pending.unshift(...subfolders);
+    // Depth first: the subfolders, in name order, come next (a stack: pushed in reverse,
+    // so neither taking nor adding a folder moves the others).
+    for (let i = subfolders.length - 1; i >= 0; i--)
+      pending.push(subfolders[i] as { dir: string; rel: string });
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
   return { files, skipped };

@@ -188,7 +188,7 @@ export function fsRoutes(deps: AppDeps): Router {
    * one entry per line, folders before their contents, then `{"end":true,"count":N,"path":P}`. A
    * client that sees no end line got a cut answer. One request instead of one listing
    * per folder (rclone's `--fast-list`); written page by page with backpressure, so the
-   * server holds only the folders still to visit.
+   * server holds one id and path per folder, not the entries.
    */
   router.get('/tree', read, async (req, res) => {
     const query = statQuerySchema.parse(req.query);
@@ -203,8 +203,9 @@ export function fsRoutes(deps: AppDeps): Router {
     ];
     let count = 0;
     try {
-      while (pending.length > 0 && !res.destroyed) {
-        const dir = pending.shift() as { id: string | null; path: string };
+      // Breadth first through an index (shift() would move the whole queue per folder).
+      for (let at = 0; at < pending.length && !res.destroyed; at++) {
+        const dir = pending[at] as { id: string | null; path: string };
         let cursor: string | null = null;
         do {
           const page: Page<TreeNode> = await deps.metadata.listChildren(folder.ownerId, dir.id, {
