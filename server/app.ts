@@ -42,6 +42,20 @@ export interface AppHandle {
   setDraining(draining: boolean): void;
 }
 
+/** helmet's options: an API and share pages that load nothing from anywhere. */
+export const SECURITY_HEADERS = {
+  contentSecurityPolicy: {
+    useDefaults: false,
+    directives: {
+      defaultSrc: ["'none'"],
+      frameAncestors: ["'none'"],
+      baseUri: ["'none'"],
+      formAction: ["'self'"],
+    },
+  },
+  referrerPolicy: { policy: 'no-referrer' as const },
+};
+
 export function createApp(deps: AppDeps): AppHandle {
   let draining = false;
   const app = express();
@@ -52,22 +66,7 @@ export function createApp(deps: AppDeps): AppHandle {
   provideRequestLogger(app, deps.logger);
   app.use(observeRequests(deps));
 
-  app.use(
-    fixedHeaders(
-      helmet({
-        contentSecurityPolicy: {
-          useDefaults: false,
-          directives: {
-            defaultSrc: ["'none'"],
-            frameAncestors: ["'none'"],
-            baseUri: ["'none'"],
-            formAction: ["'self'"],
-          },
-        },
-        referrerPolicy: { policy: 'no-referrer' },
-      }),
-    ),
-  );
+  app.use(fixedHeaders(helmet(SECURITY_HEADERS)));
   app.use(express.json({ limit: '1mb', strict: true }));
 
   app.use(

@@ -7,7 +7,7 @@ import express from 'express';
 import helmet from 'helmet';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fixedHeaders } from '../server/app.js';
+import { SECURITY_HEADERS, fixedHeaders } from '../server/app.js';
 import { createTestApp, type TestApp } from './helpers/app.js';
 
 let t: TestApp;
@@ -20,18 +20,7 @@ afterAll(async () => {
 });
 
 /** The options server/app.ts gives helmet. */
-const OPTIONS = {
-  contentSecurityPolicy: {
-    useDefaults: false,
-    directives: {
-      defaultSrc: ["'none'"],
-      frameAncestors: ["'none'"],
-      baseUri: ["'none'"],
-      formAction: ["'self'"],
-    },
-  },
-  referrerPolicy: { policy: 'no-referrer' as const },
-};
+const OPTIONS = SECURITY_HEADERS;
 
 async function helmetHeaders(): Promise<Record<string, string>> {
   const reference = express();
