@@ -99,6 +99,14 @@ function settled(f: FolderStatus, synced: boolean): boolean {
   return f.state === 'idle' && f.queued === 0 && f.running === 0 && (!synced || f.lastSyncAt !== null);
 }
 
+/** `aio daemon run` in the foreground, with the benchmark account's environment. */
+function spawnDaemon(aio: Aio): Service {
+  return startService('aio daemon', process.execPath, [path.join(ROOT, 'bin', 'aio'), 'daemon', 'run'], {
+    cwd: ROOT,
+    env: aio.env,
+  });
+}
+
 /** `aio watch add LOCAL REMOTE --mode push`, then `aio daemon run` in the foreground. */
 async function startDaemon(
   aio: Aio,
@@ -107,15 +115,7 @@ async function startDaemon(
 ): Promise<{ daemon: Service; t0: number }> {
   await aio.cli(['watch', 'add', local, remote, '--mode', 'push']);
   const t0 = performance.now();
-  const daemon = startService(
-    'aio daemon',
-    process.execPath,
-    [path.join(ROOT, 'bin', 'aio'), 'daemon', 'run'],
-    {
-      cwd: ROOT,
-      env: aio.env,
-    },
-  );
+  const daemon = spawnDaemon(aio);
   await daemon.waitForLine(/aio daemon running/, 30_000);
   return { daemon, t0 };
 }
@@ -421,15 +421,7 @@ async function runMem(opts: DaemonOptions, results: Results): Promise<void> {
       );
     }
     // Restart: the start-up full scan finds every file as the journal has it, then idles.
-    const again = startService(
-      'aio daemon',
-      process.execPath,
-      [path.join(ROOT, 'bin', 'aio'), 'daemon', 'run'],
-      {
-        cwd: ROOT,
-        env: a.env,
-      },
-    );
+    const again = spawnDaemon(a);
     const t1 = performance.now();
     await again.waitForLine(/aio daemon running/, 30_000);
     const idle = await waitSettled(a, again, false, 300_000);
