@@ -1,9 +1,9 @@
 /**
- * Uploads many files efficiently: asks the server once per 1,000 files which contents it
- * already has (those are committed with no bytes), sends small new files many to a
- * request (`POST /uploads/batch`, committed by the worker in one transaction), streams
- * big ones resumably, and waits for the server to commit them all at the end rather
- * than holding a transfer slot per file.
+ * Uploads many files efficiently: small files go many to a request (`POST /uploads/batch`,
+ * committed by the worker in one transaction), each read once and hashed as it is read,
+ * with one question per batch for the contents the server already has (those are
+ * committed with no bytes); big ones stream resumably; and the server's commits are
+ * waited for at the end rather than holding a transfer slot per file.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -11,7 +11,6 @@ import { planBatches, sendBatch, waitForBatch, type UploadBatchFile } from '../c
 import type { ApiClient } from '../contract/client.js';
 import { AppError, isErrorCode } from '../contract/errors.js';
 import type { KnownResponse } from '../contract/schemas/uploads.js';
-import { sha256File } from '../core/domain/hash.js';
 import { runPool } from '../core/domain/pool.js';
 import type { Progress } from './progress.js';
 import { waitForUpload } from '../contract/tus-client.js';
@@ -44,13 +43,6 @@ const BYTES_PER_REQUEST = 16 * 1024 * 1024;
 const BATCHES_IN_FLIGHT = 2;
 /** Files of one batch read at once. */
 const READS_IN_FLIGHT = 32;
-/**
- * Up to this size a file goes straight into a batch without being hashed first: the
- * batch reads it once, hashes it and asks the server then whether it has the content
- * (one question per batch), instead of a separate pass over every file before the first
- * batch can leave.
- */
-export const ASK_KNOWN_ABOVE = 64 * 1024;
 
 async function knownContents(client: ApiClient, hashes: string[]): Promise<Set<string>> {
   const known = new Set<string>();
@@ -66,32 +58,12 @@ async function knownContents(client: ApiClient, hashes: string[]): Promise<Set<s
 type Outcome = { ok: true; value: UploadOutcome } | { ok: false; error: unknown };
 
 export async function uploadBatch(items: readonly BatchItem[], options: BatchOptions): Promise<BatchResult> {
-  const small = items.filter((i) => i.size <= SMALL_FILE);
-  const tiny = (item: BatchItem): boolean => item.size <= ASK_KNOWN_ABOVE;
-  const asked = small.filter((item) => !tiny(item));
-  const hashed = await runPool(
-    asked,
-    8,
-    async (item) => item.sha256 ?? (await sha256File(item.local)).sha256,
-  );
-  const hashOf = new Map<BatchItem, string>();
-  hashed.forEach((r, i) => {
-    if (r.ok) hashOf.set(asked[i] as BatchItem, r.value);
-  });
-  const known = hashOf.size
-    ? await knownContents(options.client, [...new Set(hashOf.values())])
-    : new Set<string>();
-
-  // Tiny files and new small contents travel in batches; big files and known contents
-  // one by one (a known content is committed without its bytes).
+  // Small files travel in batches: each is read once, hashed as it is read, and the server
+  // is asked once per batch which contents it has (those are committed without their
+  // bytes). Big files go one by one, resumably (the tus client hashes and deduplicates).
   const index = new Map(items.map((item, i) => [item, i]));
-  const batched = small.filter((item) => {
-    if (tiny(item)) return true;
-    const hash = hashOf.get(item);
-    return hash !== undefined && !known.has(hash);
-  });
-  const inBatch = new Set(batched);
-  const single = items.filter((item) => !inBatch.has(item));
+  const batched = items.filter((item) => item.size <= SMALL_FILE);
+  const single = items.filter((item) => item.size > SMALL_FILE);
   const results: Outcome[] = new Array(items.length);
 
   const batchJobs = planBatches(batched, { maxFiles: FILES_PER_REQUEST, maxBytes: BYTES_PER_REQUEST });
@@ -101,7 +73,7 @@ export async function uploadBatch(items: readonly BatchItem[], options: BatchOpt
   // worker busy without making every batch wait behind all the others.
   const sendBatches = async (): Promise<void> => {
     await runPool(batchJobs, BATCHES_IN_FLIGHT, async (members) => {
-      const sent = await sendOneBatch(members, new Set(members.filter(tiny)), options);
+      const sent = await sendOneBatch(members, options);
       members.forEach((item, i) => {
         const outcome = sent.outcomes[i];
         if (outcome !== undefined) results[index.get(item) as number] = outcome;
@@ -110,18 +82,13 @@ export async function uploadBatch(items: readonly BatchItem[], options: BatchOpt
         pendingBatches.push({ batchId: sent.batchId, members: sent.waiting });
       // Contents the server turned out to have: committed without their bytes.
       await runPool(sent.known, options.transfers, async ({ item, sha256 }) => {
-        results[index.get(item) as number] = await uploadOne(
-          { ...item, sha256 },
-          sha256,
-          new Set([sha256]),
-          options,
-        );
+        results[index.get(item) as number] = await uploadOne({ ...item, sha256 }, true, options);
       });
     });
   };
   const sendSingles = async (): Promise<void> => {
     await runPool(single, options.transfers, async (item) => {
-      results[index.get(item) as number] = await uploadOne(item, hashOf.get(item), known, options);
+      results[index.get(item) as number] = await uploadOne(item, undefined, options);
     });
   };
   await Promise.all([sendBatches(), sendSingles()]);
@@ -161,10 +128,10 @@ export async function uploadBatch(items: readonly BatchItem[], options: BatchOpt
   }
 }
 
+/** One file over tus; `serverHas`: the server is known to have its content already. */
 async function uploadOne(
   item: BatchItem,
-  hash: string | undefined,
-  known: ReadonlySet<string>,
+  serverHas: boolean | undefined,
   options: BatchOptions,
 ): Promise<Outcome> {
   const bar = options.progress.bar(item.remote, item.size);
@@ -177,7 +144,7 @@ async function uploadOne(
       remote: item.remote,
       wait: false,
       priority: options.priority,
-      serverHas: hash === undefined ? undefined : known.has(hash),
+      serverHas,
       sha256: item.sha256,
       onProgress: (n) => bar.update(n),
     });
@@ -191,14 +158,13 @@ async function uploadOne(
 
 /**
  * Reads the files (what is hashed is exactly what is sent), asks whether the server has
- * the contents of the `unasked` ones (those go back as `known`, with no outcome, to be
+ * their contents (those go back as `known`, with no outcome, to be
  * committed without their bytes), sends the rest in one request and returns each one's
  * outcome; those the server accepted are `pending` until the batch is committed
  * (`waiting`).
  */
 async function sendOneBatch(
   members: readonly BatchItem[],
-  unasked: ReadonlySet<BatchItem>,
   options: BatchOptions,
 ): Promise<{
   batchId: string | null;
@@ -225,7 +191,7 @@ async function sendOneBatch(
     outcomes[at] = { ok: false, error: r.error };
     return [];
   });
-  const toAsk = [...new Set(readable.filter((f) => unasked.has(f.item)).map((f) => f.sha256))];
+  const toAsk = [...new Set(readable.map((f) => f.sha256))];
   let serverHas: ReadonlySet<string> = new Set<string>();
   if (toAsk.length > 0) {
     try {
@@ -236,7 +202,7 @@ async function sendOneBatch(
   }
   const known: Array<{ item: BatchItem; sha256: string }> = [];
   const files = readable.filter((f) => {
-    if (!unasked.has(f.item) || !serverHas.has(f.sha256)) return true;
+    if (!serverHas.has(f.sha256)) return true;
     known.push({ item: f.item, sha256: f.sha256 });
     return false;
   });

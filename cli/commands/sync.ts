@@ -15,7 +15,8 @@ import { walkLocal, type LocalFile } from '../local-walk.js';
 import { formatBytes } from '../output.js';
 import { runPool } from '../../core/domain/pool.js';
 import { createProgress } from '../progress.js';
-import { ASK_KNOWN_ABOVE, uploadBatch } from '../batch-upload.js';
+import { uploadBatch } from '../batch-upload.js';
+import { SMALL_FILE } from '../upload-file.js';
 import { listAll, listTree, remotePath, remoteStat } from './remote.js';
 import { joinRemote } from './upload.js';
 
@@ -118,10 +119,10 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
   // Like rclone and Syncthing: a file whose size and modification time match what the
   // server recorded at its last upload is unchanged and not read; the rest is hashed
   // (--checksum: everything is). A new small file is not hashed here either: it goes into
-  // a batch as it is, and is hashed once, as it is read to be sent.
+  // a batch, which hashes it once, as it reads it to send it.
   const toHash = walked.files.filter((file) => {
     const existing = remoteFiles.get(file.relative);
-    if (existing === undefined && file.size <= ASK_KNOWN_ABOVE) {
+    if (existing === undefined && file.size <= SMALL_FILE) {
       actions.push({ op: 'upload', local: file, remote: joinRemote(root, file.relative), reason: 'new' });
       return false;
     }
