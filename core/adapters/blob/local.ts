@@ -50,8 +50,7 @@ const MAX_IOVECS = 512;
 const DIRECT_MIN_BYTES = 16 * 1024 * 1024;
 /** File operations in flight at once in `putMany`. */
 const PUT_MANY_CONCURRENCY = 32;
-/** `00` … `ff`: the shard folders of `blobs/` and `tmp/`. */
-const SHARDS = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+/** A shard folder of `blobs/` and `tmp/`: `00` … `ff`. */
 const SHARD = /^[0-9a-f]{2}$/;
 /** Written (fsynced) in `blobs/` once the store is in the one-level layout. */
 const LAYOUT_MARK = '.layout-2';
@@ -284,7 +283,7 @@ export class LocalBlobStore implements BlobStore {
 
   /** Writes to `tmp/`, hashing on the way, then renames into place. A source error is rethrown and nothing kept. */
   async put(source: AsyncIterable<Uint8Array>): Promise<{ sha256: string; size: number }> {
-    const tmp = this.tmpPath(randomUUID());
+    const tmp = this.tmpPath();
     const hash = createHash('sha256');
     const handle = await openTemp(tmp);
     let size: number;
@@ -414,15 +413,12 @@ export class LocalBlobStore implements BlobStore {
   }
 
   /**
-   * A temp file in the tmp shard named by `key`'s first two characters when they are
-   * hex (a blob's sha256), else in a random one: concurrent creates spread over 256
-   * folders.
+   * A new temp file's path: in the tmp shard of the blob it becomes (`sha256`), or of its
+   * own random name, so concurrent creates spread over 256 folders.
    */
-  private tmpPath(key: string): string {
-    const shard = SHARD.test(key.slice(0, 2))
-      ? key.slice(0, 2)
-      : (SHARDS[Math.floor(Math.random() * SHARDS.length)] as string);
-    return path.join(this.tmpDir, shard, `${randomUUID()}`);
+  private tmpPath(sha256?: string): string {
+    const name = randomUUID();
+    return path.join(this.tmpDir, (sha256 ?? name).slice(0, 2), name);
   }
 
   /**
