@@ -96,8 +96,12 @@ describe('listing', () => {
 });
 
 describe('tree', () => {
-  const tree = async (path: string, u: TestUser = user): Promise<{ entries: Entry[]; end: unknown }> => {
-    const res = await get(`/api/v1/fs/tree?path=${encodeURIComponent(path)}`, u)
+  const tree = async (
+    path: string,
+    u: TestUser = user,
+    query = '',
+  ): Promise<{ entries: Entry[]; end: unknown }> => {
+    const res = await get(`/api/v1/fs/tree?path=${encodeURIComponent(path)}${query}`, u)
       .buffer(true)
       .parse(binaryParser)
       .expect(200);
@@ -166,6 +170,30 @@ describe('tree', () => {
     const theirs = await tree('/', other);
     expect(theirs).toEqual({ entries: [], end: { end: true, count: 0, path: '/' } });
     await get('/api/v1/fs/tree?path=/tree', other).expect(404);
+  });
+
+  it('sends only the fields asked for (and the path), the same values as the whole entries', async () => {
+    const whole = await tree('/tree');
+    const some = await tree('/tree', user, '&fields=kind,size,sha256,mtime');
+    expect(some.end).toEqual(whole.end);
+    expect(some.entries).toEqual(
+      whole.entries.map((e) => ({
+        path: e.path,
+        kind: e.kind,
+        size: e.size,
+        sha256: e.sha256,
+        mtime: e.mtime,
+      })),
+    );
+    const ids = await tree('/tree/sub/deep', user, '&fields=id');
+    expect(ids.entries).toEqual([{ path: '/tree/sub/deep/c.txt', id: expect.any(String) }]);
+  });
+
+  it('refuses unknown or empty fields with 400', async () => {
+    for (const fields of ['owner', 'kind,nope', '', 'kind,,size']) {
+      const res = await get(`/api/v1/fs/tree?path=/tree&fields=${encodeURIComponent(fields)}`).expect(400);
+      expect(res.body.error.code).toBe('VALIDATION_FAILED');
+    }
   });
 
   it('answers 404 for a missing folder, 409 for a file, 400 for /Shared itself and 401 without a token', async () => {

@@ -45,11 +45,15 @@ export function deletionBudget(spec: string | undefined, remoteFiles: number): n
   throw new AppError('BAD_REQUEST', `--max-delete takes a number or a percentage (got "${value}").`);
 }
 
-async function remoteTree(ctx: CliContext, root: string): Promise<Map<string, Entry>> {
-  const tree = new Map<string, Entry>();
+/** What sync compares: a third of an entry's bytes in a tree listing. */
+const SYNC_FIELDS = ['kind', 'size', 'sha256', 'mtime'] as const;
+type SyncEntry = Pick<Entry, (typeof SYNC_FIELDS)[number] | 'path'>;
+
+async function remoteTree(ctx: CliContext, root: string): Promise<Map<string, SyncEntry>> {
+  const tree = new Map<string, SyncEntry>();
   let all;
   try {
-    all = await listTree(ctx, root);
+    all = await listTree(ctx, root, SYNC_FIELDS);
   } catch (err) {
     if (err instanceof AppError && err.code === 'CONFLICT')
       throw new AppError('CONFLICT', `${root} is a file, not a folder.`);

@@ -106,6 +106,25 @@ export const entrySchema = z.object({
 });
 export type Entry = z.infer<typeof entrySchema>;
 
+/** A field of `Entry`, as `GET /fs/tree?fields=` names it. */
+export const entryFieldSchema = entrySchema.keyof();
+export type EntryField = z.infer<typeof entryFieldSchema>;
+
+/**
+ * `GET /fs/tree?path=&fields=`: `fields` (comma-separated) limits each line to those
+ * fields plus `path`; without it every field comes. A sync that compares sizes, times
+ * and hashes needs a third of an entry's bytes.
+ */
+export const treeQuerySchema = z.strictObject({
+  path: pathSchema,
+  fields: z
+    .string()
+    .max(500)
+    .transform((v) => v.split(','))
+    .pipe(z.array(entryFieldSchema).min(1))
+    .optional(),
+});
+
 export const entryPageSchema = z.object({ items: z.array(entrySchema), nextCursor: z.string().nullable() });
 export type EntryPage = z.infer<typeof entryPageSchema>;
 

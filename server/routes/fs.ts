@@ -27,6 +27,7 @@ import {
   mkdirBodySchema,
   moveBodySchema,
   statQuerySchema,
+  treeQuerySchema,
   type Entry,
   type EntryPage,
 } from '../../contract/schemas/files.js';
@@ -184,14 +185,16 @@ export function fsRoutes(deps: AppDeps): Router {
   });
 
   /**
-   * `GET /fs/tree?path=`: every entry below a folder (not the folder itself), as NDJSON —
+   * `GET /fs/tree?path=&fields=`: every entry below a folder (not the folder itself), as NDJSON —
    * one entry per line, folders before their contents, then `{"end":true,"count":N,"path":P}`. A
    * client that sees no end line got a cut answer. One request instead of one listing
    * per folder (rclone's `--fast-list`); written page by page with backpressure, so the
    * server holds one id and path per folder, not the entries.
    */
   router.get('/tree', read, async (req, res) => {
-    const query = statQuerySchema.parse(req.query);
+    const query = treeQuerySchema.parse(req.query);
+    // JSON.stringify with a list of keys writes only those (Entry is flat).
+    const keys = query.fields ? ['path', ...query.fields] : undefined;
     const segments = splitPath(query.path);
     if (segments.length === 1 && isSharedPath(segments))
       throw new AppError('BAD_REQUEST', `List /${SHARED_ROOT} itself with GET /fs/list.`);
@@ -215,7 +218,7 @@ export function fsRoutes(deps: AppDeps): Router {
           let chunk = '';
           for (const node of page.items) {
             const path = joinPath(dir.path, node.name);
-            chunk += `${JSON.stringify(toEntry(node, path))}\n`;
+            chunk += `${JSON.stringify(toEntry(node, path), keys)}\n`;
             if (node.kind === 'folder') pending.push({ id: node.id, path });
           }
           count += page.items.length;
