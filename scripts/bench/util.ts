@@ -142,6 +142,8 @@ export async function applyChanges(
   modify: number,
   add: number,
   size: number,
+  /** Names of added files start with this (a second change set adds other files). */
+  addedPrefix = 'added',
 ): Promise<{ manifest: Manifest; modified: string[]; added: string[] }> {
   const next: Manifest = new Map(manifest);
   const keys = [...manifest.keys()];
@@ -150,7 +152,7 @@ export async function applyChanges(
   for (let i = 0; i < modify; i++) modified.push(keys[(i * step) % keys.length] as string);
   const added: string[] = [];
   for (let i = 0; i < add; i++)
-    added.push(`dir-${String(i % 50).padStart(3, '0')}/added-${String(i).padStart(4, '0')}.bin`);
+    added.push(`dir-${String(i % 50).padStart(3, '0')}/${addedPrefix}-${String(i).padStart(4, '0')}.bin`);
   for (const rel of [...modified, ...added]) {
     const buf = randomBytes(size);
     next.set(rel, sha256(buf));
