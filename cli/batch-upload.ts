@@ -6,7 +6,6 @@
  * waited for at the end rather than holding a transfer slot per file.
  */
 import { createHash } from 'node:crypto';
-import fs from 'node:fs/promises';
 import { planBatches, sendBatch, waitForBatch, type UploadBatchFile } from '../contract/batch-client.js';
 import type { ApiClient } from '../contract/client.js';
 import { AppError, isErrorCode } from '../contract/errors.js';
@@ -14,6 +13,7 @@ import type { KnownResponse } from '../contract/schemas/uploads.js';
 import { runPool } from '../core/domain/pool.js';
 import type { Progress } from './progress.js';
 import { waitForUpload } from '../contract/tus-client.js';
+import { readSmallFile } from './local-walk.js';
 import { SMALL_FILE, uploadFile, type UploadOutcome } from './upload-file.js';
 
 export interface BatchItem {
@@ -41,8 +41,16 @@ export type BatchResult = Array<{ ok: true; value: UploadOutcome } | { ok: false
 const FILES_PER_REQUEST = 500;
 const BYTES_PER_REQUEST = 16 * 1024 * 1024;
 const BATCHES_IN_FLIGHT = 2;
-/** Files of one batch read at once. */
-const READS_IN_FLIGHT = 32;
+/** Files of one batch read between two turns of the event loop. */
+const READS_PER_TURN = 64;
+
+interface ReadFile {
+  item: BatchItem;
+  at: number;
+  bytes: Buffer;
+  sha256: string;
+  mtimeMs: number;
+}
 
 async function knownContents(client: ApiClient, hashes: string[]): Promise<Set<string>> {
   const known = new Set<string>();
@@ -173,19 +181,21 @@ async function sendOneBatch(
   known: Array<{ item: BatchItem; sha256: string }>;
 }> {
   const outcomes: Outcome[] = new Array(members.length);
-  const read = await runPool(members, READS_IN_FLIGHT, async (item, at) => {
-    const handle = await fs.open(item.local, 'r');
+  const read: Array<{ ok: true; value: ReadFile } | { ok: false; error: unknown }> = [];
+  for (const [at, item] of members.entries()) {
     try {
-      const { mtimeMs } = await handle.stat();
-      const bytes = await handle.readFile();
-      if (bytes.byteLength > SMALL_FILE) {
-        throw new AppError('CONFLICT', `The file grew while it was being sent: ${item.local}`);
-      }
-      return { item, at, bytes, sha256: createHash('sha256').update(bytes).digest('hex'), mtimeMs };
-    } finally {
-      await handle.close();
+      const { bytes, mtimeMs } = readSmallFile(item.local, SMALL_FILE);
+      read.push({
+        ok: true,
+        value: { item, at, bytes, sha256: createHash('sha256').update(bytes).digest('hex'), mtimeMs },
+      });
+    } catch (error) {
+      read.push({ ok: false, error });
     }
-  });
+    // Synchronous reads: let the other batch's request move between a few of them.
+    if (at % READS_PER_TURN === READS_PER_TURN - 1)
+      await new Promise<void>((resolve) => setImmediate(resolve));
+  }
   const readable = read.flatMap((r, at) => {
     if (r.ok) return [r.value];
     outcomes[at] = { ok: false, error: r.error };

@@ -5,13 +5,14 @@
  * `--delete` and within the deletion budget. Refuses when LOCAL is missing, empty or
  * unreadable, so an emptied source never wipes the remote.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { AppError } from '../../contract/errors.js';
 import { batchFailure, parseTransfers } from '../batch.js';
 import type { Entry } from '../../contract/schemas/files.js';
 import { sha256File } from '../../core/domain/hash.js';
 import { requireLogin, type CliContext } from '../context.js';
-import { walkLocal, type LocalFile } from '../local-walk.js';
+import { readSmallFile, walkLocal, type LocalFile } from '../local-walk.js';
 import { formatBytes } from '../output.js';
 import { runPool } from '../../core/domain/pool.js';
 import { createProgress } from '../progress.js';
@@ -97,6 +98,19 @@ async function remoteTree(ctx: CliContext, root: string): Promise<Map<string, Sy
   return tree;
 }
 
+/** Small files are read with synchronous calls (see `readSmallFile`), big ones streamed. */
+async function hashLocal(file: LocalFile): Promise<string> {
+  if (file.size <= SMALL_FILE) {
+    try {
+      return createHash('sha256').update(readSmallFile(file.absolute, SMALL_FILE).bytes).digest('hex');
+    } catch (err) {
+      // It grew since the walk: hashed as a big file.
+      if (!(err instanceof AppError && err.code === 'CONFLICT')) throw err;
+    }
+  }
+  return (await sha256File(file.absolute)).sha256;
+}
+
 export async function sync(ctx: CliContext, local: string, remote: string, flags: SyncFlags): Promise<void> {
   const transfers = parseTransfers(flags.transfers, 8);
   const stat = await fs.stat(local).catch(() => null);
@@ -138,10 +152,7 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
       existing.mtime !== Math.round(file.mtimeMs)
     );
   });
-  const hashed = await runPool(toHash, 16, async (file) => ({
-    file,
-    sha256: (await sha256File(file.absolute)).sha256,
-  }));
+  const hashed = await runPool(toHash, 16, async (file) => ({ file, sha256: await hashLocal(file) }));
   hashed.forEach((r, i) => {
     const file = toHash[i] as LocalFile;
     if (!r.ok) {
