@@ -3,19 +3,22 @@
  * accept bytes, the job that processes a finished upload, and the response headers
  * that describe a session.
  */
-import { randomBytes } from 'node:crypto';
 import type { Response } from 'express';
 import { AppError } from '../../contract/errors.js';
+import { timeOrderedToken } from '../../core/domain/ids.js';
 import { PRIORITY } from '../../core/ports/job-queue.js';
 import type { NewOutboxEntry, UploadSession } from '../../core/ports/metadata-store.js';
 import { httpDate } from './tus-headers.js';
 
-/** Shape of the ids `newUploadId` makes (22 base64url characters = 128 random bits). */
+/** Shape of the ids `newUploadId` makes (22 base64url characters: 16 bytes). */
 export const UPLOAD_ID = /^[A-Za-z0-9_-]{22}$/u;
 
-/** A random, URL-safe upload id with 128 bits of entropy. */
+/**
+ * A URL-safe upload id: the creation time (ms, 48 bits) then 80 random bits, so uploads
+ * created together sit together in the uploads index (see `core/domain/ids.ts`).
+ */
 export function newUploadId(): string {
-  return randomBytes(16).toString('base64url');
+  return timeOrderedToken();
 }
 
 /** Cache key of the live byte count of a PATCH in flight. */

@@ -4,8 +4,8 @@
  * the user document, so MongoDB serialises them and a reader never sees seq N+1 before
  * seq N has committed.
  */
-import { randomUUID } from 'node:crypto';
 import type mongoose from 'mongoose';
+import { uuidv7 } from '../../domain/ids.js';
 import { ConflictError, NotFoundError } from '../../../contract/errors.js';
 import type { Clock } from '../../domain/clock.js';
 import { nameKey } from '../../domain/names.js';
@@ -379,7 +379,7 @@ export class MongoTree {
 
 function blankNode(ownerId: string, parentId: string | null, name: string, now: Date): NodeDoc {
   return {
-    _id: randomUUID(),
+    _id: uuidv7(),
     ownerId,
     parentId,
     parentKey: parentId ?? '',

@@ -3,6 +3,7 @@
  * `SqliteMetadataStore`. Methods are synchronous; the store wraps them in promises.
  */
 import { randomUUID } from 'node:crypto';
+import { uuidv7 } from '../../domain/ids.js';
 import { NotFoundError } from '../../../contract/errors.js';
 import type { Clock } from '../../domain/clock.js';
 import { cachedStatement, type SqliteDatabase } from '../../sqlite.js';
@@ -233,7 +234,7 @@ export class SqliteAccounts {
 
   appendAudit(entry: NewAuditEntry): AuditEntry {
     const row = {
-      id: randomUUID(),
+      id: uuidv7(),
       user_id: entry.userId,
       action: entry.action,
       ip: entry.ip,
@@ -241,12 +242,13 @@ export class SqliteAccounts {
       details: JSON.stringify(entry.details),
       created_at: (entry.createdAt ?? this.clock.now()).getTime(),
     };
-    const { pk } = cachedStatement(
+    // The rowid, not `RETURNING pk` (see `insertChange` on RETURNING's cost here).
+    const { lastInsertRowid } = cachedStatement(
       this.db,
       `INSERT INTO audit_log (id, user_id, action, ip, user_agent, details, created_at)
-         VALUES (@id, @user_id, @action, @ip, @user_agent, @details, @created_at) RETURNING pk`,
-    ).get(row) as { pk: number };
-    return toAudit({ ...row, pk });
+         VALUES (@id, @user_id, @action, @ip, @user_agent, @details, @created_at)`,
+    ).run(row);
+    return toAudit({ ...row, pk: Number(lastInsertRowid) });
   }
 
   /** Newest first; the cursor is the (created_at, pk) of the last entry returned. */

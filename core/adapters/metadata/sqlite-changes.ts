@@ -41,11 +41,17 @@ function insertChange(
   data: Record<string, unknown>,
   now: number,
 ): Change {
-  const bumped = cachedStatement(
-    db,
-    'UPDATE users SET change_seq = change_seq + 1 WHERE id = ? RETURNING change_seq',
-  ).get(ownerId) as { change_seq: number } | undefined;
-  if (!bumped) throw new NotFoundError('No such user.');
+  // Two statements, not `UPDATE … RETURNING`: with foreign keys on, SQLite's RETURNING
+  // on the users row (the parent of most tables) cost ~10× the plain update, and more as
+  // the tables grew (180 µs per change at 6,000 files in a 500-file batch commit).
+  if (
+    cachedStatement(db, 'UPDATE users SET change_seq = change_seq + 1 WHERE id = ?').run(ownerId).changes ===
+    0
+  )
+    throw new NotFoundError('No such user.');
+  const bumped = cachedStatement(db, 'SELECT change_seq FROM users WHERE id = ?').get(ownerId) as {
+    change_seq: number;
+  };
   const row: ChangeRow = {
     owner_id: ownerId,
     seq: bumped.change_seq,

@@ -3,8 +3,8 @@
  * lives in `sqlite-trash.ts`. Every mutation is one IMMEDIATE transaction that also
  * appends its change, so the feed and the tree never disagree.
  */
-import { randomUUID } from 'node:crypto';
 import { ConflictError, NotFoundError } from '../../../contract/errors.js';
+import { uuidv7 } from '../../domain/ids.js';
 import type { Clock } from '../../domain/clock.js';
 import { nameKey } from '../../domain/names.js';
 import { cachedStatement, changeStamp, type SqliteDatabase } from '../../sqlite.js';
@@ -377,7 +377,7 @@ export class SqliteTree {
 
   private blankNode(ownerId: string, parentId: string | null, name: string, now: number): NodeRow {
     return {
-      id: randomUUID(),
+      id: uuidv7(),
       owner_id: ownerId,
       parent_id: parentId,
       name,
