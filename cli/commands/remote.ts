@@ -2,8 +2,8 @@
  * Namespace commands: `aio ls`, `mkdir`, `mv`, `cp`, `rm`, `trash ls|restore|purge`,
  * `versions`, `restore --version N`.
  */
-import { errorFromResponse } from '../../contract/client.js';
 import { AppError } from '../../contract/errors.js';
+import { fetchTree, type RemoteTree } from '../../contract/tree-client.js';
 import type { Entry, EntryField, EntryPage, RevisionBody } from '../../contract/schemas/files.js';
 import { requireLogin, type CliContext } from '../context.js';
 import { formatBytes, table } from '../output.js';
@@ -31,32 +31,13 @@ export async function listAll(ctx: CliContext, path: string): Promise<Entry[]> {
   return items;
 }
 
-/**
- * Every entry below the folder at `path`, in one request (`GET /fs/tree`, NDJSON ending
- * with `{"end":true,"count":N}`); `null` when the server has no such endpoint (an older
- * server answers 404), so the caller lists folder by folder instead. A cut answer (no end
- * line, or a count that differs) is an error, never a partial tree. Each entry carries
- * only `fields` (and its path).
- */
+/** Every entry below the folder at `path` in one request (see `fetchTree`). */
 export async function listTree<F extends EntryField>(
   ctx: CliContext,
   path: string,
   fields: readonly F[],
-): Promise<{ path: string; entries: Array<Pick<Entry, F | 'path'>> } | null> {
-  const res = await ctx.client.raw('GET', '/api/v1/fs/tree', {
-    searchParams: { path: remotePath(path), fields: fields.join(',') },
-  });
-  if (res.status === 404) return null;
-  if (res.status >= 400) throw errorFromResponse(res.status, res.body);
-  const lines = res.body.toString('utf8').split('\n');
-  if (lines.at(-1) === '') lines.pop();
-  const end = JSON.parse(lines.pop() ?? '{}') as { end?: boolean; count?: number; path?: string };
-  if (end.end !== true || end.count !== lines.length)
-    throw new AppError('SERVICE_UNAVAILABLE', `The server's listing of ${path} was cut short; try again.`);
-  return {
-    path: end.path ?? remotePath(path),
-    entries: lines.map((line) => JSON.parse(line) as Pick<Entry, F | 'path'>),
-  };
+): Promise<RemoteTree<F> | null> {
+  return fetchTree(ctx.client, remotePath(path), fields);
 }
 
 function when(ms: number | null | string): string {

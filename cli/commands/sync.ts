@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { AppError } from '../../contract/errors.js';
+import { relativeTo } from '../../contract/tree-client.js';
 import { batchFailure, parseTransfers } from '../batch.js';
 import type { Entry } from '../../contract/schemas/files.js';
 import { sha256File } from '../../core/domain/hash.js';
@@ -62,12 +63,7 @@ async function remoteTree(ctx: CliContext, root: string): Promise<Map<string, Sy
   }
   if (all !== null) {
     // The end line names the folder as the server spells it.
-    const prefix = all.path === '/' ? '/' : `${all.path}/`;
-    for (const e of all.entries) {
-      if (!e.path.startsWith(prefix))
-        throw new AppError('INTERNAL', `The server listed ${e.path} under ${root}.`);
-      tree.set(e.path.slice(prefix.length), e);
-    }
+    for (const e of all.entries) tree.set(relativeTo(all.path, e.path), e);
     return tree;
   }
   // 404: no such folder, or a server without /fs/tree (the stat tells which).
