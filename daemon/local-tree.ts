@@ -5,6 +5,7 @@
  * can report them. A subtree that cannot be read is returned as `unreadable`: its
  * journal entries are unknown, never deleted.
  */
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { IgnoreRules } from './ignore.js';
@@ -23,7 +24,7 @@ export interface LocalRead {
   unreadable: Map<string, string>;
 }
 
-/** lstat calls in flight at once while reading a folder. */
+/** lstat calls made between two turns of the event loop while reading a folder. */
 const STAT_CHUNK = 64;
 
 const errCode = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? String(err);
@@ -32,11 +33,10 @@ export function absolute(root: string, relPath: string): string {
   return relPath === '' ? root : path.join(root, ...relPath.split('/'));
 }
 
+type Found = { node: LocalNode | null; skip?: string };
+
 /** lstat as a LocalNode; null when missing; `skip` reason for links and special files. */
-export async function statLocal(
-  root: string,
-  relPath: string,
-): Promise<{ node: LocalNode | null; skip?: string }> {
+export async function statLocal(root: string, relPath: string): Promise<Found> {
   let st;
   try {
     st = await fs.lstat(absolute(root, relPath));
@@ -44,6 +44,22 @@ export async function statLocal(
     if (errCode(err) === 'ENOENT' || errCode(err) === 'ENOTDIR') return { node: null };
     throw err;
   }
+  return toFound(relPath, st);
+}
+
+/** `statLocal` with a synchronous lstat (see `readLocal`). */
+function statLocalSync(root: string, relPath: string): Found {
+  let st;
+  try {
+    st = fsSync.lstatSync(absolute(root, relPath));
+  } catch (err) {
+    if (errCode(err) === 'ENOENT' || errCode(err) === 'ENOTDIR') return { node: null };
+    throw err;
+  }
+  return toFound(relPath, st);
+}
+
+function toFound(relPath: string, st: fsSync.Stats): Found {
   if (st.isSymbolicLink()) return { node: null, skip: 'symbolic link (not followed)' };
   if (!st.isFile() && !st.isDirectory()) return { node: null, skip: 'special file (not a regular file)' };
   return {
@@ -86,15 +102,22 @@ export async function readLocal(
       if (errCode(err) !== 'ENOENT') out.unreadable.set(dir, errCode(err));
       continue;
     }
-    // lstat a folder's entries a few dozen at a time: one by one, 100,000 files cost
-    // 100,000 round trips to the thread pool in sequence.
+    // Synchronous lstat calls, a few dozen between two turns of the event loop (as
+    // `aio sync`'s walk): a trip through the thread pool and a promise per file cost
+    // more than the lstat itself. 5,050 entries on the 2-core test VM: 45–90 ms this way,
+    // 55–165 ms (280 ms under load) through promises; the daemon still answers in between.
     for (let i = 0; i < names.length; i += STAT_CHUNK) {
+      if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
       const chunk = names.slice(i, i + STAT_CHUNK).map((name) => (dir === '' ? name : `${dir}/${name}`));
-      const found = await Promise.all(
-        chunk.map((child) => statLocal(root, child).catch((err: unknown) => ({ err: errCode(err) }))),
-      );
+      const found = chunk.map((child): Found | { err: string } => {
+        try {
+          return statLocalSync(root, child);
+        } catch (err) {
+          return { err: errCode(err) };
+        }
+      });
       chunk.forEach((child, j) => {
-        const f = found[j] as Awaited<ReturnType<typeof statLocal>> | { err: string };
+        const f = found[j] as Found | { err: string };
         if ('err' in f) {
           out.unreadable.set(child, f.err);
           return;
