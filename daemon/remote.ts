@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type { ApiClient } from '../contract/client.js';
 import { AppError } from '../contract/errors.js';
-import type { Entry, EntryPage } from '../contract/schemas/files.js';
-import { fetchTree, relativeTo } from '../contract/tree-client.js';
+import type { Entry } from '../contract/schemas/files.js';
+import { readRemoteTree } from '../contract/tree-client.js';
 import { createUpload, sendFrom, uploadOffset, waitForUpload } from '../contract/tus-client.js';
 
 export interface UploadRequest {
@@ -73,46 +73,9 @@ export class RemoteFolder {
     return this.client.post<Entry>('/api/v1/fs/move', { from: this.pathOf(from), to: this.pathOf(to) });
   }
 
-  /**
-   * Every node below the root by relative path (the root itself excluded), in one request
-   * (`GET /fs/tree`). A missing root is empty; an older server without the endpoint is
-   * listed folder by folder.
-   */
-  async listTree(): Promise<Map<string, Entry>> {
-    const out = new Map<string, Entry>();
-    const tree = await fetchTree(this.client, this.root).catch((err: unknown) => {
-      // `/Shared` itself has no tree (its mounts belong to others): listed below.
-      if (err instanceof AppError && err.code === 'BAD_REQUEST') return null;
-      throw err;
-    });
-    if (tree !== null) {
-      for (const entry of tree.entries) out.set(relativeTo(tree.path, entry.path), entry);
-      return out;
-    }
-    // 404: no such folder (empty), or no `/fs/tree` on this server; or `/Shared` itself.
-    const folders: string[] = [''];
-    for (let at = 0; at < folders.length; at++) {
-      const rel = folders[at] as string;
-      let cursor: string | undefined;
-      do {
-        let page: EntryPage;
-        try {
-          page = await this.client.get<EntryPage>('/api/v1/fs/list', {
-            searchParams: { path: this.pathOf(rel), limit: 1000, cursor },
-          });
-        } catch (err) {
-          if (err instanceof AppError && err.code === 'NOT_FOUND' && rel === '') return out;
-          throw err;
-        }
-        for (const item of page.items) {
-          const child = rel === '' ? item.name : `${rel}/${item.name}`;
-          out.set(child, item);
-          if (item.kind === 'folder') folders.push(child);
-        }
-        cursor = page.nextCursor ?? undefined;
-      } while (cursor);
-    }
-    return out;
+  /** Every node below the root by relative path (the root itself excluded). A missing root is empty. */
+  listTree(): Promise<Map<string, Entry>> {
+    return readRemoteTree(this.client, this.root);
   }
 
   /**

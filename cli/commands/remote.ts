@@ -3,8 +3,8 @@
  * `versions`, `restore --version N`.
  */
 import { AppError } from '../../contract/errors.js';
-import { fetchTree, type RemoteTree } from '../../contract/tree-client.js';
-import type { Entry, EntryField, EntryPage, RevisionBody } from '../../contract/schemas/files.js';
+import { listFolder, readRemoteTree } from '../../contract/tree-client.js';
+import type { Entry, EntryPage, RevisionBody } from '../../contract/schemas/files.js';
 import { requireLogin, type CliContext } from '../context.js';
 import { formatBytes, table } from '../output.js';
 
@@ -18,26 +18,8 @@ export async function remoteStat(ctx: CliContext, path: string): Promise<Entry> 
 }
 
 /** Every entry of a folder, following pages. */
-export async function listAll(ctx: CliContext, path: string): Promise<Entry[]> {
-  const items: Entry[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await ctx.client.get<EntryPage>('/api/v1/fs/list', {
-      searchParams: { path: remotePath(path), limit: 1000, cursor },
-    });
-    items.push(...page.items);
-    cursor = page.nextCursor ?? undefined;
-  } while (cursor);
-  return items;
-}
-
-/** Every entry below the folder at `path` in one request (see `fetchTree`). */
-export async function listTree<F extends EntryField>(
-  ctx: CliContext,
-  path: string,
-  fields: readonly F[],
-): Promise<RemoteTree<F> | null> {
-  return fetchTree(ctx.client, remotePath(path), fields);
+export function listAll(ctx: CliContext, path: string): Promise<Entry[]> {
+  return listFolder(ctx.client, remotePath(path));
 }
 
 function when(ms: number | null | string): string {
@@ -56,17 +38,9 @@ export async function ls(
   const target = await remoteStat(ctx, root);
   let entries: Entry[];
   if (target.kind === 'file') entries = [target];
-  else if (flags.recursive) {
-    entries = [];
-    const queue = [root];
-    while (queue.length) {
-      const dir = queue.shift() as string;
-      for (const e of await listAll(ctx, dir)) {
-        entries.push(e);
-        if (e.kind === 'folder') queue.push(e.path);
-      }
-    }
-  } else entries = await listAll(ctx, root);
+  // The whole tree in one request, each folder before its contents.
+  else if (flags.recursive) entries = [...(await readRemoteTree(ctx.client, root)).values()];
+  else entries = await listAll(ctx, root);
 
   ctx.out.result(entries, () => {
     if (entries.length === 0) return null;

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { AppError } from '../../contract/errors.js';
-import { relativeTo } from '../../contract/tree-client.js';
+import { readRemoteTree } from '../../contract/tree-client.js';
 import { batchFailure, parseTransfers } from '../batch.js';
 import type { Entry } from '../../contract/schemas/files.js';
 import { sha256File } from '../../core/domain/hash.js';
@@ -19,7 +19,7 @@ import { runPool } from '../../core/domain/pool.js';
 import { createProgress } from '../progress.js';
 import { uploadBatch } from '../batch-upload.js';
 import { SMALL_FILE } from '../upload-file.js';
-import { listAll, listTree, remotePath, remoteStat } from './remote.js';
+import { remotePath } from './remote.js';
 import { joinRemote } from './upload.js';
 
 export interface SyncFlags {
@@ -52,46 +52,13 @@ const SYNC_FIELDS = ['kind', 'size', 'sha256', 'mtime'] as const;
 type SyncEntry = Pick<Entry, (typeof SYNC_FIELDS)[number] | 'path'>;
 
 async function remoteTree(ctx: CliContext, root: string): Promise<Map<string, SyncEntry>> {
-  const tree = new Map<string, SyncEntry>();
-  let all;
   try {
-    all = await listTree(ctx, root, SYNC_FIELDS);
+    return await readRemoteTree(ctx.client, root, SYNC_FIELDS);
   } catch (err) {
     if (err instanceof AppError && err.code === 'CONFLICT')
       throw new AppError('CONFLICT', `${root} is a file, not a folder.`);
     throw err;
   }
-  if (all !== null) {
-    // The end line names the folder as the server spells it.
-    for (const e of all.entries) tree.set(relativeTo(all.path, e.path), e);
-    return tree;
-  }
-  // 404: no such folder, or a server without /fs/tree (the stat tells which).
-  let rootEntry: Entry;
-  try {
-    rootEntry = await remoteStat(ctx, root);
-  } catch (err) {
-    if (err instanceof AppError && err.code === 'NOT_FOUND') return tree;
-    throw err;
-  }
-  if (rootEntry.kind !== 'folder') throw new AppError('CONFLICT', `${root} is a file, not a folder.`);
-  // An older server: level by level, a few folders listed at once (50 folders: 51 listings).
-  let level: Array<{ path: string; rel: string }> = [{ path: rootEntry.path, rel: '' }];
-  while (level.length) {
-    const listed = await runPool(level, 16, (dir) => listAll(ctx, dir.path));
-    const next: Array<{ path: string; rel: string }> = [];
-    listed.forEach((r, i) => {
-      if (!r.ok) throw r.error;
-      const dir = level[i] as { path: string; rel: string };
-      for (const e of r.value) {
-        const rel = dir.rel ? `${dir.rel}/${e.name}` : e.name;
-        tree.set(rel, e);
-        if (e.kind === 'folder') next.push({ path: e.path, rel });
-      }
-    });
-    level = next;
-  }
-  return tree;
 }
 
 /** Small files are read with synchronous calls (see `readSmallFile`), big ones streamed. */
