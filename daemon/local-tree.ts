@@ -37,26 +37,26 @@ type Found = { node: LocalNode | null; skip?: string };
 
 /** lstat as a LocalNode; null when missing; `skip` reason for links and special files. */
 export async function statLocal(root: string, relPath: string): Promise<Found> {
-  let st;
   try {
-    st = await fs.lstat(absolute(root, relPath));
+    return toFound(relPath, await fs.lstat(absolute(root, relPath)));
   } catch (err) {
-    if (errCode(err) === 'ENOENT' || errCode(err) === 'ENOTDIR') return { node: null };
-    throw err;
+    return missing(err);
   }
-  return toFound(relPath, st);
 }
 
 /** `statLocal` with a synchronous lstat (see `readLocal`). */
 function statLocalSync(root: string, relPath: string): Found {
-  let st;
   try {
-    st = fsSync.lstatSync(absolute(root, relPath));
+    return toFound(relPath, fsSync.lstatSync(absolute(root, relPath)));
   } catch (err) {
-    if (errCode(err) === 'ENOENT' || errCode(err) === 'ENOTDIR') return { node: null };
-    throw err;
+    return missing(err);
   }
-  return toFound(relPath, st);
+}
+
+/** A path that is gone (or under a file now) is missing; any other error is thrown. */
+function missing(err: unknown): Found {
+  if (errCode(err) === 'ENOENT' || errCode(err) === 'ENOTDIR') return { node: null };
+  throw err;
 }
 
 function toFound(relPath: string, st: fsSync.Stats): Found {
