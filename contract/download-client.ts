@@ -63,6 +63,19 @@ export interface DownloadSpec {
   /** Client mtime (ms) to set on the file, if known. */
   mtime?: number | null;
   onProgress?: (received: number, size: number) => void;
+  /**
+   * Runs once the verified bytes are on disk, just before they replace `dest`: it may
+   * throw to leave `dest` as it is (the daemon checks that the local file did not change
+   * during the transfer). The complete partial stays for the next attempt.
+   */
+  beforeReplace?: () => Promise<void>;
+}
+
+/** The file as placed at `dest`: read from the written file before its rename. */
+export interface Landed {
+  ino: number;
+  size: number;
+  mtimeMs: number;
 }
 
 async function hashFile(file: string): Promise<{ hash: ReturnType<typeof createHash>; size: number }> {
@@ -93,7 +106,7 @@ export async function downloadFile(
   client: ApiClient,
   spec: DownloadSpec,
   tuning: DownloadTuning = DEFAULT_TUNING,
-): Promise<{ transferred: number }> {
+): Promise<{ transferred: number; landed: Landed }> {
   const partial = `${spec.dest}.partial`;
   await fsp.mkdir(path.dirname(spec.dest), { recursive: true });
   let { hash, size: have } = await hashFile(partial);
@@ -201,16 +214,22 @@ export async function downloadFile(
       `The downloaded bytes of ${path.basename(spec.dest)} do not match the server's sha256.`,
     );
   }
+  // The stat is taken from the written file itself: whoever records it (the daemon's
+  // journal) then describes these bytes, even if `dest` is renamed or edited at once.
   const handle = await fsp.open(partial, 'r+');
+  let landed: Landed;
   try {
+    if (spec.mtime) await handle.utimes(new Date(), new Date(spec.mtime));
     await handle.sync();
+    const st = await handle.stat();
+    landed = { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
   } finally {
     await handle.close();
   }
-  if (spec.mtime) await fsp.utimes(partial, new Date(), new Date(spec.mtime));
+  await spec.beforeReplace?.();
   await fsp.rename(partial, spec.dest);
   await fsyncDir(path.dirname(spec.dest));
-  return { transferred };
+  return { transferred, landed };
 }
 
 /** GET `url`; resolves with the response (any status) once its headers arrived. */

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { downloadFile } from '../contract/download-client.js';
+import { downloadFile, type Landed } from '../contract/download-client.js';
 import { planBatches, uploadBatch, type BatchFile, type UploadBatchFile } from '../contract/batch-client.js';
 import { AppError, isErrorCode } from '../contract/errors.js';
 import type { Entry } from '../contract/schemas/files.js';
@@ -345,6 +345,8 @@ async function download(ctx: OperationContext, rel: string): Promise<Outcome> {
   }
   if (current.status !== 'ready' || !current.sha256) return { kind: 'later', at: Date.now() + 1_000 };
   if (node?.kind === 'dir') throw new AppError('CONFLICT', `A local folder is in the way of file ${rel}.`);
+  // What `dest` must still be when the download replaces it: this file, or nothing.
+  let expected: LocalNode | null = node;
   if (node) {
     if (
       entry &&
@@ -363,20 +365,46 @@ async function download(ctx: OperationContext, rel: string): Promise<Outcome> {
         await fs.rename(absolute(ctx.root, rel), absolute(ctx.root, copy));
         ctx.log.warn({ path: rel, copy }, 'conflict: both sides changed the file; keeping both');
         ctx.journal.enqueue(ctx.folderId, 'upload', copy);
+        expected = null;
       }
     }
   }
-  const dest = absolute(ctx.root, rel);
-  await downloadFile(ctx.remote.client, {
-    fileId: current.id as string,
-    sha256: current.sha256,
-    size: current.size,
-    dest,
-    mtime: current.mtime,
-  });
-  const { node: landed } = await statLocal(ctx.root, rel);
-  return landed ? { kind: 'done', entry: synced(landed, current, current.sha256) } : DONE;
+  let landed: Landed;
+  try {
+    ({ landed } = await downloadFile(ctx.remote.client, {
+      fileId: current.id as string,
+      sha256: current.sha256,
+      size: current.size,
+      dest: absolute(ctx.root, rel),
+      mtime: current.mtime,
+      beforeReplace: async () => {
+        const { node: now } = await statLocal(ctx.root, rel);
+        if (!sameNode(now, expected)) throw new ChangedHere();
+      },
+    }));
+  } catch (err) {
+    if (!(err instanceof ChangedHere)) throw err;
+    // Written to during the transfer: look again once it settles (an edit here becomes
+    // a conflicted copy then); the verified partial is reused.
+    ctx.log.debug({ path: rel }, 'changed here during the download; later');
+    return { kind: 'later', at: Date.now() + ctx.settleMs };
+  }
+  // The journal records the bytes this download wrote (their inode, size and mtime), not
+  // whatever is at `rel` by now: renamed at once, the file is then seen as moved; edited
+  // at once, as changed.
+  return {
+    kind: 'done',
+    entry: synced({ relPath: rel, kind: 'file', ...landed }, current, current.sha256),
+  };
 }
+
+/** The local file replaced by a download changed during it. */
+class ChangedHere extends Error {}
+
+const sameNode = (a: LocalNode | null, b: LocalNode | null): boolean =>
+  a === null || b === null
+    ? a === b
+    : a.kind === b.kind && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
 
 /** Keeps a local file that the server deleted in the daemon's trash (never unlinked). */
 async function toTrash(ctx: OperationContext, rel: string): Promise<void> {

@@ -12,7 +12,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ApiClient } from '../contract/client.js';
-import { DEFAULT_TUNING, downloadFile, type DownloadTuning } from '../contract/download-client.js';
+import {
+  DEFAULT_TUNING,
+  downloadFile,
+  type DownloadSpec,
+  type DownloadTuning,
+} from '../contract/download-client.js';
 import { AppError } from '../contract/errors.js';
 import type { TreeNode } from '../core/ports/metadata-store.js';
 import { createFilesTestApp, putFile, type FilesTestApp } from './fs-helpers.js';
@@ -113,7 +118,10 @@ function clientFor(token = user.accessToken): { client: ApiClient; refreshes: ()
   return { client, refreshes: () => refreshes };
 }
 
-function spec(dest: string, extra: { sha256?: string; onProgress?: (n: number, size: number) => void } = {}) {
+function spec(
+  dest: string,
+  extra: Partial<Pick<DownloadSpec, 'sha256' | 'onProgress' | 'beforeReplace'>> = {},
+) {
   return {
     fileId: file.id,
     sha256: extra.sha256 ?? (file.sha256 as string),
@@ -121,6 +129,7 @@ function spec(dest: string, extra: { sha256?: string; onProgress?: (n: number, s
     dest,
     mtime: 1_700_000_000_000,
     onProgress: extra.onProgress,
+    beforeReplace: extra.beforeReplace,
   };
 }
 
@@ -161,7 +170,9 @@ describe('downloadFile over several connections', () => {
     expect(result.transferred).toBe(SIZE);
     expect((await fs.readFile(dest)).equals(content)).toBe(true);
     await expect(fs.stat(`${dest}.partial`)).rejects.toMatchObject({ code: 'ENOENT' });
-    expect((await fs.stat(dest)).mtimeMs).toBe(1_700_000_000_000);
+    const st = await fs.stat(dest);
+    expect(st.mtimeMs).toBe(1_700_000_000_000);
+    expect(result.landed).toEqual({ ino: st.ino, size: SIZE, mtimeMs: st.mtimeMs });
     // One ranged request per chunk, each guarded by If-Range, over several connections.
     const chunks = chunkRequests();
     expect(chunks).toHaveLength(CHUNKS);
@@ -291,6 +302,23 @@ describe('downloadFile over several connections', () => {
     await expect(fs.stat(`${dest}.partial`)).rejects.toMatchObject({ code: 'ENOENT' });
     // If-Range failed on the first chunk (200), so the rest was one plain GET.
     expect(seen).toHaveLength(2);
+  });
+
+  it('leaves dest alone when beforeReplace refuses, and the next call places the kept partial', async () => {
+    const { client } = clientFor();
+    const dest = path.join(dir, 'data.bin');
+    await fs.writeFile(dest, 'edited here');
+    const refused = new Error('changed here');
+    await expect(
+      downloadFile(client, spec(dest, { beforeReplace: () => Promise.reject(refused) }), TUNING),
+    ).rejects.toBe(refused);
+    expect(await fs.readFile(dest, 'utf8')).toBe('edited here');
+    expect((await fs.stat(`${dest}.partial`)).size).toBe(SIZE);
+    const requests = seen.length;
+    const again = await downloadFile(client, spec(dest), TUNING);
+    expect(again.transferred).toBe(0);
+    expect(seen).toHaveLength(requests);
+    expect((await fs.readFile(dest)).equals(content)).toBe(true);
   });
 
   it('detects corrupted bytes in one chunk', async () => {
