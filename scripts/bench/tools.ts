@@ -30,7 +30,8 @@ export interface Aio {
 export async function startAio(extraEnv: Record<string, string> = {}): Promise<Aio> {
   const dataDir = await tempDir('aio-data');
   const configDir = await tempDir('aio-config');
-  const server = startService('aio-server', process.execPath, [path.join(ROOT, 'bin', 'aio-server')], {
+  // Run as users run it (`aio-server`, or `npm start`): its shebang carries node's flags.
+  const server = startService('aio-server', path.join(ROOT, 'bin', 'aio-server'), [], {
     cwd: ROOT,
     env: {
       AIO_PORT: '0',
