@@ -87,6 +87,14 @@ describe('nameKey', () => {
   it('keeps different names apart', () => {
     expect(nameKey('a.txt')).not.toBe(nameKey('b.txt'));
   });
+
+  it('gives ASCII names (its shortcut) the keys the full Unicode fold gives, as stored keys were made', () => {
+    const fullFold = (name: string): string =>
+      name.normalize('NFC').toLocaleUpperCase('und').toLocaleLowerCase('und').normalize('NFC');
+    const ascii = Array.from({ length: 128 }, (_, c) => String.fromCharCode(c)).join('');
+    for (const name of [ascii, 'Report.PDF', 'IMG_0001.JPG', 'a~b-C_d e(1).tar.gz', 'İ.txt', 'ﬁle.txt'])
+      expect(nameKey(name)).toBe(fullFold(name));
+  });
 });
 
 describe('splitPath', () => {
