@@ -37,7 +37,7 @@ import { ensureFolders } from '../../core/tree.js';
 import type { AppDeps } from '../deps.js';
 import { announceLatest } from '../files/announce.js';
 import { copyNode } from '../files/copy.js';
-import { joinPath, rootEntry, toEntry } from '../files/entry.js';
+import { joinPath, pickEntry, rootEntry, toEntry } from '../files/entry.js';
 import { authenticate, authOf, requireScope } from '../middleware/authenticate.js';
 import { isSharedPath, listMounts, SHARED_ROOT } from '../shares/mounts.js';
 import {
@@ -193,8 +193,7 @@ export function fsRoutes(deps: AppDeps): Router {
    */
   router.get('/tree', read, async (req, res) => {
     const query = treeQuerySchema.parse(req.query);
-    // JSON.stringify with a list of keys writes only those (Entry is flat).
-    const keys = query.fields ? ['path', ...query.fields] : undefined;
+    const keys = query.fields ? (['path', ...query.fields] as const) : undefined;
     const segments = splitPath(query.path);
     if (segments.length === 1 && isSharedPath(segments))
       throw new AppError('BAD_REQUEST', `List /${SHARED_ROOT} itself with GET /fs/list.`);
@@ -218,7 +217,7 @@ export function fsRoutes(deps: AppDeps): Router {
           let chunk = '';
           for (const node of page.items) {
             const path = joinPath(dir.path, node.name);
-            chunk += `${JSON.stringify(toEntry(node, path), keys)}\n`;
+            chunk += `${JSON.stringify(keys ? pickEntry(node, path, keys) : toEntry(node, path))}\n`;
             if (node.kind === 'folder') pending.push({ id: node.id, path });
           }
           count += page.items.length;
