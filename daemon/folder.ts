@@ -113,6 +113,9 @@ export class SyncFolder {
         if (remoteToo) this.rescanRemote();
       },
       onIdle: () => {
+        // A scan under way decides the state when it is done: an empty queue before the
+        // scan of `resume` has planned anything is not "idle".
+        if (this.scanRunning !== null) return;
         if (this.state === 'syncing' || this.state === 'scanning') this.state = 'idle';
         if (this.state === 'idle') deps.journal.setLastSync(this.folderId, Date.now());
       },
@@ -181,8 +184,8 @@ export class SyncFolder {
     if (confirmDeletes) this.confirmDeletes = true;
     this.state = 'scanning';
     this.deps.journal.retryNow(this.folderId);
-    this.syncer.resume();
     this.scanAll();
+    this.syncer.resume();
   }
 
   /** Full local scan (and, for two-way folders, a remote listing). */
@@ -230,6 +233,8 @@ export class SyncFolder {
       }
     })().finally(() => {
       this.scanRunning = null;
+      // The queue may have emptied while the scan ran: now the folder can be called idle.
+      if (!this.stopped) this.syncer.kick();
     });
   }
 
