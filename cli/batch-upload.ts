@@ -13,7 +13,7 @@ import type { KnownResponse } from '../contract/schemas/uploads.js';
 import { runPool } from '../core/domain/pool.js';
 import type { Progress } from './progress.js';
 import { waitForUpload } from '../contract/tus-client.js';
-import { readSmallFile } from './local-walk.js';
+import { readSmallFile } from '../contract/small-file.js';
 import { SMALL_FILE, uploadFile, type UploadOutcome } from './upload-file.js';
 
 export interface BatchItem {

@@ -4,7 +4,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { AppError } from '../contract/errors.js';
 
 export interface LocalFile {
   absolute: string;
@@ -66,24 +65,5 @@ function statOrNull(file: string): fs.Stats | null {
     return fs.statSync(file, { throwIfNoEntry: false }) ?? null;
   } catch {
     return null;
-  }
-}
-
-/**
- * Reads a small file whole with synchronous calls (open, fstat, read, close), as the walk
- * does: for files of a few KiB, a trip through libuv's pool and a promise per call cost
- * more than the reads themselves. A file over `max` bytes is refused (`CONFLICT`: it
- * grew since it was listed).
- */
-export function readSmallFile(file: string, max: number): { bytes: Buffer; mtimeMs: number } {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const { size, mtimeMs } = fs.fstatSync(fd);
-    const bytes = size <= max ? fs.readFileSync(fd) : null;
-    if (bytes === null || bytes.byteLength > max)
-      throw new AppError('CONFLICT', `The file grew while it was being sent: ${file}`);
-    return { bytes, mtimeMs };
-  } finally {
-    fs.closeSync(fd);
   }
 }

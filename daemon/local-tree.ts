@@ -45,7 +45,7 @@ export async function statLocal(root: string, relPath: string): Promise<Found> {
 }
 
 /** `statLocal` with a synchronous lstat (see `readLocal`). */
-function statLocalSync(root: string, relPath: string): Found {
+export function statLocalSync(root: string, relPath: string): Found {
   try {
     return toFound(relPath, fsSync.lstatSync(absolute(root, relPath)));
   } catch (err) {
