@@ -8,15 +8,14 @@
  *   comes back later, when the local file becomes a conflicted copy.
  */
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ApiClient } from '../contract/client.js';
+import type { ApiClient } from '../contract/client.js';
 import { createFilesTestApp, putFile, type FilesTestApp } from '../test/fs-helpers.js';
 import { createTestUser, type TestUser } from '../test/helpers/app.js';
+import { serveForUser, type Served } from '../test/helpers/serve.js';
 import { IgnoreRules } from './ignore.js';
 import { Journal, type Operation } from './journal.js';
 import { runOperation, type OperationContext } from './operations.js';
@@ -25,23 +24,18 @@ import { Scanner } from './scanner.js';
 
 let f: FilesTestApp;
 let user: TestUser;
-let server: http.Server;
+let served: Served;
 let client: ApiClient;
 const cleanups: Array<() => void> = [];
 
 beforeAll(async () => {
   f = await createFilesTestApp();
   user = await createTestUser(f.t);
-  server = http.createServer(f.app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  client = new ApiClient(`http://127.0.0.1:${port}`, {
-    current: async () => user.accessToken,
-    refresh: async () => null,
-  });
+  served = await serveForUser(f.app, user);
+  client = served.client;
 });
 afterAll(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await served?.close();
   await f?.t.close();
 });
 afterEach(() => {

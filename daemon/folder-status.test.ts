@@ -5,14 +5,13 @@
  * pushed. Whoever waits for `idle` (`aio status`, scripts) then stopped too early.
  */
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiClient } from '../contract/client.js';
+import type { ApiClient } from '../contract/client.js';
 import { createTestUser, type TestUser } from '../test/helpers/app.js';
+import { serveForUser, type Served } from '../test/helpers/serve.js';
 import { startHarness, type UploadHarness } from '../test/uploads-harness.js';
 import { Connectivity } from './connectivity.js';
 import { SyncFolder } from './folder.js';
@@ -21,23 +20,18 @@ import { readTunables } from './tunables.js';
 
 let h: UploadHarness;
 let user: TestUser;
-let server: http.Server;
+let served: Served;
 let client: ApiClient;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aio-folder-status-'));
 
 beforeAll(async () => {
   h = await startHarness();
   user = await createTestUser(h.t);
-  server = http.createServer(h.app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  client = new ApiClient(`http://127.0.0.1:${port}`, {
-    current: async () => user.accessToken,
-    refresh: async () => null,
-  });
+  served = await serveForUser(h.app, user);
+  client = served.client;
 });
 afterAll(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await served?.close();
   await h?.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
