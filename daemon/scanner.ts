@@ -57,7 +57,10 @@ const strictlyUnder = (p: string, roots: ReadonlySet<string>): boolean =>
 const byPath = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Whether the local node still looks like the journal's synced state (no hashing). */
-export function sameStat(node: LocalNode, entry: JournalEntry): boolean {
+export function sameStat(
+  node: LocalNode,
+  entry: Pick<JournalEntry, 'kind' | 'size' | 'mtimeMs' | 'ino'>,
+): boolean {
   if (node.kind !== entry.kind) return false;
   if (node.kind === 'dir') return true;
   return node.size === entry.size && node.mtimeMs === entry.mtimeMs && node.ino === entry.ino;
