@@ -19,7 +19,7 @@
  * the complete new file, never a partial file at a final path.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { constants, createReadStream, statSync } from 'node:fs';
+import { constants, createReadStream, statSync, type Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -321,12 +321,8 @@ export class LocalBlobStore implements BlobStore {
       if (!pending.has(sha256))
         pending.set(sha256, { tmp: this.tmpPath(sha256), bytes: contents[i] as Uint8Array });
     }
-    // Content already stored is not written again. A synchronous stat that does not throw
-    // when the blob is absent (the usual answer): through the thread pool, a batch of new
-    // files paid a promise, a pool round trip and an ENOENT error object for each.
-    const work = [...pending.entries()].filter(
-      ([sha256]) => statSync(this.blobPath(sha256), { throwIfNoEntry: false }) === undefined,
-    );
+    // Content already stored is not written again.
+    const work = [...pending.entries()].filter(([sha256]) => this.blobStat(sha256) === undefined);
     /** Temp files written and not (yet) renamed into place. */
     const written = new Set<string>();
     try {
@@ -379,14 +375,19 @@ export class LocalBlobStore implements BlobStore {
     return handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: READ_CHUNK_BYTES });
   }
 
-  /**
-   * A synchronous stat (a few microseconds on a local disk): through the thread pool it
-   * queued behind the fsyncs of blobs being stored, and the worker's check of a 500-file
-   * batch (one stat per file) took 300–700 ms instead of a few.
-   */
   async stat(sha256: string): Promise<BlobStat | null> {
-    const st = statSync(this.blobPath(sha256), { throwIfNoEntry: false });
+    const st = this.blobStat(sha256);
     return st === undefined ? null : { size: st.size };
+  }
+
+  /**
+   * The blob's file stat, `undefined` when absent: synchronous (a few microseconds on a
+   * local disk) and without an error object for the usual "absent". Through the thread
+   * pool it queued behind the fsyncs of blobs being stored: the worker's check of a
+   * 500-file batch (one stat per file) took 300–700 ms instead of a few.
+   */
+  private blobStat(sha256: string): Stats | undefined {
+    return statSync(this.blobPath(sha256), { throwIfNoEntry: false });
   }
 
   /** Removing an absent blob is not an error. */
