@@ -52,6 +52,11 @@ describe('aio-server', () => {
       dataDir,
     });
 
+    // The node flags of bin/aio-server's `#!` line are in force (see the README).
+    const pid = server.child.pid as number;
+    const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+    expect(argv).toContain('--max-semi-space-size=4');
+
     const health = await fetch(`${server.url}/api/v1/health`);
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ status: 'ok' });

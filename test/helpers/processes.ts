@@ -52,7 +52,8 @@ export function spawnProgram(program: Program, env: Record<string, string> = {})
   for (const [key, value] of Object.entries(process.env)) {
     if (value !== undefined && !SCRUBBED.test(key)) base[key] = value;
   }
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin', program)], {
+  // Run as users run it: the executable itself, so its `#!` line (and node's flags in it) applies.
+  const child = spawn(path.join(ROOT, 'bin', program), [], {
     cwd: ROOT,
     env: { AIO_LOG_LEVEL: 'info', ...base, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
