@@ -30,7 +30,7 @@ export interface Adapters {
   cache: Cache;
   blobs: BlobStore;
   kinds: AdapterKinds;
-  /** Closes queue (stopping its consumers), cache, metadata, then the SQLite file. Safe to call twice. */
+  /** Closes queue (stopping its consumers), blob store, cache, metadata, then the SQLite file. Safe to call twice. */
   close(): Promise<void>;
 }
 
@@ -138,6 +138,13 @@ export async function openAdapters(
   });
   closers.push({ name: 'cache', close: () => cache.close() });
 
+  // Opened before the queue, so it closes after the queue has stopped its consumers.
+  const blobs = await step('blob store', config.storageDir, async () => {
+    const { LocalBlobStore } = await import('./blob/local.js');
+    return LocalBlobStore.open(config.storageDir);
+  });
+  closers.push({ name: 'blob store', close: () => blobs.close() });
+
   const queue = await step('job queue', config.amqpUrl ?? sqliteFile(config), async (): Promise<JobQueue> => {
     if (config.amqpUrl) {
       const { RabbitJobQueue } = await import('./queue/rabbit.js');
@@ -147,11 +154,6 @@ export async function openAdapters(
     return new EmbeddedJobQueue(sharedDb as SqliteDatabase, { clock, logger });
   });
   closers.push({ name: 'queue', close: () => queue.close() });
-
-  const blobs = await step('blob store', config.storageDir, async () => {
-    const { LocalBlobStore } = await import('./blob/local.js');
-    return LocalBlobStore.open(config.storageDir);
-  });
 
   let closing: Promise<void> | undefined;
   return {

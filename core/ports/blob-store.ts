@@ -56,7 +56,13 @@ export interface BlobStore {
   read(sha256: string, range?: ByteRange): Promise<Readable>;
   stat(sha256: string): Promise<BlobStat | null>;
   delete(sha256: string): Promise<void>;
-  /** Absolute path of a committed blob when the store is a local filesystem (for ffmpeg), else null. */
+  /**
+   * Absolute path of a committed blob that is a file of its own on a local filesystem
+   * (for ffmpeg and `sendfile`-style sending); null when it is not (packed with other
+   * small blobs, or a remote store): read it with `read`.
+   */
   localPath(sha256: string): string | null;
   ping(): Promise<void>;
+  /** Releases what the store holds open (its index). Calls after it fail. */
+  close(): Promise<void>;
 }

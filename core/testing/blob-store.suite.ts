@@ -238,6 +238,42 @@ export function blobStoreSuite(
       expect(await store.putMany([])).toEqual([]);
     });
 
+    it('serves, deletes and stores again many small contents of one batch, one by one', async () => {
+      const store = await open();
+      const contents = Array.from({ length: 300 }, (_, i) => randomBytes(100 + i * 13));
+      const shas = (await store.putMany(contents)).map((p) => p.sha256);
+      const sample = contents[7] as Buffer;
+      const sha7 = shas[7] as string;
+      expect(await collect(await store.read(sha7, { start: 5, end: 9 }))).toEqual(sample.subarray(5, 10));
+      expect(await collect(await store.read(sha7, { start: 90, end: 10_000 }))).toEqual(sample.subarray(90));
+      await expect(store.read(sha7, { start: sample.length, end: sample.length + 5 })).rejects.toMatchObject({
+        code: 'RANGE_NOT_SATISFIABLE',
+      });
+      // Delete two thirds, checking after each step that the rest is intact.
+      for (const [i, sha] of shas.entries()) {
+        if (i % 3 === 0) continue;
+        await store.delete(sha);
+        expect(await store.stat(sha)).toBeNull();
+        await expect(store.read(sha)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+        if (i % 50 === 1) {
+          for (const [j, other] of shas.entries()) {
+            if (j % 3 !== 0 && j <= i) continue;
+            expect((await collect(await store.read(other))).equals(contents[j] as Buffer)).toBe(true);
+          }
+        }
+      }
+      for (const [i, sha] of shas.entries()) {
+        if (i % 3 === 0)
+          expect((await collect(await store.read(sha))).equals(contents[i] as Buffer)).toBe(true);
+      }
+      // What was deleted can be stored again.
+      const again = contents.filter((_, i) => i % 3 === 1);
+      await store.putMany(again);
+      for (const c of again) expect((await collect(await store.read(sha256Of(c)))).equals(c)).toBe(true);
+      for (const sha of shas) await store.delete(sha);
+      for (const sha of shas) expect(await store.stat(sha)).toBeNull();
+    });
+
     it('keeps nothing from a put whose source fails', async () => {
       const store = await open();
       const content = Buffer.from('never complete');

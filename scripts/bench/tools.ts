@@ -7,7 +7,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, runTimed, startService, tempDir, waitFor, type RunResult, type Service } from './proc.js';
-import { sha256File, type Manifest } from './util.js';
+import { LocalBlobStore } from '../../core/adapters/blob/local.js';
+import { sha256Stream, type Manifest } from './util.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const PASSWORD = 'bench password 1234';
@@ -118,14 +119,11 @@ export async function remoteFiles(aio: Aio, remote: string): Promise<Map<string,
   return out;
 }
 
-export function blobPath(aio: Aio, sha: string): string {
-  return path.join(aio.storageDir, 'blobs', sha.slice(0, 2), sha);
-}
-
 /**
  * Verifies what the server holds under `remote` against `expected`: the listing has every
  * path with the expected sha256 (no extras), and the content-addressed blob on disk hashes
- * to that sha256 (every distinct blob is read and hashed).
+ * to that sha256 (every distinct blob is read through the server's blob store, packed or
+ * not, and hashed).
  */
 export async function verifyAio(aio: Aio, remote: string, expected: Manifest): Promise<void> {
   const files = await remoteFiles(aio, remote);
@@ -136,9 +134,14 @@ export async function verifyAio(aio: Aio, remote: string, expected: Manifest): P
     else if (e.sha256 !== sha) problems.push(`sha mismatch ${rel}`);
   }
   for (const rel of files.keys()) if (!expected.has(rel)) problems.push(`extra ${rel}`);
-  for (const sha of new Set(expected.values())) {
-    const actual = await sha256File(blobPath(aio, sha)).catch(() => 'unreadable');
-    if (actual !== sha) problems.push(`blob ${sha.slice(0, 12)} on disk is ${actual.slice(0, 12)}`);
+  const blobs = await LocalBlobStore.open(aio.storageDir);
+  try {
+    for (const sha of new Set(expected.values())) {
+      const actual = await sha256Stream(await blobs.read(sha)).catch(() => 'unreadable');
+      if (actual !== sha) problems.push(`blob ${sha.slice(0, 12)} on disk is ${actual.slice(0, 12)}`);
+    }
+  } finally {
+    await blobs.close();
   }
   if (problems.length)
     throw new Error(`aio ${remote}: ${problems.length} problem(s): ${problems.slice(0, 5).join(', ')}`);

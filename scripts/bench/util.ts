@@ -33,8 +33,12 @@ export function fmtMiB(kb: number | null | undefined): string {
 }
 
 export async function sha256File(file: string): Promise<string> {
+  return sha256Stream(createReadStream(file, { highWaterMark: 1 << 20 }));
+}
+
+export async function sha256Stream(stream: AsyncIterable<unknown>): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  for await (const chunk of stream) hash.update(chunk as Buffer);
   return hash.digest('hex');
 }
 

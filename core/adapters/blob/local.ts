@@ -5,6 +5,7 @@
  *   <root>/staging/<id>          uploads in progress (id chosen by the server)
  *   <root>/blobs/ab/<sha256>     committed, content-addressed, never rewritten
  *   <root>/tmp/ab/<random>       whole-blob writes (`put`, `putMany`) before they are renamed in
+ *   <root>/packs/                small blobs of a batch, many per file (`packs.ts`)
  *
  * One level of 256 shard folders, as git's loose objects: concurrent writes spread over
  * 256 folders instead of contending for one folder's lock, and a shard folder is
@@ -27,8 +28,19 @@ import type { Readable } from 'node:stream';
 import { AppError, NotFoundError, UnavailableError } from '../../../contract/errors.js';
 import type { BlobStat, BlobStore, ByteRange } from '../../ports/blob-store.js';
 import { mapPool } from '../../domain/pool.js';
+import { PACK_MAX_BLOB_BYTES, PackStore } from './packs.js';
 import { PositionalWriter } from './positional-writer.js';
 import { DIRECT_ALIGN, chunkPool } from '../../../contract/chunk-file.js';
+import {
+  MAX_IOVECS,
+  exists,
+  isNotFound,
+  openTemp,
+  readdirIfPresent,
+  removeIfPresent,
+  syncDir,
+  writeFully,
+} from './fs-util.js';
 
 const STAGING_ID = /^[A-Za-z0-9_-]{8,128}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
@@ -37,8 +49,6 @@ const HASH_BUFFER_BYTES = 1024 * 1024;
 const READ_CHUNK_BYTES = 1024 * 1024;
 /** Request bodies go to disk in `writev`s of about this many bytes (no copying). */
 const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
-/** At most this many chunks per `writev` (IOV_MAX is 1024 on Linux). */
-const MAX_IOVECS = 512;
 /**
  * A request body of at least this many bytes is written past the page cache (`O_DIRECT`)
  * in aligned `WRITE_BATCH_BYTES` blocks. Why: on the test VM a buffered write into fresh
@@ -50,6 +60,8 @@ const MAX_IOVECS = 512;
 const DIRECT_MIN_BYTES = 16 * 1024 * 1024;
 /** File operations in flight at once in `putMany`. */
 const PUT_MANY_CONCURRENCY = 32;
+/** `putMany` packs its small contents when it has at least this many (one alone is cheaper as a file). */
+const PACK_MIN_BLOBS = 2;
 /** A shard folder of `blobs/` and `tmp/`: `00` … `ff`. */
 const SHARD = /^[0-9a-f]{2}$/;
 /** Written (fsynced) in `blobs/` once the store is in the one-level layout. */
@@ -69,6 +81,7 @@ export class LocalBlobStore implements BlobStore {
   private readonly stagingDir: string;
   private readonly blobsDir: string;
   private readonly tmpDir: string;
+  private packs!: PackStore;
 
   private constructor(
     readonly root: string,
@@ -91,6 +104,7 @@ export class LocalBlobStore implements BlobStore {
       await fs.mkdir(dir, { recursive: true });
     await store.migrateLegacyLayout();
     await store.sweepTmp();
+    store.packs = await PackStore.open(path.join(store.root, 'packs'), () => store.tmpPath());
     return store;
   }
 
@@ -322,7 +336,25 @@ export class LocalBlobStore implements BlobStore {
         pending.set(sha256, { tmp: this.tmpPath(sha256), bytes: contents[i] as Uint8Array });
     }
     // Content already stored is not written again.
-    const work = [...pending.entries()].filter(([sha256]) => this.blobStat(sha256) === undefined);
+    const work = [...pending.entries()].filter(([sha256]) => !this.has(sha256));
+    // Several small contents go into one pack (one file, one fsync); the rest are files of their own.
+    const small = work.filter(
+      ([, { bytes }]) => bytes.byteLength > 0 && bytes.byteLength <= PACK_MAX_BLOB_BYTES,
+    );
+    const packed =
+      small.length >= PACK_MIN_BLOBS ? new Set(small.map(([sha256]) => sha256)) : new Set<string>();
+    await Promise.all([
+      this.packs.write(
+        small.filter(([sha256]) => packed.has(sha256)).map(([sha256, { bytes }]) => ({ sha256, bytes })),
+      ),
+      this.putLoose(work.filter(([sha256]) => !packed.has(sha256))),
+    ]);
+    return out;
+  }
+
+  /** Writes each of `work` as a file of its own: temp → fsync → rename; each shard folder fsynced once. */
+  private async putLoose(work: ReadonlyArray<[string, { tmp: string; bytes: Uint8Array }]>): Promise<void> {
+    if (work.length === 0) return;
     /** Temp files written and not (yet) renamed into place. */
     const written = new Set<string>();
     try {
@@ -347,13 +379,29 @@ export class LocalBlobStore implements BlobStore {
       // Whatever was not renamed (after an error) goes.
       await Promise.all([...written].map((tmp) => removeIfPresent(tmp)));
     }
-    return out;
+  }
+
+  /** True when the blob is stored (packed or as a file of its own). */
+  private has(sha256: string): boolean {
+    return this.packs.locate(checkSha256(sha256)) !== undefined || this.blobStat(sha256) !== undefined;
   }
 
   /** `NotFoundError` when absent; `RANGE_NOT_SATISFIABLE` when the range starts past the end. */
   async read(sha256: string, range?: ByteRange): Promise<Readable> {
     const file = this.blobPath(sha256);
     checkRange(range);
+    const packed = this.packs.locate(sha256);
+    if (packed !== undefined) {
+      if (range !== undefined && range.start >= packed.size) {
+        throw new AppError(
+          'RANGE_NOT_SATISFIABLE',
+          `Range starts at ${range.start}; the blob has ${packed.size} bytes.`,
+        );
+      }
+      const stream = await this.packs.readStream(sha256, range?.start ?? 0, range?.end ?? packed.size - 1);
+      if (stream !== undefined) return stream;
+      // Deleted since the lookup (or moved to a file of its own): the file decides below.
+    }
     let handle: FileHandle;
     try {
       handle = await fs.open(file, 'r');
@@ -376,6 +424,8 @@ export class LocalBlobStore implements BlobStore {
   }
 
   async stat(sha256: string): Promise<BlobStat | null> {
+    const packed = this.packs.locate(checkSha256(sha256));
+    if (packed !== undefined) return { size: packed.size };
     const st = this.blobStat(sha256);
     return st === undefined ? null : { size: st.size };
   }
@@ -392,17 +442,27 @@ export class LocalBlobStore implements BlobStore {
 
   /** Removing an absent blob is not an error. */
   async delete(sha256: string): Promise<void> {
-    await removeIfPresent(this.blobPath(sha256));
+    const file = this.blobPath(sha256);
+    await this.packs.delete(sha256);
+    await removeIfPresent(file);
   }
 
-  localPath(sha256: string): string {
-    return this.blobPath(sha256);
+  /** The blob's own file; `null` for a packed blob (it shares a file with others). */
+  localPath(sha256: string): string | null {
+    const file = this.blobPath(sha256);
+    return this.packs.locate(sha256) === undefined ? file : null;
+  }
+
+  /** Closes the packs' index. */
+  async close(): Promise<void> {
+    this.packs.close();
   }
 
   /** `UnavailableError` when the folders are missing or not writable (volume unmounted, read-only). */
   async ping(): Promise<void> {
     try {
-      for (const dir of [this.stagingDir, this.blobsDir, this.tmpDir]) await fs.access(dir, constants.W_OK);
+      for (const dir of [this.stagingDir, this.blobsDir, this.tmpDir, path.join(this.root, 'packs')])
+        await fs.access(dir, constants.W_OK);
     } catch (err) {
       throw new UnavailableError(`Blob storage at ${this.root} is not writable.`, err);
     }
@@ -415,9 +475,7 @@ export class LocalBlobStore implements BlobStore {
   }
 
   private blobPath(sha256: string): string {
-    if (typeof sha256 !== 'string' || !SHA256.test(sha256))
-      throw new AppError('BAD_REQUEST', 'Invalid sha256.');
-    return path.join(this.blobsDir, sha256.slice(0, 2), sha256);
+    return path.join(this.blobsDir, sha256.slice(0, 2), checkSha256(sha256));
   }
 
   /**
@@ -589,39 +647,11 @@ async function writeDirect(
   }
 }
 
-async function writeFully(
-  handle: FileHandle,
-  chunks: Uint8Array[],
-  bytes: number,
-  at: number,
-): Promise<void> {
-  let done = 0;
-  let rest = chunks;
-  while (done < bytes) {
-    // At most MAX_IOVECS buffers per call (the kernel refuses more than IOV_MAX).
-    const { bytesWritten } = await handle.writev(
-      rest.slice(0, MAX_IOVECS) as NodeJS.ArrayBufferView[],
-      at + done,
-    );
-    if (bytesWritten === 0) throw new Error('writev wrote nothing');
-    done += bytesWritten;
-    if (done < bytes) rest = skipBytes(rest, bytesWritten);
-  }
-}
-
-/** `chunks` without their first `n` bytes. */
-function skipBytes(chunks: Uint8Array[], n: number): Uint8Array[] {
-  let skip = n;
-  const out: Uint8Array[] = [];
-  for (const chunk of chunks) {
-    if (skip >= chunk.byteLength) {
-      skip -= chunk.byteLength;
-      continue;
-    }
-    out.push(skip > 0 ? chunk.subarray(skip) : chunk);
-    skip = 0;
-  }
-  return out;
+/** `sha256` when it is a sha256 in lower-case hex, else a `BAD_REQUEST`. */
+function checkSha256(sha256: string): string {
+  if (typeof sha256 !== 'string' || !SHA256.test(sha256))
+    throw new AppError('BAD_REQUEST', 'Invalid sha256.');
+  return sha256;
 }
 
 function checkRange(range: ByteRange | undefined): void {
@@ -629,56 +659,5 @@ function checkRange(range: ByteRange | undefined): void {
   const { start, end } = range;
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
     throw new AppError('RANGE_NOT_SATISFIABLE', `Invalid byte range ${start}-${end}.`);
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await fs.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function removeIfPresent(file: string): Promise<void> {
-  try {
-    await fs.unlink(file);
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-  }
-}
-
-function isNotFound(err: unknown): boolean {
-  return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await fs.lstat(file);
-    return true;
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
-  }
-}
-
-async function readdirIfPresent(dir: string): Promise<string[]> {
-  try {
-    return await fs.readdir(dir);
-  } catch (err) {
-    if (isNotFound(err)) return [];
-    throw err;
-  }
-}
-
-/** Creates a new temp file (0600), creating its tmp shard folder on first use. */
-async function openTemp(file: string): Promise<FileHandle> {
-  try {
-    return await fs.open(file, 'wx', 0o600);
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-    await fs.mkdir(path.dirname(file), { recursive: true });
-    return fs.open(file, 'wx', 0o600);
   }
 }
