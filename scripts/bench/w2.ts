@@ -97,7 +97,7 @@ export async function runW2(opts: W2Options, results: Results): Promise<void> {
     `W2 tree: ${label} in ${opts.folders} folders, fresh random bytes every run (so nothing is deduplicated across runs); fresh server, sink, WebDAV dir and Syncthing pair per run.`,
   );
   results.note(
-    'Syncthing: two instances on 127.0.0.1 (discovery, relays, NAT, global announce off; setLowPriority off; fsWatcherDelayS=1), one send-receive folder. Timer starts when the tree is renamed into A and a rescan is requested through the REST API, and stops when B reports needFiles = 0 with the full file count (polled every 100 ms); the files on B are then hashed.',
+    "Syncthing: two instances on 127.0.0.1 (discovery, relays, NAT, global announce off; setLowPriority off; fsWatcherDelayS=1), one send-receive folder. Timer starts when the tree is renamed into A (W3: right after the 100 changed files are) and a rescan is requested through the REST API, and stops when B reports needFiles = 0 with the full file count (polled every 100 ms); the files on B are then hashed. The W3 changes reach A only when its timer starts, so its watcher cannot start early during the other tools' turns.",
   );
   results.note(
     'Raw anchor: one `curl --parallel --parallel-max 4` process PUTting every file (keep-alive) to the Node sink, which fsyncs each file.',
@@ -253,13 +253,12 @@ export async function runW2(opts: W2Options, results: Results): Promise<void> {
       if (d) results.add('W2 peak RSS server | rclone serve webdav', 'kb', d.service.peakRssKb());
 
       if (opts.w3) {
-        const change = await applyChanges(
-          [src, st.a.folder],
-          manifest,
-          opts.changes,
-          opts.changes,
-          opts.size,
-        );
+        // The change set goes into Syncthing's folder A only at its own turn, right before its
+        // timer and rescan request: written there up front, A's watcher (fsWatcherDelayS=1)
+        // would start syncing during the other tools' turns, taking CPU from them and
+        // getting a head start its timer never sees.
+        const stage3 = await tempDir('w3-st-stage');
+        const change = await applyChanges([src, stage3], manifest, opts.changes, opts.changes, opts.size);
         manifest = change.manifest;
         const w3tools: Array<[string, () => Promise<void>]> = [
           [
@@ -275,6 +274,11 @@ export async function runW2(opts: W2Options, results: Results): Promise<void> {
           [
             'syncthing',
             async () => {
+              for (const rel of [...change.modified, ...change.added]) {
+                const to = path.join(st.a.folder, rel);
+                await fs.mkdir(path.dirname(to), { recursive: true });
+                await fs.rename(path.join(stage3, rel), to);
+              }
               const t0 = performance.now();
               await syncthingScan(st);
               await syncthingSettled(
@@ -311,6 +315,7 @@ export async function runW2(opts: W2Options, results: Results): Promise<void> {
           await fn();
           console.log('ok');
         }
+        await removeDir(stage3);
       }
       if (withRclone) rcloneDone = true;
     } finally {
