@@ -19,12 +19,15 @@ export interface WalkResult {
 }
 
 /**
- * Walks `root` folder by folder with synchronous `readdir`/`stat` calls, yielding to the
+ * Walks `root` folder by folder with synchronous `readdir`/`lstat` calls, yielding to the
  * event loop between folders. Measured on 5,000 files: 16–50 ms this way against
  * 100–220 ms with promise-based calls (a round trip to libuv's pool and a promise per
  * file), while requests started beside the walk (the remote listing of `aio sync`) still
- * get answered between folders. The result is in a stable order: folder by folder,
- * names sorted.
+ * get answered between folders. One `lstat` per entry gives both its kind and its size
+ * (no `Dirent` objects), and paths are joined by hand (`path.join` normalises each one):
+ * `aio sync` walks once per process, before V8 has optimised anything, and this cut a
+ * first walk of 5,100 files from 34–36 to 24–26 ms. The result is in a stable order:
+ * folder by folder, names sorted.
  */
 export async function walkLocal(root: string): Promise<WalkResult> {
   const files: LocalFile[] = [];
@@ -32,24 +35,25 @@ export async function walkLocal(root: string): Promise<WalkResult> {
   const pending: Array<{ dir: string; rel: string }> = [{ dir: path.resolve(root), rel: '' }];
   for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
     const { dir, rel } = next;
-    let entries;
+    let names: string[];
     try {
-      entries = fs.readdirSync(dir, { withFileTypes: true });
+      names = fs.readdirSync(dir);
     } catch (err) {
       skipped.push({ path: dir, reason: (err as NodeJS.ErrnoException).code ?? 'unreadable' });
       continue;
     }
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    names.sort();
+    const prefix = dir.endsWith('/') ? dir : `${dir}/`;
     const subfolders: Array<{ dir: string; rel: string }> = [];
-    for (const entry of entries) {
-      const abs = path.join(dir, entry.name);
-      const relative = rel ? `${rel}/${entry.name}` : entry.name;
-      if (entry.isSymbolicLink()) skipped.push({ path: abs, reason: 'symlink' });
-      else if (entry.isDirectory()) subfolders.push({ dir: abs, rel: relative });
-      else if (entry.isFile()) {
-        const stat = statOrNull(abs);
-        if (stat) files.push({ absolute: abs, relative, size: stat.size, mtimeMs: stat.mtimeMs });
-      } else skipped.push({ path: abs, reason: 'special file' });
+    for (const name of names) {
+      const abs = prefix + name;
+      const relative = rel ? `${rel}/${name}` : name;
+      const stat = lstatOrUndefined(abs);
+      if (stat === undefined) continue; // gone since the readdir
+      if (stat.isFile()) files.push({ absolute: abs, relative, size: stat.size, mtimeMs: stat.mtimeMs });
+      else if (stat.isDirectory()) subfolders.push({ dir: abs, rel: relative });
+      else if (stat.isSymbolicLink()) skipped.push({ path: abs, reason: 'symlink' });
+      else skipped.push({ path: abs, reason: 'special file' });
     }
     // Depth first: the subfolders, in name order, come next (a stack: pushed in reverse,
     // so neither taking nor adding a folder moves the others).
@@ -60,10 +64,10 @@ export async function walkLocal(root: string): Promise<WalkResult> {
   return { files, skipped };
 }
 
-function statOrNull(file: string): fs.Stats | null {
+function lstatOrUndefined(file: string): fs.Stats | undefined {
   try {
-    return fs.statSync(file, { throwIfNoEntry: false }) ?? null;
+    return fs.lstatSync(file, { throwIfNoEntry: false });
   } catch {
-    return null;
+    return undefined;
   }
 }
