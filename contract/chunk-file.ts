@@ -8,8 +8,10 @@
  * at the end; 2–8 MiB direct writes of the same GiB took ~0.05 s of CPU and ~0.4 s of
  * disk time, overlapped with the transfer. It also leaves the user's page cache alone.
  * Direct I/O needs the buffer, the file offset and the length aligned, so the buffers
- * live in one `WebAssembly.Memory` (its start is page-aligned, and it is a
- * `SharedArrayBuffer` the hashing thread can read without a copy); an unaligned tail
+ * live in one `WebAssembly.Memory` (its start is page-aligned; shared when a hashing
+ * thread must read it without a copy, not otherwise: V8 copies into a
+ * `SharedArrayBuffer` with relaxed atomic word copies, which cost 450 ms per GiB in the
+ * server's upload staging against ~80 ms for a plain memcpy); an unaligned tail
  * and every write on a filesystem that refuses `O_DIRECT` go through an ordinary
  * descriptor instead.
  */
@@ -20,10 +22,10 @@ export const DIRECT_ALIGN = 4096;
 const WASM_PAGE = 64 * 1024;
 
 /** The part of `WebAssembly.Memory` used here (the project's TS libs do not declare it). */
-type SharedMemoryConstructor = new (descriptor: { initial: number; maximum: number; shared: true }) => {
-  buffer: SharedArrayBuffer;
+type WasmMemoryConstructor = new (descriptor: { initial: number; maximum: number; shared: boolean }) => {
+  buffer: SharedArrayBuffer | ArrayBuffer;
 };
-const WasmMemory = (globalThis as { WebAssembly?: { Memory?: SharedMemoryConstructor } }).WebAssembly?.Memory;
+const WasmMemory = (globalThis as { WebAssembly?: { Memory?: WasmMemoryConstructor } }).WebAssembly?.Memory;
 
 export interface ChunkPool {
   /** Buffer `i` (< count) of `chunkBytes`. */
@@ -35,20 +37,21 @@ export interface ChunkPool {
 }
 
 /**
- * `count` buffers of `chunkBytes`, shared and page-aligned when WebAssembly is
- * available (it is not under `--jitless`), plain buffers otherwise. Memory is only
- * committed as the buffers are written.
+ * `count` buffers of `chunkBytes`, page-aligned when WebAssembly is available (it is not
+ * under `--jitless`), plain buffers otherwise; shared (a `SharedArrayBuffer`) only when
+ * `wantShared`. Memory is only committed as the buffers are written. The memory is never
+ * grown, so its buffer is never detached.
  */
 export function chunkPool(count: number, chunkBytes: number, wantShared: boolean): ChunkPool {
   if (chunkBytes % WASM_PAGE === 0 && WasmMemory !== undefined) {
     try {
       const pages = (count * chunkBytes) / WASM_PAGE;
-      const memory = new WasmMemory({ initial: pages, maximum: pages, shared: true });
+      const memory = new WasmMemory({ initial: pages, maximum: pages, shared: wantShared });
       const all = Buffer.from(memory.buffer);
       return {
         buffer: (i) => all.subarray(i * chunkBytes, (i + 1) * chunkBytes),
         aligned: true,
-        shared: true,
+        shared: wantShared,
       };
     } catch {
       // No shared WebAssembly memory here: plain buffers below.

@@ -34,6 +34,16 @@ describe('chunkPool', () => {
     expect(buffers[2]?.includes(2)).toBe(false);
   });
 
+  it('hands out aligned buffers that are not shared when sharing is not asked for', () => {
+    const pool = chunkPool(2, 128 * 1024, false);
+    expect(pool).toMatchObject({ aligned: true, shared: false });
+    const b = pool.buffer(1);
+    expect(b.length).toBe(128 * 1024);
+    expect(b.buffer).not.toBeInstanceOf(SharedArrayBuffer);
+    // A WebAssembly memory starts on a page: each buffer of a page multiple is aligned.
+    expect(b.byteOffset % DIRECT_ALIGN).toBe(0);
+  });
+
   it('falls back to plain buffers for sizes WebAssembly pages do not divide', () => {
     const pool = chunkPool(2, 100_000, false);
     expect(pool.aligned).toBe(false);

@@ -9,10 +9,12 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { TreeNode } from '../core/ports/metadata-store.js';
-import { SEND_CHUNK_BYTES } from '../server/files/send-file.js';
+import { SEND_CHUNK_BYTES, openForSending, sendFileRange } from '../server/files/send-file.js';
 import { binaryParser, createFilesTestApp, putFile, type FilesTestApp } from './fs-helpers.js';
 import { expectFileClosedAfterAbort } from './helpers/abort.js';
 import { createTestUser, type TestUser } from './helpers/app.js';
@@ -154,5 +156,89 @@ describe('sending a local blob through reused buffers', () => {
       { ...user.headers, range: 'bytes=1000-' },
       206,
     );
+  });
+});
+
+describe('reading a big body past the page cache (O_DIRECT)', () => {
+  let dir: string;
+  let local: string;
+  let bytes: Buffer;
+  let sendServer: http.Server;
+  let sendPort: number;
+  /** How the next request's file is opened (set by each case). */
+  let opening: { file: string; directMinBytes: number; direct?: boolean } = { file: '', directMinBytes: 0 };
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aio-send-direct-'));
+    local = path.join(dir, 'blob');
+    bytes = randomBytes(3 * MiB + 4321);
+    fs.writeFileSync(local, bytes);
+    sendServer = http.createServer((req, res) => {
+      const [start, end] = (req.headers['x-range'] as string).split('-').map(Number) as [number, number];
+      void openForSending(opening.file, { start, end }, { directMinBytes: opening.directMinBytes }).then(
+        async (file) => {
+          opening.direct = file.direct;
+          res.writeHead(200, { 'content-length': String(end - start + 1) });
+          await sendFileRange(res, file, start, end - start + 1).catch(() => undefined);
+        },
+      );
+    });
+    sendPort = await new Promise<number>((resolve) =>
+      sendServer.listen(0, () => resolve((sendServer.address() as AddressInfo).port)),
+    );
+  });
+  afterAll(async () => {
+    sendServer?.closeAllConnections();
+    await new Promise((resolve) => sendServer?.close(resolve));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const fetchRange = (start: number, end: number): Promise<Buffer> =>
+    new Promise((resolve, reject) => {
+      http
+        .get({ port: sendPort, path: '/', headers: { 'x-range': `${start}-${end}` } }, (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (c: Buffer) => parts.push(c));
+          res.once('end', () => resolve(Buffer.concat(parts)));
+        })
+        .on('error', reject);
+    });
+
+  it('sends exact bytes for aligned and unaligned ranges, to the end of the file and across buffers', async () => {
+    const B = SEND_CHUNK_BYTES;
+    const last = bytes.length - 1;
+    const cases: Array<[number, number]> = [
+      [0, last],
+      [0, 0],
+      [1, 4095],
+      [4095, 4096],
+      [4097, B + 3],
+      [B - 1, 3 * B + 7],
+      [3 * B, last],
+      [last - 10, last],
+      [last, last],
+    ];
+    for (const [start, end] of cases) {
+      opening = { file: local, directMinBytes: 0 };
+      const got = await fetchRange(start, end);
+      expect(opening.direct, `${start}-${end}`).toBe(true);
+      expect(got.equals(bytes.subarray(start, end + 1)), `${start}-${end}`).toBe(true);
+    }
+  });
+
+  it('reads through the page cache below the size limit, and where a direct read is refused', async () => {
+    opening = { file: local, directMinBytes: 4 * MiB };
+    expect((await fetchRange(10, 2 * MiB)).equals(bytes.subarray(10, 2 * MiB + 1))).toBe(true);
+    expect(opening.direct).toBe(false);
+    // Some file systems (FUSE ones, tmpfs before Linux 6.6) refuse O_DIRECT: EINVAL on the
+    // open or on the first read.
+    const refuse = vi.spyOn(fs, 'read').mockImplementationOnce(((...args: unknown[]) => {
+      const callback = args[args.length - 1] as (err: NodeJS.ErrnoException) => void;
+      callback(Object.assign(new Error('EINVAL: invalid argument, read'), { code: 'EINVAL' }));
+    }) as unknown as typeof fs.read);
+    opening = { file: local, directMinBytes: 0 };
+    expect((await fetchRange(5, bytes.length - 1)).equals(bytes.subarray(5))).toBe(true);
+    expect(opening.direct).toBe(false);
+    expect(refuse).toHaveBeenCalled();
   });
 });
