@@ -247,7 +247,8 @@ export function sendFileRange(
         // The bytes of the range in what was read: the first read may start before it.
         const skip = Math.max(0, start - at);
         const last = Math.min(bytesRead, end - at);
-        if (last <= skip) return settle(new Error(`The blob ended at ${at + bytesRead} bytes, before ${end}.`));
+        if (last <= skip)
+          return settle(new Error(`The blob ended at ${at + bytesRead} bytes, before ${end}.`));
         position = at + last;
         // Everything is read: the file need not stay open while the socket drains.
         if (position >= end) closeFd();
