@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { blobStoreSuite } from '../../testing/blob-store.suite.js';
 import { LocalBlobStore } from './local.js';
 
@@ -199,6 +199,22 @@ describe('LocalBlobStore on disk', () => {
 });
 
 describe('LocalBlobStore packs (small blobs of a batch in one file)', () => {
+  const cleanups: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+  /** A new store root, removed after the test. */
+  async function newRoot(): Promise<string> {
+    const root = await tempRoot();
+    cleanups.push(() => fs.rm(root, { recursive: true, force: true }));
+    return root;
+  }
+  /** A store on `root`, closed after the test (closing twice is harmless). */
+  async function openStore(root: string): Promise<LocalBlobStore> {
+    const store = await LocalBlobStore.open(root);
+    cleanups.push(() => store.close());
+    return store;
+  }
   const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
   async function readAll(store: LocalBlobStore, sha256: string): Promise<Buffer> {
     const chunks: Buffer[] = [];
@@ -209,8 +225,8 @@ describe('LocalBlobStore packs (small blobs of a batch in one file)', () => {
     (await fs.readdir(path.join(root, 'packs'))).filter((n) => n.endsWith('.pack'));
 
   it('writes a batch of small contents as one pack, not as files of their own, and a new store reads them', async () => {
-    const root = await tempRoot();
-    const store = await LocalBlobStore.open(root);
+    const root = await newRoot();
+    const store = await openStore(root);
     const contents = Array.from({ length: 100 }, () => randomBytes(4096));
     await store.putMany(contents);
     expect(await packFiles(root)).toHaveLength(1);
@@ -218,16 +234,14 @@ describe('LocalBlobStore packs (small blobs of a batch in one file)', () => {
     expect(await filesUnder(path.join(root, 'tmp'))).toEqual([]);
     for (const c of contents) expect(store.localPath(sha(c))).toBeNull();
     await store.close();
-    const reopened = await LocalBlobStore.open(root);
+    const reopened = await openStore(root);
     for (const c of contents) expect((await readAll(reopened, sha(c))).equals(c)).toBe(true);
-    await reopened.close();
-    await fs.rm(root, { recursive: true, force: true });
   });
 
   it('shares its packs with another process on the same volume: writes, deletes and compactions are seen at once', async () => {
-    const root = await tempRoot();
-    const api = await LocalBlobStore.open(root);
-    const worker = await LocalBlobStore.open(root);
+    const root = await newRoot();
+    const api = await openStore(root);
+    const worker = await openStore(root);
     const contents = Array.from({ length: 10 }, (_, i) => Buffer.from(`content ${i}`));
     await api.putMany(contents);
     for (const c of contents) expect(await worker.stat(sha(c))).toEqual({ size: c.length });
@@ -236,14 +250,11 @@ describe('LocalBlobStore packs (small blobs of a batch in one file)', () => {
     for (const c of contents.slice(0, 8)) expect(await api.stat(sha(c))).toBeNull();
     for (const c of contents.slice(8)) expect((await readAll(api, sha(c))).equals(c)).toBe(true);
     expect(await packFiles(root)).toHaveLength(1);
-    await api.close();
-    await worker.close();
-    await fs.rm(root, { recursive: true, force: true });
   });
 
   it('rewrites a pack once half of it is dead, and removes it when nothing is left; an open read is not cut short', async () => {
-    const root = await tempRoot();
-    const store = await LocalBlobStore.open(root);
+    const root = await newRoot();
+    const store = await openStore(root);
     const contents = Array.from({ length: 10 }, () => randomBytes(10_000));
     await store.putMany(contents);
     const [first] = await packFiles(root);
@@ -260,13 +271,11 @@ describe('LocalBlobStore packs (small blobs of a batch in one file)', () => {
     for (const c of contents.slice(5)) expect((await readAll(store, sha(c))).equals(c)).toBe(true);
     for (const c of contents.slice(5)) await store.delete(sha(c));
     expect(await packFiles(root)).toEqual([]);
-    await store.close();
-    await fs.rm(root, { recursive: true, force: true });
   });
 
   it('rebuilds a lost index from the packs themselves, ignoring a torn record at the end', async () => {
-    const root = await tempRoot();
-    const store = await LocalBlobStore.open(root);
+    const root = await newRoot();
+    const store = await openStore(root);
     const contents = Array.from({ length: 20 }, () => randomBytes(777));
     await store.putMany(contents);
     await store.close();
@@ -279,31 +288,27 @@ describe('LocalBlobStore packs (small blobs of a batch in one file)', () => {
     await fs.appendFile(path.join(root, 'packs', pack as string), Buffer.concat([header, torn]));
     for (const name of await fs.readdir(path.join(root, 'packs')))
       if (name.startsWith('index.db')) await fs.rm(path.join(root, 'packs', name));
-    const reopened = await LocalBlobStore.open(root);
+    const reopened = await openStore(root);
     for (const c of contents) expect((await readAll(reopened, sha(c))).equals(c)).toBe(true);
     expect(await reopened.stat(sha(torn))).toBeNull();
-    await reopened.close();
-    await fs.rm(root, { recursive: true, force: true });
   });
 
   it('removes a pack no index row names once it is a day old (a crash before its commit), and keeps a young one', async () => {
-    const root = await tempRoot();
-    await (await LocalBlobStore.open(root)).close();
+    const root = await newRoot();
+    await (await openStore(root)).close();
     const old = path.join(root, 'packs', 'crashed-before-commit.pack');
     const young = path.join(root, 'packs', 'being-committed-now.pack');
     await fs.writeFile(old, 'x');
     await fs.writeFile(young, 'y');
     const dayAgo = new Date(Date.now() - 25 * 60 * 60 * 1000);
     await fs.utimes(old, dayAgo, dayAgo);
-    const store = await LocalBlobStore.open(root);
+    await openStore(root);
     expect((await packFiles(root)).sort()).toEqual(['being-committed-now.pack']);
-    await store.close();
-    await fs.rm(root, { recursive: true, force: true });
   });
 
   it('keeps a content larger than the pack limit, and a lone small one, as files of their own', async () => {
-    const root = await tempRoot();
-    const store = await LocalBlobStore.open(root);
+    const root = await newRoot();
+    const store = await openStore(root);
     const big = randomBytes(256 * 1024 + 1);
     const small = randomBytes(10);
     await store.putMany([big, small]);
@@ -312,7 +317,5 @@ describe('LocalBlobStore packs (small blobs of a batch in one file)', () => {
     const [lone] = await store.putMany([randomBytes(20)]);
     expect(store.localPath(lone?.sha256 as string)).not.toBeNull();
     expect(await packFiles(root)).toEqual([]);
-    await store.close();
-    await fs.rm(root, { recursive: true, force: true });
   });
 });
