@@ -27,8 +27,10 @@ export interface SyncerOptions {
    * least two uploads can start at once; each op's result is applied like `run`'s.
    */
   runBatch?: (ops: Operation[]) => Promise<BatchResult>;
-  /** Most uploads in one batch. */
+  /** Most uploads in one batch (default `BATCH_SIZE`). */
   batchSize?: number;
+  /** Most batches running at once (default `BATCHES_IN_FLIGHT`), within `concurrency`. */
+  batchesInFlight?: number;
   /** After an operation asked for a look at local paths or the server's tree. */
   onRescan: (local: string[], remote: boolean) => void;
   /** The queue became empty. */
@@ -37,6 +39,14 @@ export interface SyncerOptions {
 
 /** Queue rows read per page when looking for operations to start. */
 const QUEUE_PAGE = 256;
+/**
+ * Uploads per batch, and batches running at once. A batch task holds its slot until the
+ * server has committed it; with the server on the same 2 cores, 2 batches of 500 pushed
+ * 5,000 small files 5–8 % faster than 4 of 200 or 8 of 200 (fewer requests contending for
+ * the same commits), in A/B runs of the W2 benchmark (`aio sync` sends 2 × 500 too).
+ */
+const BATCH_SIZE = 500;
+const BATCHES_IN_FLIGHT = 2;
 
 const ancestors = (p: string): string[] => {
   const out: string[] = [];
@@ -56,6 +66,8 @@ export class Syncer {
   private readonly inFlight = new Set<number>();
   /** Uploads a batch answered `single`: they run on their own. */
   private readonly solo = new Set<number>();
+  /** Running batch tasks (a subset of `tasks`). */
+  private batches = 0;
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private paused = false;
@@ -138,8 +150,11 @@ export class Syncer {
     const earlierAncestors = new Set<string>();
     let nextDue = Infinity;
     let afterId = 0;
-    const batchSize = this.options.runBatch ? (this.options.batchSize ?? 200) : 0;
+    const batchSize = this.options.runBatch ? (this.options.batchSize ?? BATCH_SIZE) : 0;
+    const batchLimit = this.options.batchesInFlight ?? BATCHES_IN_FLIGHT;
     let batch: Operation[] = [];
+    /** Uploads passed over because every batch slot is taken. */
+    let deferred = 0;
     const startBatch = (): void => {
       if (batch.length === 1) this.start([batch[0] as Operation], false);
       else if (batch.length > 1) this.start(batch, true);
@@ -167,6 +182,14 @@ export class Syncer {
           continue;
         }
         if (op.op === 'upload' && batchSize > 1 && !this.solo.has(op.id)) {
+          // Every batch slot is taken: the upload waits for the next batch. Past a page of
+          // such uploads the rest of the queue waits too (reading it all on every turn would
+          // cost a pass over a 100,000-operation queue per finished task).
+          if (this.batches >= batchLimit) {
+            deferred++;
+            if (deferred >= QUEUE_PAGE) break;
+            continue;
+          }
           batch.push(op);
           // A full batch takes a slot; the last, partial one starts after the scan below.
           if (batch.length >= batchSize) startBatch();
@@ -174,7 +197,7 @@ export class Syncer {
         }
         this.start([op], false);
       }
-      if (ops.length < QUEUE_PAGE) break;
+      if (ops.length < QUEUE_PAGE || deferred >= QUEUE_PAGE) break;
       afterId = (ops[ops.length - 1] as Operation).id;
     }
     if (batch.length && this.tasks.size < concurrency) startBatch();
@@ -183,6 +206,7 @@ export class Syncer {
 
   private start(ops: Operation[], asBatch: boolean): void {
     for (const op of ops) this.inFlight.add(op.id);
+    if (asBatch) this.batches++;
     const task = (async () => {
       let results: BatchResult;
       if (asBatch) {
@@ -203,6 +227,7 @@ export class Syncer {
     })()
       .catch((err: unknown) => this.options.log.error({ err: String(err) }, 'syncer task failed'))
       .finally(() => {
+        if (asBatch) this.batches--;
         for (const op of ops) this.inFlight.delete(op.id);
         this.tasks.delete(task);
         if (!this.stopped) this.kick();

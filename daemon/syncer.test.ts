@@ -1,0 +1,106 @@
+/**
+ * The syncer's batching of uploads: at most `batchesInFlight` batches of at most
+ * `batchSize` uploads run at once, other operations a little further down the queue still
+ * start beside them within `concurrency`, and every queued upload ends up in exactly one
+ * batch.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Connectivity } from './connectivity.js';
+import { Journal, type Operation } from './journal.js';
+import type { BatchResult, Outcome } from './operations.js';
+import { Syncer } from './syncer.js';
+
+const dirs: string[] = [];
+const journals: Journal[] = [];
+afterEach(() => {
+  for (const j of journals.splice(0)) j.close();
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function openJournal(): Journal {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aio-syncer-'));
+  dirs.push(dir);
+  const journal = Journal.open(path.join(dir, 'journal.db'));
+  journals.push(journal);
+  return journal;
+}
+
+/** A promise with its resolve function, to finish a task when the test says so. */
+function gate(): { promise: Promise<void>; open: () => void } {
+  let open = (): void => undefined;
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}
+
+const until = async (what: string, check: () => boolean): Promise<void> => {
+  for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
+  if (!check()) throw new Error(`timed out waiting for ${what}`);
+};
+
+describe('Syncer batches', () => {
+  it('runs at most two batches of at most 500 uploads at once, and other operations beside them', async () => {
+    const journal = openJournal();
+    const folderId = journal.folder('/tmp/x', '/x', 'acct').id;
+    for (let i = 0; i < 1_100; i++) journal.enqueue(folderId, 'upload', `d/f${i}.bin`);
+    journal.enqueue(folderId, 'mkdir', 'other');
+    for (let i = 1_100; i < 1_600; i++) journal.enqueue(folderId, 'upload', `d/f${i}.bin`);
+
+    const running: Array<{ ops: Operation[]; done: () => void }> = [];
+    const batched: string[] = [];
+    let peakBatches = 0;
+    const singles: string[] = [];
+    const done: Outcome = { kind: 'done' };
+    let idle = false;
+    const syncer = new Syncer({
+      folderId,
+      journal,
+      connectivity: new Connectivity(1_000),
+      concurrency: 4,
+      retryBaseMs: 10,
+      retryMaxMs: 100,
+      log: pino({ level: 'silent' }),
+      run: async (op) => {
+        singles.push(op.path);
+        return done;
+      },
+      runBatch: async (ops): Promise<BatchResult> => {
+        const g = gate();
+        running.push({ ops, done: g.open });
+        peakBatches = Math.max(peakBatches, running.length);
+        await g.promise;
+        running.splice(
+          running.findIndex((r) => r.ops === ops),
+          1,
+        );
+        batched.push(...ops.map((op) => op.path));
+        return new Map(ops.map((op) => [op.id, { outcome: done }]));
+      },
+      onRescan: () => undefined,
+      onIdle: () => {
+        idle = true;
+      },
+    });
+    syncer.kick();
+    await until('two batches', () => running.length === 2);
+    expect(running.map((r) => r.ops.length)).toEqual([500, 500]);
+    // The mkdir, queued after 1,100 uploads, did not wait for the batches.
+    await until('the mkdir', () => singles.includes('other'));
+    expect(singles).toEqual(['other']);
+    // Finishing a batch lets the next one start, never a third at once.
+    while (!idle) {
+      const next = running[0];
+      if (next) next.done();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(peakBatches).toBe(2);
+    expect(batched.sort()).toEqual(Array.from({ length: 1_600 }, (_, i) => `d/f${i}.bin`).sort());
+    expect(journal.countOps(folderId)).toBe(0);
+    await syncer.stop();
+  });
+});
