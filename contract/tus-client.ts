@@ -75,17 +75,20 @@ function threadHash(hasher: ThreadHasher): UploadHash {
  */
 class ChunkBuffers {
   private readonly free: Buffer[] = [];
-  private readonly waiting: Array<(buffer: Buffer) => void> = [];
+  private readonly waiting: Array<(buffer: Buffer | null) => void> = [];
+  private stopped = false;
 
   constructor(private readonly shared: Buffer[] | null) {
     if (shared) this.free.push(...shared);
   }
 
-  take(bytes: number): Promise<Buffer> {
+  /** A buffer of at least `bytes`; `null` once `stop` was called (the request is over). */
+  take(bytes: number): Promise<Buffer | null> {
+    if (this.stopped) return Promise.resolve(null);
     if (this.shared === null) return Promise.resolve(Buffer.allocUnsafe(bytes));
     const buffer = this.free.pop();
     if (buffer) return Promise.resolve(buffer);
-    return new Promise<Buffer>((resolve) => this.waiting.push(resolve));
+    return new Promise<Buffer | null>((resolve) => this.waiting.push(resolve));
   }
 
   give(buffer: Buffer): void {
@@ -93,6 +96,12 @@ class ChunkBuffers {
     const waiter = this.waiting.shift();
     if (waiter) waiter(buffer);
     else this.free.push(buffer);
+  }
+
+  /** Answers every waiting and later `take` with `null`. */
+  stop(): void {
+    this.stopped = true;
+    for (const waiter of this.waiting.splice(0)) waiter(null);
   }
 }
 
@@ -288,6 +297,7 @@ async function hashPrefix(
   let position = 0;
   while (position < length) {
     const buffer = await buffers.take(Math.min(SEND_CHUNK_BYTES, length - position));
+    if (buffer === null) throw new Error('The chunk buffers were stopped.');
     const bytes = Math.min(buffer.length, length - position);
     await readInto(handle, buffer, bytes, position);
     await new Promise<void>((resolve, reject) =>
@@ -355,11 +365,13 @@ async function writeBody(
   onProgress?: (sentTotal: number) => void,
 ): Promise<void> {
   let failure: Error | null = null;
-  // A request that ends early (an error, the server's answer) gives no more buffers back.
-  const closed = new Promise<null>((resolve) => req.once('close', () => resolve(null)));
+  // A request that ends early (an error, the server's answer) gives no more buffers back:
+  // a read waiting for one gets none. (Not a `Promise.race` with a 'close' promise: each
+  // race would stay subscribed to it, holding its chunk, until the request ends.)
+  req.once('close', () => buffers.stop());
   const read = async (position: number): Promise<{ buffer: Buffer; chunk: Buffer } | null> => {
     const length = Math.min(SEND_CHUNK_BYTES, size - position);
-    const buffer = await Promise.race([buffers.take(length), closed]);
+    const buffer = await buffers.take(length);
     if (buffer === null) return null;
     await readInto(handle, buffer, length, position);
     return { buffer, chunk: buffer.subarray(0, length) };
