@@ -81,15 +81,15 @@ export class LocalBlobStore implements BlobStore {
   private readonly stagingDir: string;
   private readonly blobsDir: string;
   private readonly tmpDir: string;
-  private packs!: PackStore;
 
   private constructor(
     readonly root: string,
     private readonly options: LocalBlobStoreOptions,
+    private readonly packs: PackStore,
   ) {
     this.stagingDir = path.join(root, 'staging');
     this.blobsDir = path.join(root, 'blobs');
-    this.tmpDir = path.join(root, 'tmp');
+    this.tmpDir = tmpDirOf(root);
   }
 
   /**
@@ -99,12 +99,18 @@ export class LocalBlobStore implements BlobStore {
    * writing a young one).
    */
   static async open(root: string, options: LocalBlobStoreOptions = {}): Promise<LocalBlobStore> {
-    const store = new LocalBlobStore(path.resolve(root), options);
-    for (const dir of [store.stagingDir, store.blobsDir, store.tmpDir])
-      await fs.mkdir(dir, { recursive: true });
-    await store.migrateLegacyLayout();
-    await store.sweepTmp();
-    store.packs = await PackStore.open(path.join(store.root, 'packs'), () => store.tmpPath());
+    const absolute = path.resolve(root);
+    const packs = await PackStore.open(path.join(absolute, 'packs'), () => tmpPathIn(tmpDirOf(absolute)));
+    const store = new LocalBlobStore(absolute, options, packs);
+    try {
+      for (const dir of [store.stagingDir, store.blobsDir, store.tmpDir])
+        await fs.mkdir(dir, { recursive: true });
+      await store.migrateLegacyLayout();
+      await store.sweepTmp();
+    } catch (err) {
+      packs.close();
+      throw err;
+    }
     return store;
   }
 
@@ -297,7 +303,7 @@ export class LocalBlobStore implements BlobStore {
 
   /** Writes to `tmp/`, hashing on the way, then renames into place. A source error is rethrown and nothing kept. */
   async put(source: AsyncIterable<Uint8Array>): Promise<{ sha256: string; size: number }> {
-    const tmp = this.tmpPath();
+    const tmp = tmpPathIn(this.tmpDir);
     const hash = createHash('sha256');
     const handle = await openTemp(tmp);
     let size: number;
@@ -329,36 +335,32 @@ export class LocalBlobStore implements BlobStore {
       sha256: createHash('sha256').update(bytes).digest('hex'),
       size: bytes.byteLength,
     }));
-    // One temp file per new content (duplicates in the batch are written once).
-    const pending = new Map<string, { tmp: string; bytes: Uint8Array }>();
+    // Each new content once (duplicates in the batch, and content already stored, are not written).
+    const unique = new Map<string, Uint8Array>();
     for (const [i, { sha256 }] of out.entries()) {
-      if (!pending.has(sha256))
-        pending.set(sha256, { tmp: this.tmpPath(sha256), bytes: contents[i] as Uint8Array });
+      if (!unique.has(sha256) && !this.has(sha256)) unique.set(sha256, contents[i] as Uint8Array);
     }
-    // Content already stored is not written again.
-    const work = [...pending.entries()].filter(([sha256]) => !this.has(sha256));
+    const work = [...unique].map(([sha256, bytes]) => ({ sha256, bytes }));
     // Several small contents go into one pack (one file, one fsync); the rest are files of their own.
-    const small = work.filter(
-      ([, { bytes }]) => bytes.byteLength > 0 && bytes.byteLength <= PACK_MAX_BLOB_BYTES,
-    );
-    const packed =
-      small.length >= PACK_MIN_BLOBS ? new Set(small.map(([sha256]) => sha256)) : new Set<string>();
+    const isSmall = (c: { bytes: Uint8Array }): boolean =>
+      c.bytes.byteLength > 0 && c.bytes.byteLength <= PACK_MAX_BLOB_BYTES;
+    const small = work.filter(isSmall);
+    const pack = small.length >= PACK_MIN_BLOBS ? small : [];
     await Promise.all([
-      this.packs.write(
-        small.filter(([sha256]) => packed.has(sha256)).map(([sha256, { bytes }]) => ({ sha256, bytes })),
-      ),
-      this.putLoose(work.filter(([sha256]) => !packed.has(sha256))),
+      this.packs.write(pack),
+      this.putLoose(pack.length > 0 ? work.filter((c) => !isSmall(c)) : work),
     ]);
     return out;
   }
 
-  /** Writes each of `work` as a file of its own: temp → fsync → rename; each shard folder fsynced once. */
-  private async putLoose(work: ReadonlyArray<[string, { tmp: string; bytes: Uint8Array }]>): Promise<void> {
-    if (work.length === 0) return;
+  /** Writes each content as a file of its own: temp → fsync → rename; each shard folder fsynced once. */
+  private async putLoose(contents: ReadonlyArray<{ sha256: string; bytes: Uint8Array }>): Promise<void> {
+    if (contents.length === 0) return;
+    const work = contents.map((c) => ({ ...c, tmp: tmpPathIn(this.tmpDir, c.sha256) }));
     /** Temp files written and not (yet) renamed into place. */
     const written = new Set<string>();
     try {
-      await mapPool(work, PUT_MANY_CONCURRENCY, async ([, { tmp, bytes }]) => {
+      await mapPool(work, PUT_MANY_CONCURRENCY, async ({ tmp, bytes }) => {
         const handle = await openTemp(tmp);
         written.add(tmp);
         try {
@@ -368,12 +370,12 @@ export class LocalBlobStore implements BlobStore {
           await handle.close();
         }
       });
-      await mapPool(work, PUT_MANY_CONCURRENCY, async ([sha256, { tmp }]) => {
+      await mapPool(work, PUT_MANY_CONCURRENCY, async ({ sha256, tmp }) => {
         await this.rename(tmp, this.blobPath(sha256));
         written.delete(tmp);
       });
       // Each shard folder that got a new name is fsynced once for the whole batch.
-      const shards = [...new Set(work.map(([sha256]) => path.dirname(this.blobPath(sha256))))];
+      const shards = [...new Set(work.map(({ sha256 }) => path.dirname(this.blobPath(sha256))))];
       await mapPool(shards, PUT_MANY_CONCURRENCY, syncDir);
     } finally {
       // Whatever was not renamed (after an error) goes.
@@ -383,7 +385,7 @@ export class LocalBlobStore implements BlobStore {
 
   /** True when the blob is stored (packed or as a file of its own). */
   private has(sha256: string): boolean {
-    return this.packs.locate(checkSha256(sha256)) !== undefined || this.blobStat(sha256) !== undefined;
+    return this.packs.locate(sha256) !== undefined || this.blobStat(sha256) !== undefined;
   }
 
   /** `NotFoundError` when absent; `RANGE_NOT_SATISFIABLE` when the range starts past the end. */
@@ -476,15 +478,6 @@ export class LocalBlobStore implements BlobStore {
 
   private blobPath(sha256: string): string {
     return path.join(this.blobsDir, sha256.slice(0, 2), checkSha256(sha256));
-  }
-
-  /**
-   * A new temp file's path: in the tmp shard of the blob it becomes (`sha256`), or of its
-   * own random name, so concurrent creates spread over 256 folders.
-   */
-  private tmpPath(sha256?: string): string {
-    const name = randomUUID();
-    return path.join(this.tmpDir, (sha256 ?? name).slice(0, 2), name);
   }
 
   /**
@@ -645,6 +638,19 @@ async function writeDirect(
     direct.failed = true;
     await writeFully(handle, [direct.block.subarray(done, bytes)], bytes - done, at + done);
   }
+}
+
+function tmpDirOf(root: string): string {
+  return path.join(root, 'tmp');
+}
+
+/**
+ * A new temp file's path in `tmpDir`: in the tmp shard of the blob it becomes (`sha256`),
+ * or of its own random name, so concurrent creates spread over 256 folders.
+ */
+function tmpPathIn(tmpDir: string, sha256?: string): string {
+  const name = randomUUID();
+  return path.join(tmpDir, (sha256 ?? name).slice(0, 2), name);
 }
 
 /** `sha256` when it is a sha256 in lower-case hex, else a `BAD_REQUEST`. */

@@ -53,6 +53,13 @@ const MIGRATIONS = [
    CREATE INDEX packed_by_pack ON packed (pack);`,
 ];
 
+/** A row of the index: a blob of a pack (its `offset` is after its record header). */
+interface PackedRow {
+  sha256: string;
+  offset: number;
+  size: number;
+}
+
 /** Where a packed blob's bytes are. */
 export interface PackedBlob {
   pack: string;
@@ -104,22 +111,30 @@ export class PackStore {
   async write(blobs: ReadonlyArray<{ sha256: string; bytes: Uint8Array }>): Promise<void> {
     if (blobs.length === 0) return;
     const id = await this.writePackFile(blobs);
-    const rows = layout(blobs);
+    this.indexPack(id, packBytes(blobs), layout(blobs));
+  }
+
+  /**
+   * Records pack `id` (`bytes` long) and its `rows` in one commit. A row whose sha256 is
+   * indexed already keeps its first copy; every byte not named by a new row (those, and a
+   * torn tail found by `rebuildIndex`) counts as dead.
+   */
+  private indexPack(id: string, bytes: number, rows: ReadonlyArray<PackedRow>): void {
     this.db
       .transaction(() => {
-        let dead = 0;
         const insert = cachedStatement(
           this.db,
           'INSERT INTO packed (sha256, pack, offset, size) VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING',
         );
+        let live = 0;
         for (const row of rows) {
-          if (insert.run(row.sha256, id, row.offset, row.size).changes === 0)
-            dead += RECORD_HEADER_BYTES + row.size;
+          if (insert.run(row.sha256, id, row.offset, row.size).changes > 0)
+            live += RECORD_HEADER_BYTES + row.size;
         }
-        cachedStatement(this.db, 'INSERT INTO packs (id, bytes, dead) VALUES (?, ?, ?)').run(
+        cachedStatement(this.db, 'INSERT OR IGNORE INTO packs (id, bytes, dead) VALUES (?, ?, ?)').run(
           id,
-          packBytes(blobs),
-          dead,
+          bytes,
+          bytes - live,
         );
       })
       .immediate();
@@ -134,7 +149,7 @@ export class PackStore {
     for (let attempt = 0; attempt < 3; attempt++) {
       const where = this.locate(sha256);
       if (where === undefined) return undefined;
-      if (where.size === 0 || end < start) return Readable.from([]);
+      if (where.size === 0) return Readable.from([]);
       let handle: fs.FileHandle;
       try {
         handle = await fs.open(this.packPath(where.pack), 'r');
@@ -150,9 +165,9 @@ export class PackStore {
 
   /**
    * Forgets a packed blob (its bytes become dead space in its pack); rewrites the pack
-   * when at least half of it is dead. False when `sha256` was not packed.
+   * when at least half of it is dead. Nothing to do when `sha256` is not packed.
    */
-  async delete(sha256: string): Promise<boolean> {
+  async delete(sha256: string): Promise<void> {
     const pack = this.db
       .transaction((): { id: string; bytes: number; dead: number } | undefined => {
         const where = this.locate(sha256);
@@ -166,9 +181,7 @@ export class PackStore {
           { id: string; bytes: number; dead: number } | undefined;
       })
       .immediate();
-    if (pack === undefined) return false;
-    if (pack.dead * 2 >= pack.bytes) await this.compact(pack.id);
-    return true;
+    if (pack !== undefined && pack.dead * 2 >= pack.bytes) await this.compact(pack.id);
   }
 
   /**
@@ -181,7 +194,7 @@ export class PackStore {
     const live = cachedStatement(
       this.db,
       'SELECT sha256, offset, size FROM packed WHERE pack = ? ORDER BY offset',
-    ).all(id) as Array<{ sha256: string; offset: number; size: number }>;
+    ).all(id) as PackedRow[];
     const file = this.packPath(id);
     let newId: string | null = null;
     let blobs: Array<{ sha256: string; bytes: Uint8Array }> = [];
@@ -223,16 +236,6 @@ export class PackStore {
       .immediate();
     if (!moved && newId !== null) await removeIfPresent(this.packPath(newId));
     if (moved) await removeIfPresent(file);
-  }
-
-  /** Counts, for tests and `aio-server`'s health: packs, packed blobs, live and dead bytes. */
-  stats(): { packs: number; blobs: number; bytes: number; dead: number } {
-    const packs = cachedStatement(
-      this.db,
-      'SELECT COUNT(*) AS packs, COALESCE(SUM(bytes), 0) AS bytes, COALESCE(SUM(dead), 0) AS dead FROM packs',
-    ).get() as { packs: number; bytes: number; dead: number };
-    const blobs = (cachedStatement(this.db, 'SELECT COUNT(*) AS n FROM packed').get() as { n: number }).n;
-    return { ...packs, blobs };
   }
 
   close(): void {
@@ -301,7 +304,7 @@ export class PackStore {
   private async rebuildIndex(): Promise<void> {
     for (const id of this.packFiles()) {
       const content = await fs.readFile(this.packPath(id));
-      const rows: Array<{ sha256: string; offset: number; size: number }> = [];
+      const rows: PackedRow[] = [];
       let at = 0;
       while (at + RECORD_HEADER_BYTES <= content.byteLength) {
         const sha256 = content.toString('hex', at, at + 32);
@@ -317,31 +320,13 @@ export class PackStore {
         rows.push({ sha256, offset, size });
         at = offset + size;
       }
-      this.db
-        .transaction(() => {
-          let dead = content.byteLength;
-          for (const row of rows) {
-            const inserted = cachedStatement(
-              this.db,
-              'INSERT INTO packed (sha256, pack, offset, size) VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING',
-            ).run(row.sha256, id, row.offset, row.size).changes;
-            if (inserted > 0) dead -= RECORD_HEADER_BYTES + row.size;
-          }
-          cachedStatement(this.db, 'INSERT OR IGNORE INTO packs (id, bytes, dead) VALUES (?, ?, ?)').run(
-            id,
-            content.byteLength,
-            dead,
-          );
-        })
-        .immediate();
+      this.indexPack(id, content.byteLength, rows);
     }
   }
 }
 
 /** Each blob's offset in a pack written from `blobs` in this order. */
-function layout(
-  blobs: ReadonlyArray<{ sha256: string; bytes: Uint8Array }>,
-): Array<{ sha256: string; offset: number; size: number }> {
+function layout(blobs: ReadonlyArray<{ sha256: string; bytes: Uint8Array }>): PackedRow[] {
   let at = 0;
   return blobs.map(({ sha256, bytes }) => {
     const offset = at + RECORD_HEADER_BYTES;
