@@ -7,7 +7,36 @@
  * hash runs beside the transfer. The chunk buffers are shared memory, so handing a chunk
  * over copies nothing.
  */
+import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
+
+/**
+ * A sha256 fed chunk by chunk in order: on a worker thread (`ThreadHasher`) or inline
+ * (`InlineHasher`). `done` runs once the hasher is finished with the chunk's memory;
+ * `digest` gives the same answer on every call.
+ */
+export interface ChunkHasher {
+  update(bytes: Uint8Array, done: (err: Error | null) => void): void;
+  digest(): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** `ChunkHasher` on the calling thread (for amounts a thread's start-up is not worth). */
+export class InlineHasher implements ChunkHasher {
+  private readonly hash = createHash('sha256');
+  private result: Promise<string> | undefined;
+
+  update(bytes: Uint8Array, done: (err: Error | null) => void): void {
+    this.hash.update(bytes);
+    done(null);
+  }
+
+  digest(): Promise<string> {
+    return (this.result ??= Promise.resolve(this.hash.digest('hex')));
+  }
+
+  async close(): Promise<void> {}
+}
 
 /** The worker's code: CommonJS, evaluated from a string so no file has to be located. */
 const WORKER_SOURCE = `
@@ -29,11 +58,12 @@ interface Reply {
   digest?: string;
 }
 
-export class ThreadHasher {
+export class ThreadHasher implements ChunkHasher {
   private readonly worker: Worker;
   /** Callbacks of the updates sent, in order: the worker answers them in order. */
   private readonly pending: Array<(err: Error | null, digest?: string) => void> = [];
   private failed: Error | null = null;
+  private result: Promise<string> | undefined;
 
   constructor() {
     this.worker = new Worker(WORKER_SOURCE, { eval: true });
@@ -61,13 +91,13 @@ export class ThreadHasher {
     this.worker.postMessage({ memory: bytes.buffer, offset: bytes.byteOffset, length: bytes.length });
   }
 
-  /** The hex sha256 of everything handed over. */
+  /** The hex sha256 of everything handed over (asked of the thread once). */
   digest(): Promise<string> {
-    return new Promise<string>((resolve, reject) => {
+    return (this.result ??= new Promise<string>((resolve, reject) => {
       if (this.failed) return reject(this.failed);
       this.pending.push((err, digest) => (err || digest === undefined ? reject(err) : resolve(digest)));
       this.worker.postMessage({ digest: true });
-    });
+    }));
   }
 
   /** Stops the thread (idempotent). */

@@ -27,9 +27,8 @@
  * the file is cut back the same way and the caller goes on with its single stream,
  * which handles every answer as it always did.
  */
-import { createHash } from 'node:crypto';
 import { ChunkFile, chunkPool } from './chunk-file.js';
-import { ThreadHasher } from './hash-thread.js';
+import { InlineHasher, ThreadHasher, type ChunkHasher } from './hash-thread.js';
 import { rangeConnection, UnexpectedResponse, type RangeConnection } from './range-transport.js';
 
 export interface ParallelOptions {
@@ -100,7 +99,7 @@ export async function downloadParallel(
   let headers = { ...(await req.headers()), 'if-range': `"${req.sha256}"` };
 
   const pool = chunkPool(poolSize, chunkBytes, options.hashThread);
-  const hasher = options.hashThread && pool.shared ? new ThreadHasher() : null;
+  const hasher: ChunkHasher = options.hashThread && pool.shared ? new ThreadHasher() : new InlineHasher();
   let file: ChunkFile;
   try {
     file = await ChunkFile.open(req.file, {
@@ -108,11 +107,10 @@ export async function downloadParallel(
       syncEvery: BUFFERED_SYNC_BYTES,
     });
   } catch (err) {
-    await hasher?.close();
+    await hasher.close();
     throw err;
   }
   const pieceBytes = file.direct ? chunkBytes : BUFFERED_PIECE_BYTES;
-  const inlineHash = hasher === null ? createHash('sha256') : null;
   const connections: RangeConnection[] = [];
 
   const free: Buffer[] = [];
@@ -191,12 +189,7 @@ export async function downloadParallel(
         release(at, chunk);
       };
       const bytes = chunk.subarray(0, lengthOf(at));
-      if (inlineHash) {
-        inlineHash.update(bytes);
-        done();
-      } else {
-        hasher?.update(bytes, (err) => (err ? fail(err) : done()));
-      }
+      hasher.update(bytes, (err) => (err ? fail(err) : done()));
     }
   };
   const refreshOnce = (): Promise<boolean> => {
@@ -279,7 +272,7 @@ export async function downloadParallel(
 
   try {
     if (failure === null && hashedUpTo === chunkCount && written.every(Boolean)) {
-      const sha256 = inlineHash ? inlineHash.digest('hex') : await (hasher as ThreadHasher).digest();
+      const sha256 = await hasher.digest();
       return { kind: 'complete', sha256 };
     }
     // Cut the file back to what was written without a gap.
@@ -290,6 +283,6 @@ export async function downloadParallel(
     throw failure ?? new Error('The parallel download stopped early.');
   } finally {
     await file.close();
-    await hasher?.close();
+    await hasher.close();
   }
 }

@@ -4,7 +4,6 @@
  * server's offset after any interruption, and stream the rest with backpressure.
  * The caller keeps the upload URL (a resume record) so a killed process resumes too.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { ClientRequest, IncomingMessage } from 'node:http';
@@ -13,7 +12,7 @@ import { USER_AGENT, agentFor, errorFromResponse, networkError, requestFor } fro
 import { chunkPool } from './chunk-file.js';
 import { drained } from './drained.js';
 import { AppError } from './errors.js';
-import { ThreadHasher } from './hash-thread.js';
+import { InlineHasher, ThreadHasher, type ChunkHasher } from './hash-thread.js';
 
 export const TUS_VERSION = '1.0.0';
 /**
@@ -34,39 +33,6 @@ const SEND_CHUNK_BYTES = 2 * 1024 * 1024;
 const HASH_THREAD_MIN_BYTES = 32 * 1024 * 1024;
 /** Chunk buffers in flight when hashing on a thread: being read, sent or hashed. */
 const THREAD_POOL_CHUNKS = 4;
-
-/**
- * The sha256 of an upload, fed chunk by chunk in file order. `done` runs once the hasher is
- * finished with the chunk's memory (at once for the inline hash).
- */
-interface UploadHash {
-  update(bytes: Buffer, done: (err: Error | null) => void): void;
-  /** The hex sha256 of everything fed; the same answer on every call. */
-  digest(): Promise<string>;
-  close(): Promise<void>;
-}
-
-function inlineHash(): UploadHash {
-  const hash = createHash('sha256');
-  let digest: Promise<string> | undefined;
-  return {
-    update(bytes, done) {
-      hash.update(bytes);
-      done(null);
-    },
-    digest: () => (digest ??= Promise.resolve(hash.digest('hex'))),
-    close: async () => undefined,
-  };
-}
-
-function threadHash(hasher: ThreadHasher): UploadHash {
-  let digest: Promise<string> | undefined;
-  return {
-    update: (bytes, done) => hasher.update(bytes, done),
-    digest: () => (digest ??= hasher.digest()),
-    close: () => hasher.close(),
-  };
-}
 
 /**
  * Chunk buffers for reading the file: fresh ones (the socket keeps each until written),
@@ -231,17 +197,17 @@ export async function sendRest(
   options: SendOptions = {},
 ): Promise<SendResult> {
   const handle = await fs.open(file, 'r');
-  let hash: UploadHash | null = null;
+  let hash: ChunkHasher | null = null;
   try {
     let buffers = new ChunkBuffers(null);
     if (options.hashWhole) {
       const pool =
         size >= HASH_THREAD_MIN_BYTES ? chunkPool(THREAD_POOL_CHUNKS, SEND_CHUNK_BYTES, true) : null;
       if (pool?.shared) {
-        hash = threadHash(new ThreadHasher());
+        hash = new ThreadHasher();
         buffers = new ChunkBuffers(Array.from({ length: THREAD_POOL_CHUNKS }, (_, i) => pool.buffer(i)));
       } else {
-        hash = inlineHash();
+        hash = new InlineHasher();
       }
       await hashPrefix(handle, offset, hash, buffers);
     }
@@ -291,7 +257,7 @@ export async function sendRest(
 async function hashPrefix(
   handle: FileHandle,
   length: number,
-  hash: UploadHash,
+  hash: ChunkHasher,
   buffers: ChunkBuffers,
 ): Promise<void> {
   let position = 0;
@@ -325,7 +291,7 @@ function patchBody(
   handle: FileHandle,
   offset: number,
   size: number,
-  hash: UploadHash | null,
+  hash: ChunkHasher | null,
   buffers: ChunkBuffers,
   onProgress?: (sentTotal: number) => void,
 ): Promise<RawResponse> {
@@ -360,7 +326,7 @@ async function writeBody(
   handle: FileHandle,
   offset: number,
   size: number,
-  hash: UploadHash | null,
+  hash: ChunkHasher | null,
   buffers: ChunkBuffers,
   onProgress?: (sentTotal: number) => void,
 ): Promise<void> {
