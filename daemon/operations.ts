@@ -157,7 +157,9 @@ function batchItem(ctx: OperationContext, op: Operation): Item | Outcome {
     return { kind: 'later', at: before.mtimeMs + ctx.settleMs + 10 };
   if (before.size > BATCH_FILE_SIZE) return { kind: 'single' };
   const entry = ctx.journal.entry(ctx.folderId, rel);
-  if (entry?.kind === 'file' && entry.remoteId && sameStat(before, entry)) return DONE;
+  // The file as last synced (on the server under `remoteId`), if it was.
+  const synced = entry?.kind === 'file' && entry.remoteId ? entry : null;
+  if (synced && sameStat(before, synced)) return DONE;
   let bytes: Buffer;
   try {
     ({ bytes } = readSmallFile(absolute(ctx.root, rel), BATCH_FILE_SIZE));
@@ -168,13 +170,13 @@ function batchItem(ctx: OperationContext, op: Operation): Item | Outcome {
   }
   if (bytes.length !== before.size) return { kind: 'later', at: Date.now() + ctx.settleMs };
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  if (entry?.kind === 'file' && entry.remoteId && entry.sha256 === sha256) {
+  if (synced?.sha256 === sha256) {
     return {
       kind: 'done',
-      entry: { ...entry, size: bytes.length, mtimeMs: before.mtimeMs, ino: before.ino },
+      entry: { ...synced, size: bytes.length, mtimeMs: before.mtimeMs, ino: before.ino },
     };
   }
-  const baseRevision = entry?.kind === 'file' && entry.remoteId ? entry.remoteRevision : 0;
+  const baseRevision = synced ? synced.remoteRevision : 0;
   return {
     op,
     before,
