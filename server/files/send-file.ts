@@ -40,39 +40,27 @@ export const POOL_BUFFERS = 4;
  * server CPU per 8 MiB request (as much as sending its bytes).
  */
 const SPARE_BUFFERS = 16;
+/** Full-size buffers, page-aligned where WebAssembly memory is available (direct reads need that). */
 const spare: Buffer[] = [];
-/** Page-aligned full-size buffers kept between responses read with `O_DIRECT` (as many). */
-const alignedSpare: Buffer[] = [];
-const alignedBuffers = new WeakSet<Buffer>();
+/** Whether the full-size buffers are page-aligned (false under `--jitless`). */
+let alignedMemory = true;
 /** A body at least this big is read with `O_DIRECT` (the size big uploads are staged that way). */
 export const DIRECT_MIN_BYTES = 16 * 1024 * 1024;
 
-/** A full-size buffer from the shared spares, or a new one of `bytes`. */
-function takeSpare(bytes: number): Buffer {
-  return spare.pop() ?? Buffer.allocUnsafe(bytes);
-}
-
-/**
- * A page-aligned full-size buffer from the spares, or from a new aligned pool of
- * `POOL_BUFFERS` (the others become spares); `null` where aligned memory is unavailable.
- */
-function takeAligned(): Buffer | null {
-  const reused = alignedSpare.pop();
+/** A full-size buffer from the spares, or from a new pool of `POOL_BUFFERS` (the others become spares). */
+function takeSpare(): Buffer {
+  const reused = spare.pop();
   if (reused) return reused;
   const pool = chunkPool(POOL_BUFFERS, SEND_CHUNK_BYTES, false);
-  if (!pool.aligned) return null;
-  const buffers = Array.from({ length: POOL_BUFFERS }, (_, i) => pool.buffer(i));
-  for (const buffer of buffers) alignedBuffers.add(buffer);
-  alignedSpare.push(...buffers.slice(1));
-  return buffers[0] ?? null;
+  alignedMemory = pool.aligned;
+  for (let i = 1; i < POOL_BUFFERS; i++) spare.push(pool.buffer(i));
+  return pool.buffer(0);
 }
 
 /** Keeps `buffers` (whose writes have all completed) for later responses. */
 function returnSpares(buffers: Buffer[]): void {
   for (const buffer of buffers) {
-    if (alignedBuffers.has(buffer)) {
-      if (alignedSpare.length < SPARE_BUFFERS) alignedSpare.push(buffer);
-    } else if (buffer.length === SEND_CHUNK_BYTES && spare.length < SPARE_BUFFERS) spare.push(buffer);
+    if (buffer.length === SEND_CHUNK_BYTES && spare.length < SPARE_BUFFERS) spare.push(buffer);
   }
   buffers.length = 0;
 }
@@ -138,8 +126,11 @@ function openFd(file: string, flags: number): Promise<number> {
 async function openDirect(file: string, start: number): Promise<number | null> {
   const { O_DIRECT, O_RDONLY } = fs.constants;
   if (typeof O_DIRECT !== 'number') return null;
-  const buffer = takeAligned();
-  if (buffer === null) return null;
+  const buffer = takeSpare();
+  if (!alignedMemory) {
+    returnSpares([buffer]);
+    return null;
+  }
   let fd: number | null = null;
   try {
     fd = await openFd(file, O_RDONLY | O_DIRECT);
@@ -216,24 +207,16 @@ export function sendFileRange(
       const reused = free.pop();
       if (reused) return reused;
       if (allocated >= POOL_BUFFERS) return null;
-      const buffer = file.direct
-        ? takeAligned()
-        : chunkBytes < SEND_CHUNK_BYTES
-          ? Buffer.allocUnsafe(chunkBytes) // a small body: a buffer of its size
-          : takeSpare(chunkBytes);
-      if (buffer !== null) allocated++;
-      return buffer;
+      allocated++;
+      // A small body gets a buffer of its size; a direct read needs a full, aligned one.
+      return file.direct || chunkBytes >= SEND_CHUNK_BYTES ? takeSpare() : Buffer.allocUnsafe(chunkBytes);
     };
 
     // Starts the next read when none is running, bytes remain and a buffer is free.
     const pump = (): void => {
       if (settled || reading || position >= end) return;
       const buffer = takeBuffer();
-      if (buffer === null) {
-        // Every buffer is with the socket: a write callback calls again.
-        if (allocated === 0) settle(new Error('No buffer to read the file into.'));
-        return;
-      }
+      if (buffer === null) return; // every buffer is with the socket: a write callback calls again
       reading = true;
       // A direct read asks for whole blocks (a file's last block is returned short).
       const want = file.direct
