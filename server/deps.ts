@@ -9,6 +9,7 @@ import type { BlobStore } from '../core/ports/blob-store.js';
 import type { Cache } from '../core/ports/cache.js';
 import type { JobQueue } from '../core/ports/job-queue.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
+import type { BodyMemory } from './body-memory.js';
 import type { Metrics } from './metrics.js';
 
 export interface AppDeps {
@@ -22,4 +23,6 @@ export interface AppDeps {
   logger: Logger;
   clock: Clock;
   metrics: Metrics;
+  /** Collects request-body buffers early (absent: V8 decides alone); see body-memory.ts. */
+  bodyMemory?: BodyMemory;
 }

@@ -14,6 +14,7 @@ import type { Adapters } from '../core/adapters/open.js';
 import { jobHandlers } from '../worker/jobs/index.js';
 import { startWorker, type WorkerRuntime } from '../worker/runtime.js';
 import { createApp } from './app.js';
+import { BodyMemory, exposedMinorGc } from './body-memory.js';
 import { backgroundTasks } from './background.js';
 import type { AppDeps } from './deps.js';
 import {
@@ -37,7 +38,12 @@ async function main(): Promise<void> {
   try {
     const runtime = await openRuntime(config, logger);
     adapters = runtime.adapters;
-    const deps: AppDeps = { ...runtime.deps, metrics: new Metrics({ queue: runtime.deps.queue }) };
+    const minorGc = exposedMinorGc();
+    const deps: AppDeps = {
+      ...runtime.deps,
+      metrics: new Metrics({ queue: runtime.deps.queue }),
+      ...(minorGc ? { bodyMemory: new BodyMemory(minorGc) } : {}),
+    };
     await run(config, deps, runtime.adapters, logger);
   } catch (err) {
     logger.fatal({ err }, 'aio-server failed to start');
@@ -91,6 +97,7 @@ async function run(
       dataDir: config.dataDir,
       storageDir: config.storageDir,
       backgroundTasks: tasks.map((t) => t.name),
+      earlyBodyCollection: deps.bodyMemory !== undefined,
     },
     'aio-server started',
   );

@@ -50,12 +50,14 @@ describe('aio-server', () => {
       adapters: { metadata: 'sqlite', queue: 'embedded', cache: 'memory' },
       worker: 'inline',
       dataDir,
+      earlyBodyCollection: true,
     });
 
     // The node flags of bin/aio-server's `#!` line are in force (see the README).
     const pid = server.child.pid as number;
     const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
     expect(argv).toContain('--max-semi-space-size=4');
+    expect(argv).toContain('--expose-gc');
 
     const health = await fetch(`${server.url}/api/v1/health`);
     expect(health.status).toBe(200);

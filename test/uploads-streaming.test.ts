@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UploadInfo } from '../contract/schemas/uploads.js';
+import { BodyMemory } from '../server/body-memory.js';
 import { createTestUser, requireService, type TestUser } from './helpers/app.js';
 import {
   OCTET,
@@ -170,6 +171,34 @@ describe('streaming uploads', () => {
     const file = (await childrenOf(h, alice.id)).find((n) => n.name === 'race.bin');
     expect(file?.sha256).toBe(sha256Of(bodyA));
     expect((await readBlob(h, sha256Of(bodyA))).equals(bodyA)).toBe(true);
+  }, 60_000);
+
+  it('notes every body byte for early collection: one collection per 1 MiB of a 12 MiB PATCH, and the file is exact', async () => {
+    const collections: number[] = [];
+    let received = 0;
+    h.t.deps.bodyMemory = new BodyMemory(() => collections.push(received), MiB);
+    const counting = h.t.deps.bodyMemory;
+    const note = counting.received.bind(counting);
+    counting.received = (bytes: number) => {
+      received += bytes;
+      note(bytes);
+    };
+    try {
+      const body = Buffer.concat(Array.from({ length: 12 }, (_, i) => chunkAt(5000 + i)));
+      const id = await createUpload(h, alice.headers, { path: '/collected.bin' }, body.length);
+      const patch = openPatch(id, alice, 0, body.length);
+      for (let i = 0; i < 12; i++) await patch.write(body.subarray(i * MiB, (i + 1) * MiB));
+      expect((await patch.end()).status).toBe(204);
+      expect(received).toBe(body.length);
+      expect(collections).toHaveLength(12);
+      // Each collection came once another MiB had been handed on, not before.
+      collections.forEach((at, i) => expect(at).toBeGreaterThanOrEqual((i + 1) * MiB));
+      const info = await waitForUpload(h, alice.headers, id);
+      expect(info.status).toBe('ready');
+      expect((await readBlob(h, sha256Of(body))).equals(body)).toBe(true);
+    } finally {
+      delete h.t.deps.bodyMemory;
+    }
   }, 60_000);
 });
 

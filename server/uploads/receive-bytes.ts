@@ -26,7 +26,7 @@ export interface ReceiveResult {
   overflow: boolean;
 }
 
-type Deps = Pick<AppDeps, 'metadata' | 'blobs' | 'cache' | 'clock' | 'logger'>;
+type Deps = Pick<AppDeps, 'metadata' | 'blobs' | 'cache' | 'clock' | 'logger' | 'bodyMemory'>;
 
 /**
  * Appends `req`'s body at `offset` to `session` (created by the caller). Throws
@@ -61,7 +61,8 @@ export async function receiveBytes(
     statedChecksums(req);
     const progress = new ProgressWriter(deps, session.id, offset);
     let overflow = declared !== undefined && declared > remaining;
-    const counted = countBytes(req, (seen) => {
+    const counted = countBytes(req, (seen, chunk) => {
+      deps.bodyMemory?.received(chunk);
       if (seen > remaining) overflow = true;
       progress.update(Math.min(seen, remaining));
     });
@@ -247,12 +248,15 @@ async function reconcile(deps: Deps, session: UploadSession): Promise<UploadSess
  * not destroy the request when the consumer stops early (a body longer than the upload):
  * the socket must stay usable so the 400 answer reaches the client.
  */
-async function* countBytes(req: Request, onBytes: (seen: number) => void): AsyncGenerator<Uint8Array> {
+async function* countBytes(
+  req: Request,
+  onBytes: (seen: number, chunk: number) => void,
+): AsyncGenerator<Uint8Array> {
   let seen = 0;
   for await (const chunk of req.iterator({ destroyOnReturn: false })) {
     const bytes = chunk as Buffer;
     seen += bytes.byteLength;
-    onBytes(seen);
+    onBytes(seen, bytes.byteLength);
     yield bytes;
   }
 }

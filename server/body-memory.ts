@@ -1,0 +1,52 @@
+/**
+ * Frees the socket buffers of big request bodies promptly.
+ *
+ * Node's HTTP parser copies every piece of a request body (up to 64 KiB) into a fresh
+ * buffer. Once written to disk those buffers are dead, but their memory is released only
+ * when V8 collects their (tiny) JavaScript objects, and the young generation fills so
+ * slowly that the collection comes from V8's external-memory accounting instead, after
+ * ~30–50 MiB of them. A 1 GiB upload held 30–60 MiB of dead buffers at any time.
+ *
+ * A young-generation collection (about 1 ms here) every 8 MiB of body frees them while
+ * they are still young: a 1 GiB upload's server peak went from 145–156 MiB to 117–132 MiB,
+ * and it got no slower (15 interleaved probes; reusing freed memory is cheaper than
+ * touching new pages). Every 4 MiB was twice as slow (buffers of the batch being written
+ * survive two collections and move to the old generation); every 16 MiB saved half as much.
+ *
+ * The collection needs `gc` exposed (`--expose-gc`: `bin/aio-server`'s `#!` line and
+ * `npm start` pass it). Without it, nothing is collected early and nothing else changes.
+ */
+
+/** Bytes of request body between two young-generation collections. */
+export const RECLAIM_EVERY_BYTES = 8 * 1024 * 1024;
+
+export class BodyMemory {
+  private sinceCollect = 0;
+
+  /**
+   * @param collect runs a young-generation collection (see `exposedMinorGc`).
+   * @param everyBytes bytes of body between two collections, in all requests together.
+   */
+  constructor(
+    private readonly collect: () => void,
+    private readonly everyBytes = RECLAIM_EVERY_BYTES,
+  ) {}
+
+  /** Notes `bytes` of request body handed on (written, or about to be). */
+  received(bytes: number): void {
+    this.sinceCollect += bytes;
+    if (this.sinceCollect < this.everyBytes) return;
+    // One collection however big the chunk; the bytes past the interval count towards the next.
+    this.sinceCollect %= this.everyBytes;
+    this.collect();
+  }
+}
+
+type GcFunction = (options?: { type?: 'minor' | 'major'; execution?: 'sync' | 'async' }) => void;
+
+/** A young-generation collection, when node runs with `--expose-gc`; `null` otherwise. */
+export function exposedMinorGc(scope: object = globalThis): (() => void) | null {
+  const gc = (scope as { gc?: unknown }).gc;
+  if (typeof gc !== 'function') return null;
+  return () => (gc as GcFunction)({ type: 'minor' });
+}
