@@ -15,7 +15,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { removeDir, runTimed, sleep, startService, tempDir, waitFor, type Service } from './proc.js';
-import type { Results } from './results.js';
+import { megabytes, type Results } from './results.js';
 import {
   ROOT,
   startAio,
@@ -254,7 +254,10 @@ async function runW4(opts: DaemonOptions, results: Results): Promise<void> {
   const st10 = 'syncthing fsWatcherDelayS=10 (default)';
   const slowTrials = opts.quick ? 1 : 3;
   const workload = `W4 change → server latency (${W4_SIZE / 1024} KiB file)`;
-  for (const p of ['p50', 'p95']) {
+  for (const [p, max] of [
+    ['p50', 200],
+    ['p95', 500],
+  ] as const) {
     results.compare({
       workload,
       measure: p,
@@ -264,6 +267,7 @@ async function runW4(opts: DaemonOptions, results: Results): Promise<void> {
         tool: `Syncthing A → B, fsWatcherDelayS=1 (${opts.trials} trials)`,
         key: `W4 latency ${p} | ${st1}`,
       },
+      limit: { max, text: `≤ ${max} ms` },
     });
     results.compare({
       workload,
@@ -434,18 +438,35 @@ async function runMem(opts: DaemonOptions, results: Results): Promise<void> {
   const capMs = opts.quick ? 60_000 : 240_000;
   const idleMs = opts.quick ? 10_000 : 60_000;
   const label = `daemon watching ${count.toLocaleString('en-US')} tiny files (${folders} folders)`;
-  for (const [measure, key, unit] of [
-    ['first scan (start → all uploads queued)', 'MEM first scan time | aio daemon', 'ms'],
-    [`initial push (cap ${capMs / 1000} s)`, 'MEM initial sync time | aio daemon', 'ms'],
-    [`items pushed within the cap (folders + files)`, 'MEM items pushed in cap | aio daemon', 'count'],
-    ['peak RSS during first scan + push', 'MEM peak RSS initial sync | aio daemon', 'kb'],
-    ['restart scan, journal matches the tree', 'MEM rescan time | aio daemon', 'ms'],
-    ['peak RSS, restart + idle', 'MEM peak RSS rescan+idle | aio daemon', 'kb'],
-    [`idle RSS (median over ${idleMs / 1000} s)`, 'MEM idle RSS | aio daemon', 'kb'],
-    [`idle CPU (over ${idleMs / 1000} s, % of one core)`, 'MEM idle CPU | aio daemon', 'pct'],
-    ['a new file after idle → on the server', 'MEM change after idle | aio daemon', 'ms'],
+  for (const [measure, key, unit, limit] of [
+    ['first scan (start → all uploads queued)', 'MEM first scan time | aio daemon', 'ms', null],
+    [`initial push (cap ${capMs / 1000} s)`, 'MEM initial sync time | aio daemon', 'ms', null],
+    [`items pushed within the cap (folders + files)`, 'MEM items pushed in cap | aio daemon', 'count', null],
+    ['peak RSS during first scan + push', 'MEM peak RSS initial sync | aio daemon', 'kb', null],
+    ['restart scan, journal matches the tree', 'MEM rescan time | aio daemon', 'ms', null],
+    ['peak RSS, restart + idle', 'MEM peak RSS rescan+idle | aio daemon', 'kb', null],
+    [
+      `idle RSS (median over ${idleMs / 1000} s)`,
+      'MEM idle RSS | aio daemon',
+      'kb',
+      { max: megabytes(200), text: '≤ 200 MB' },
+    ],
+    [
+      `idle CPU (over ${idleMs / 1000} s, % of one core)`,
+      'MEM idle CPU | aio daemon',
+      'pct',
+      { below: 1, text: '< 1 %' },
+    ],
+    ['a new file after idle → on the server', 'MEM change after idle | aio daemon', 'ms', null],
   ] as const)
-    results.compare({ workload: label, measure, unit, ours: { tool: 'aio', key }, anchor: null });
+    results.compare({
+      workload: label,
+      measure,
+      unit,
+      ours: { tool: 'aio', key },
+      anchor: null,
+      ...(limit ? { limit } : {}),
+    });
   let aio: Aio | null = null;
   const tree = await tempDir('mem-tree');
   try {

@@ -209,6 +209,7 @@ export async function runLoad(opts: LoadOptions, results: Results): Promise<void
       unit: 'rps',
       ours: { tool: 'aio', key: 'load list (10 conn) | req/s' },
       anchor: null,
+      limit: { min: 3000, text: '≥ 3,000 req/s' },
     });
     results.compare({
       workload: 'load: list 100 entries',
@@ -216,6 +217,7 @@ export async function runLoad(opts: LoadOptions, results: Results): Promise<void
       unit: 'ms',
       ours: { tool: 'aio', key: 'load list (10 conn) | p99 latency' },
       anchor: null,
+      limit: { max: 50, text: '≤ 50 ms' },
     });
     results.compare({
       workload: 'load: list 100 entries',
@@ -223,6 +225,7 @@ export async function runLoad(opts: LoadOptions, results: Results): Promise<void
       unit: 'count',
       ours: { tool: 'aio', key: 'load list (10 conn) | errors' },
       anchor: null,
+      limit: { max: 0, text: '0' },
     });
     results.compare({
       workload: 'load: 4 KiB uploads',
@@ -244,6 +247,7 @@ export async function runLoad(opts: LoadOptions, results: Results): Promise<void
       unit: 'count',
       ours: { tool: 'aio', key: 'load upload 4 KiB (50 conn) | errors' },
       anchor: null,
+      limit: { max: 0, text: '0' },
     });
     results.compare({
       workload: 'load: 4 KiB uploads',

@@ -17,6 +17,13 @@ export interface Comparison {
   target?: number;
   /** For rates, higher is better: the ratio is still ours/anchor but the target is a minimum. */
   higherIsBetter?: boolean;
+  /** An absolute target for ours (in `unit`), shown as `text`: at most `max`, at least `min`, below `below`. */
+  limit?: { max?: number; min?: number; below?: number; text: string };
+}
+
+/** An absolute memory limit in decimal megabytes (as the targets are stated), in the table's KiB. */
+export function megabytes(mb: number): number {
+  return (mb * 1e6) / 1024;
 }
 
 export class Results {
@@ -88,7 +95,17 @@ export class Results {
       const ratioText = Number.isFinite(ratio) ? `${ratio.toFixed(2)}×` : '—';
       let target = '';
       let met = '';
-      if (c.target !== undefined) {
+      if (c.limit !== undefined) {
+        const { max, min, below, text } = c.limit;
+        target = text;
+        met = !Number.isFinite(ours)
+          ? '?'
+          : (max === undefined || ours <= max) &&
+              (min === undefined || ours >= min) &&
+              (below === undefined || ours < below)
+            ? 'yes'
+            : '**no**';
+      } else if (c.target !== undefined) {
         target = `${c.higherIsBetter ? '≥' : '≤'} ${c.target}×`;
         met = !Number.isFinite(ratio)
           ? '?'
@@ -106,13 +123,19 @@ export class Results {
   }
 
   raw(): string {
-    const lines = ['| measurement | median | min | max | samples |', '| --- | --- | --- | --- | --- |'];
+    const lines = [
+      '| measurement | tool / detail | median | min | max | samples |',
+      '| --- | --- | --- | --- | --- | --- |',
+    ];
     for (const [key, s] of [...this.samples.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+      // Keys are "measurement | tool": one column each (a `|` inside a cell would add columns).
+      const cut = key.indexOf(' | ');
+      const [what, detail] = cut < 0 ? [key, ''] : [key.slice(0, cut), key.slice(cut + 3)];
       lines.push(
-        `| ${key} | ${this.format(s.unit, median(s.values))} | ${this.format(s.unit, Math.min(...s.values))} | ${this.format(
+        `| ${what} | ${detail.replaceAll('|', '\\|')} | ${this.format(s.unit, median(s.values))} | ${this.format(
           s.unit,
-          Math.max(...s.values),
-        )} | ${s.values.length} |`,
+          Math.min(...s.values),
+        )} | ${this.format(s.unit, Math.max(...s.values))} | ${s.values.length} |`,
       );
     }
     return lines.join('\n');

@@ -7,7 +7,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { removeDir, runTimed, tempDir } from './proc.js';
-import type { Results } from './results.js';
+import { megabytes, type Results } from './results.js';
 import { startAio, startSink, startWebdav, verifyAio, type Aio, type Sink, type Webdav } from './tools.js';
 import { sha256File, writeRandomFile } from './util.js';
 
@@ -60,6 +60,7 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
     unit: 'kb',
     ours: { tool: 'aio', key: 'W1 upload peak RSS client | aio' },
     anchor: { tool: 'rclone', key: 'W1 upload peak RSS client | rclone' },
+    limit: { max: megabytes(120), text: '≤ 120 MB' },
   });
   results.compare({
     workload: up,
@@ -67,6 +68,7 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
     unit: 'kb',
     ours: { tool: 'aio', key: 'W1 peak RSS server | aio-server' },
     anchor: { tool: 'rclone serve webdav', key: 'W1 peak RSS server | rclone serve webdav' },
+    limit: { max: megabytes(150), text: '≤ 150 MB' },
   });
   results.compare({
     workload: dn,
@@ -89,6 +91,7 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
     unit: 'kb',
     ours: { tool: 'aio', key: 'W1 download peak RSS client | aio' },
     anchor: { tool: 'rclone', key: 'W1 download peak RSS client | rclone' },
+    limit: { max: megabytes(120), text: '≤ 120 MB' },
   });
   for (let run = 0; run < opts.runs; run++) {
     let aio: Aio | null = null;
