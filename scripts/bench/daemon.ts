@@ -14,7 +14,16 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { removeDir, runTimed, sleep, startService, tempDir, waitFor, type Service } from './proc.js';
+import {
+  flushDisks,
+  removeDir,
+  runTimed,
+  sleep,
+  startService,
+  tempDir,
+  type Service,
+  waitFor,
+} from './proc.js';
 import { megabytes, type Results } from './results.js';
 import {
   ROOT,
@@ -227,6 +236,7 @@ async function latencyTrials(
   arrived: (name: string, sha: string) => Promise<boolean>,
 ): Promise<number[]> {
   const out: number[] = [];
+  flushDisks();
   for (let i = 0; i < trials; i++) {
     const name = `w4-${Date.now()}-${i}.bin`;
     const buf = randomBytes(W4_SIZE);
@@ -393,6 +403,7 @@ async function runMem(opts: DaemonOptions, results: Results): Promise<void> {
     try {
       const manifest = await writeTree(src, w2Folders, w2PerFolder, 4096);
       aio = await startAio();
+      flushDisks();
       const { daemon, t0 } = await startDaemon(aio, src, '/w2d');
       process.stdout.write(`daemon: initial push of ${w2Count} × 4 KiB… `);
       await waitSettled(aio, daemon, true, 900_000);

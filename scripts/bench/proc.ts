@@ -5,7 +5,7 @@
  * behind. Peak RSS comes from `/usr/bin/time -f %M` when it exists (exact, includes
  * children), else from sampling `VmHWM` in /proc/<pid>/status.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
@@ -135,6 +135,15 @@ function sleep(ms: number): Promise<void> {
 }
 
 export { sleep };
+
+/**
+ * Writes every dirty page out (`sync`) before a timed turn, untimed: a tool that leaves
+ * its writes to the kernel (rclone, `cp`, the tree written for W2) must not slow down
+ * whichever tool runs next with their writeback.
+ */
+export function flushDisks(): void {
+  spawnSync('sync', { stdio: 'ignore' });
+}
 
 export interface SpawnOptions {
   env?: Record<string, string | undefined>;

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { removeDir, runTimed, tempDir } from './proc.js';
+import { flushDisks, removeDir, runTimed, tempDir } from './proc.js';
 import { megabytes, type Results } from './results.js';
 import { startAio, startSink, startWebdav, verifyAio, type Aio, type Sink, type Webdav } from './tools.js';
 import { sha256File, writeRandomFile } from './util.js';
@@ -136,6 +136,7 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
       ];
       for (const [name, fn] of rotate(uploads, run)) {
         process.stdout.write(`W1 run ${run + 1}/${opts.runs}: upload ${name}… `);
+        flushDisks();
         await fn();
         console.log('ok');
       }
@@ -175,6 +176,7 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
       ];
       for (const [name, fn] of rotate(downloads, run)) {
         process.stdout.write(`W1 run ${run + 1}/${opts.runs}: download ${name}… `);
+        flushDisks();
         await fn();
         console.log('ok');
       }

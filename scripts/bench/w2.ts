@@ -9,7 +9,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { removeDir, runTimed, tempDir, waitFor } from './proc.js';
+import { flushDisks, removeDir, runTimed, tempDir, waitFor } from './proc.js';
 import type { Results } from './results.js';
 import {
   folderStatus,
@@ -244,6 +244,7 @@ export async function runW2(opts: W2Options, results: Results): Promise<void> {
       }
       for (const [name, fn] of rotate(tools, run)) {
         process.stdout.write(`W2 run ${run + 1}/${opts.runs}: ${name}… `);
+        flushDisks();
         await fn();
         console.log('ok');
       }
@@ -312,6 +313,7 @@ export async function runW2(opts: W2Options, results: Results): Promise<void> {
         }
         for (const [name, fn] of rotate(w3tools, run)) {
           process.stdout.write(`W3 run ${run + 1}/${opts.runs}: ${name}… `);
+          flushDisks();
           await fn();
           console.log('ok');
         }
