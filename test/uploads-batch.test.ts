@@ -258,6 +258,31 @@ describe('the batch job', () => {
     expect(view.files.map((f) => f.status)).toEqual(['ready', 'ready']);
   });
 
+  it("finds a job's uploads whatever their order, skipping ids that do not exist", async () => {
+    const files = [file('/o/a.txt', 30, 7), file('/o/b.txt', 40, 8), file('/o/c.txt', 50, 9)];
+    const res = await post(encodeBatch(files));
+    const { batchId } = res.body as UploadBatchResponse;
+    const entry = (await h.t.deps.metadata.listOutbox(10)).find(
+      (e) => e.idempotencyKey === `batch:${batchId}`,
+    );
+    const ids = (entry?.payload.uploadIds ?? []) as string[];
+    expect(ids).toHaveLength(3);
+    const job: Job = {
+      id: 'j2',
+      queue: 'file.upload',
+      // A made-up id first (it names no uploader), then the real ones backwards.
+      payload: { ...entry?.payload, uploadIds: ['u_made_up_0000000000', ...[...ids].reverse()] },
+      attempt: 1,
+      idempotencyKey: entry?.idempotencyKey ?? '',
+      priority: 0,
+      publishedAt: new Date(),
+    };
+    await fileUploadHandler(h.t.deps)(job);
+    for (const f of files) expect(await stat(f.path)).toMatchObject({ sha256: f.sha256, revision: 1 });
+    const view = await waitDone(batchId);
+    expect(view.files.map((f) => f.status)).toEqual(['ready', 'ready', 'ready']);
+  });
+
   it('splits lists into batches within the limits', () => {
     const sizes = [{ size: 10 }, { size: 20 }, { size: 30 }, { size: 40 }];
     expect(planBatches(sizes, { maxFiles: 3 }).map((b) => b.length)).toEqual([3, 1]);

@@ -16,6 +16,18 @@ describe('uuidv7', () => {
   });
 });
 
+describe('random parts', () => {
+  it('never repeat across refills of the random pool, and are not all alike', () => {
+    // 2,000 ids draw 32,000 random bytes: the 4 KiB pool is refilled several times.
+    const tails = Array.from({ length: 2_000 }, () => uuidv7(7_000).slice(24));
+    expect(new Set(tails).size).toBe(2_000);
+    const tokens = Array.from({ length: 2_000 }, () => timeOrderedToken(7_000).slice(8));
+    expect(new Set(tokens).size).toBe(2_000);
+    // Every hex digit shows up in every position of the random tail (12 positions × 2,000 ids).
+    for (let i = 0; i < 12; i++) expect(new Set(tails.map((t) => t[i])).size).toBe(16);
+  });
+});
+
 describe('timeOrderedToken', () => {
   it('is 22 base64url characters; tokens of the same millisecond share their first 8 (the time)', () => {
     const a = timeOrderedToken(1_795_836_000_000);

@@ -77,11 +77,7 @@ async function processBatch(deps: WorkerDeps, job: Job): Promise<void> {
     throw new PermanentJobError(`file.upload job ${job.id} has a malformed batch.`);
   }
   const started = performance.now();
-  const uploads: UploadSession[] = [];
-  for (const id of uploadIds) {
-    const upload = typeof id === 'string' ? await deps.metadata.getUploadById(id) : null;
-    if (upload?.status === 'processing') uploads.push(upload);
-  }
+  const uploads = (await batchUploads(deps, batchId, uploadIds)).filter((u) => u.status === 'processing');
   const mediaTypes = isStringRecord(job.payload.mediaTypes) ? job.payload.mediaTypes : {};
   const prepared = await mapPool(uploads, BATCH_CONCURRENCY, async (upload) => {
     const content = await batchContent(deps, upload, mediaTypes[upload.id]);
@@ -125,6 +121,34 @@ async function processBatch(deps: WorkerDeps, job: Job): Promise<void> {
     },
     'upload batch committed',
   );
+}
+
+/**
+ * The job's uploads, in its order (missing ones left out): the batch in one query (the first
+ * upload found names its uploader), and any id the batch listing lacks on its own. One
+ * query per file cost ~0.1 s of a 5,000-file sync's ~4 s of server CPU on the 2-core VM.
+ */
+async function batchUploads(
+  deps: WorkerDeps,
+  batchId: string,
+  uploadIds: unknown[],
+): Promise<UploadSession[]> {
+  const ids = uploadIds.filter((id): id is string => typeof id === 'string');
+  const byId = new Map<string, UploadSession>();
+  for (const id of ids) {
+    const first = await deps.metadata.getUploadById(id);
+    if (!first) continue;
+    for (const upload of await deps.metadata.listBatchUploads(first.uploaderId, batchId))
+      byId.set(upload.id, upload);
+    byId.set(first.id, first);
+    break;
+  }
+  const out: UploadSession[] = [];
+  for (const id of ids) {
+    const upload = byId.get(id) ?? (await deps.metadata.getUploadById(id));
+    if (upload) out.push(upload);
+  }
+  return out;
 }
 
 const SHA256 = /^[0-9a-f]{64}$/;
