@@ -68,15 +68,15 @@ export function uploadRoutes(deps: AppDeps): Router {
       typeof batchId === 'string' && UPLOAD_ID.test(batchId)
         ? deps.metadata.listBatchUploads(uploaderId, batchId)
         : [];
-    const first = await load();
-    if (first.length === 0) throw new AppError('NOT_FOUND', 'No such batch.');
     const controller = new AbortController();
     res.on('close', () => controller.abort());
+    // An unknown batch lists nothing, which counts as done: the first check answers it.
     const sessions = await waitOnChannel(deps.cache, batchChannel(batchId as string), load, batchDone, {
       waitMs: waitSeconds(req.query.wait) * 1000,
       fallbackMs: 500,
       signal: controller.signal,
     });
+    if (sessions.length === 0) throw new AppError('NOT_FOUND', 'No such batch.');
     // A batch's files share a few folders: each folder's path is looked up once.
     const folders = new Map<string | null, Promise<string>>();
     const files = await Promise.all(

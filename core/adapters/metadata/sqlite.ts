@@ -248,7 +248,7 @@ export class SqliteMetadataStore implements MetadataStore {
               const code = finalCommitError(err);
               if (code === null) throw err;
               const message = err instanceof Error ? err.message : code;
-              this.transfers.setUploadStatus(item.uploadId, 'failed', { error: code });
+              this.transfers.markUpload(item.uploadId, 'failed', { error: code });
               this.accounts.appendAudit({
                 ...item.audit,
                 action: 'file.upload_failed',
@@ -256,7 +256,7 @@ export class SqliteMetadataStore implements MetadataStore {
               });
               return { ok: false, code, message };
             }
-            this.transfers.setUploadStatus(item.uploadId, 'ready', {
+            this.transfers.markUpload(item.uploadId, 'ready', {
               fileId: result.node.id,
               revision: result.revision.revision,
               error: null,
