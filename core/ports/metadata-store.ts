@@ -458,6 +458,11 @@ export interface MetadataStore {
   /** The uploads of a batch that `uploaderId` created, in batch order. */
   listBatchUploads(uploaderId: string, batchId: string): Promise<UploadSession[]>;
   /**
+   * How many uploads of that batch are not final yet (`receiving` or `processing`); `null`
+   * when `uploaderId` has no such batch. What a long poll re-checks, instead of listing.
+   */
+  countBatchPending(uploaderId: string, batchId: string): Promise<number | null>;
+  /**
    * Commits many uploads at once (the worker's batch step): for each item, in order,
    * `commitFile(item.file)`, then the upload becomes `ready` (with the file id) and the
    * audit entry is appended. An item whose commit throws a `ConflictError` or `AppError`

@@ -166,6 +166,9 @@ export function transferTests(ctx: SuiteContext): void {
         [batchId, 2],
       ]);
       expect(await ctx.store.listBatchUploads(stranger.id, batchId)).toEqual([]);
+      expect(await ctx.store.countBatchPending(user.id, batchId)).toBe(3);
+      expect(await ctx.store.countBatchPending(stranger.id, batchId)).toBeNull();
+      expect(await ctx.store.countBatchPending(user.id, randomUUID())).toBeNull();
 
       // A duplicate id makes the whole batch fail: nothing of it is created.
       const again = { ...newUpload(user.id, 1), batchId: randomUUID(), batchIndex: 0 };
@@ -183,6 +186,11 @@ export function transferTests(ctx: SuiteContext): void {
         ['f0.txt', 'processing', 3],
         ['f1.txt', 'processing', 4],
       ]);
+      // The cancelled one is final; the two processing ones are not.
+      expect(await ctx.store.countBatchPending(user.id, batchId)).toBe(2);
+      await ctx.store.setUploadStatus(inputs[0]?.id as string, 'ready');
+      await ctx.store.setUploadStatus(inputs[1]?.id as string, 'failed', { error: 'X' });
+      expect(await ctx.store.countBatchPending(user.id, batchId)).toBe(0);
       // Nothing left to move: no second outbox entry.
       expect(
         await ctx.store.finishUploads(

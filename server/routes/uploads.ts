@@ -64,19 +64,22 @@ export function uploadRoutes(deps: AppDeps): Router {
   router.get('/batch/:id', authenticate(deps), async (req, res) => {
     const batchId = req.params.id;
     const uploaderId = authOf(req).user.id;
-    const load = async (): Promise<UploadSession[]> =>
-      typeof batchId === 'string' && UPLOAD_ID.test(batchId)
-        ? deps.metadata.listBatchUploads(uploaderId, batchId)
-        : [];
+    if (typeof batchId !== 'string' || !UPLOAD_ID.test(batchId))
+      throw new AppError('NOT_FOUND', 'No such batch.');
     const controller = new AbortController();
     res.on('close', () => controller.abort());
-    // An unknown batch lists nothing, which counts as done: the first check answers it.
-    const sessions = await waitOnChannel(deps.cache, batchChannel(batchId as string), load, batchDone, {
-      waitMs: waitSeconds(req.query.wait) * 1000,
-      fallbackMs: 500,
-      signal: controller.signal,
-    });
-    if (sessions.length === 0) throw new AppError('NOT_FOUND', 'No such batch.');
+    // The wait re-checks a count (one row), not the batch's 500 uploads; they are listed
+    // once at the end. An unknown batch counts nothing to wait for: the first check ends it.
+    const pending = await waitOnChannel(
+      deps.cache,
+      batchChannel(batchId),
+      () => deps.metadata.countBatchPending(uploaderId, batchId),
+      (left) => left === null || left === 0,
+      { waitMs: waitSeconds(req.query.wait) * 1000, fallbackMs: 500, signal: controller.signal },
+    );
+    if (pending === null) throw new AppError('NOT_FOUND', 'No such batch.');
+    // Statuses only move forward: the listing is at least as final as the last count.
+    const sessions = await deps.metadata.listBatchUploads(uploaderId, batchId);
     // A batch's files share a few folders: each folder's path is looked up once.
     const folders = new Map<string | null, Promise<string>>();
     const files = await Promise.all(

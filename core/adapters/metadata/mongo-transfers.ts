@@ -87,6 +87,14 @@ export class MongoTransfers {
     return docs.map(toUpload);
   }
 
+  async countBatchPending(uploaderId: string, batchId: string): Promise<number | null> {
+    const [total, pending] = await Promise.all([
+      this.m.uploads.countDocuments({ batchId, uploaderId }),
+      this.m.uploads.countDocuments({ batchId, uploaderId, status: { $in: ['receiving', 'processing'] } }),
+    ]);
+    return total === 0 ? null : pending;
+  }
+
   private uploadDoc(input: NewUploadSession, now: Date): UploadDoc {
     return {
       _id: input.id,

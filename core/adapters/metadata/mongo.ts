@@ -253,6 +253,9 @@ export class MongoMetadataStore implements MetadataStore {
   async listBatchUploads(uploaderId: string, batchId: string): Promise<UploadSession[]> {
     return this.call(() => this.transfers.listBatchUploads(uploaderId, batchId));
   }
+  async countBatchPending(uploaderId: string, batchId: string): Promise<number | null> {
+    return this.call(() => this.transfers.countBatchPending(uploaderId, batchId));
+  }
   /**
    * Item by item, each commit its own transaction (MongoDB has no savepoints): not atomic
    * across items, but every step is idempotent by upload id, so a retried job finishes

@@ -92,6 +92,15 @@ export class SqliteTransfers {
     return rows.map(toUpload);
   }
 
+  countBatchPending(uploaderId: string, batchId: string): number | null {
+    const row = cachedStatement(
+      this.db,
+      `SELECT COUNT(*) AS total, COALESCE(SUM(status IN ('receiving', 'processing')), 0) AS pending
+         FROM uploads WHERE batch_id = ? AND COALESCE(uploader_id, owner_id) = ?`,
+    ).get(batchId, uploaderId) as { total: number; pending: number };
+    return row.total === 0 ? null : row.pending;
+  }
+
   private uploadRow(input: NewUploadSession, now: number): UploadRow {
     return {
       id: input.id,

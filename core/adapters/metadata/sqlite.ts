@@ -235,6 +235,9 @@ export class SqliteMetadataStore implements MetadataStore {
   async listBatchUploads(uploaderId: string, batchId: string): Promise<UploadSession[]> {
     return this.run(() => this.transfers.listBatchUploads(uploaderId, batchId));
   }
+  async countBatchPending(uploaderId: string, batchId: string): Promise<number | null> {
+    return this.run(() => this.transfers.countBatchPending(uploaderId, batchId));
+  }
   /** One IMMEDIATE transaction; each item is a savepoint, so a refused item leaves no trace. */
   async commitUploads(items: readonly CommitUploadInput[]): Promise<CommitUploadOutcome[]> {
     return this.run(() =>
