@@ -32,13 +32,14 @@ import { nameKey, splitPath } from '../../core/domain/names.js';
 import { PRIORITY } from '../../core/ports/job-queue.js';
 import type { NewUploadSession, UploadSession, User } from '../../core/ports/metadata-store.js';
 import { ensureFolders } from '../../core/tree.js';
+import type { BodyMemory } from '../body-memory.js';
 import type { AppDeps } from '../deps.js';
 import { kickOutboxRelay } from '../outbox-relay.js';
 import { resolveUploadPlace } from '../shares/mounts.js';
 import { checkTarget, findExisting } from './create-upload.js';
 import { newUploadId } from './session.js';
 
-type Deps = Pick<AppDeps, 'config' | 'metadata' | 'blobs' | 'cache' | 'clock' | 'logger'>;
+type Deps = Pick<AppDeps, 'config' | 'metadata' | 'blobs' | 'cache' | 'clock' | 'logger' | 'bodyMemory'>;
 
 /** Files stored together (`BlobStore.putMany`), and how many such groups are stored at once. */
 const GROUP_FILES = 256;
@@ -85,7 +86,7 @@ export async function receiveBatch(deps: Deps, req: Request, user: User): Promis
   if (req.get('content-type')?.split(';')[0]?.trim().toLowerCase() !== BATCH_CONTENT_TYPE) {
     throw new AppError('UNSUPPORTED_MEDIA_TYPE', `A batch is sent as ${BATCH_CONTENT_TYPE}.`);
   }
-  const body = new BodyReader(req);
+  const body = new BodyReader(req, deps.bodyMemory);
   const manifest = await readManifest(body);
   const batchId = newUploadId();
   const t0 = performance.now();
@@ -345,20 +346,30 @@ class BodyReader {
   private bufferedBytes = 0;
   private ended = false;
 
-  constructor(req: Request) {
+  constructor(
+    req: Request,
+    /** Told of every piece of the body pulled (see server/body-memory.ts). */
+    private readonly memory?: Pick<BodyMemory, 'received'>,
+  ) {
     this.iterator = (req as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  }
+
+  /** The next piece of the body, or null at its end. */
+  private async pull(): Promise<Buffer | null> {
+    const next = await this.iterator.next();
+    if (next.done) {
+      this.ended = true;
+      return null;
+    }
+    this.memory?.received(next.value.byteLength);
+    this.buffered.push(next.value);
+    this.bufferedBytes += next.value.byteLength;
+    return next.value;
   }
 
   /** The next `n` bytes, or null when the body ends first. */
   async read(n: number): Promise<Buffer | null> {
-    while (this.bufferedBytes < n && !this.ended) {
-      const next = await this.iterator.next();
-      if (next.done) this.ended = true;
-      else {
-        this.buffered.push(next.value);
-        this.bufferedBytes += next.value.byteLength;
-      }
-    }
+    while (this.bufferedBytes < n && !this.ended) await this.pull();
     if (this.bufferedBytes < n) return null;
     const all = this.buffered.length === 1 ? (this.buffered[0] as Buffer) : Buffer.concat(this.buffered);
     const out = Buffer.from(all.subarray(0, n));
@@ -372,13 +383,8 @@ class BodyReader {
   async atEnd(): Promise<boolean> {
     if (this.bufferedBytes > 0) return false;
     if (this.ended) return true;
-    const next = await this.iterator.next();
-    if (next.done) {
-      this.ended = true;
-      return true;
-    }
-    this.buffered.push(next.value);
-    this.bufferedBytes += next.value.byteLength;
-    return next.value.byteLength === 0 ? this.atEnd() : false;
+    const next = await this.pull();
+    if (next === null) return true;
+    return next.byteLength === 0 ? this.atEnd() : false;
   }
 }
