@@ -5,9 +5,11 @@
  *  - tus creation-with-upload of 4 KiB (`POST /api/v1/uploads`, unique path and fresh random
  *    bytes per request via setupRequest), 50 connections;
  *  - the same 4 KiB POSTs against the raw sink (the loopback + fsync limit).
- * Errors are connection errors + timeouts + non-2xx answers, and must be 0. Afterwards the
- * uploads are verified: every uploaded path is listed, becomes `ready`, with the sha256 of
- * the bytes sent; the time the worker needs to drain the backlog is recorded.
+ * Each test runs `runs` times (the uploads and the raw sink in turns, each run into a folder
+ * of its own); the table has the medians. Errors are connection errors + timeouts + non-2xx
+ * answers, summed over the runs, and must be 0. After each upload run the uploads are
+ * verified: every uploaded path is listed, becomes `ready`, with the sha256 of the bytes
+ * sent; the time the worker needs to drain the backlog is recorded.
  */
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -48,18 +50,19 @@ const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
 export interface LoadOptions {
   durationS: number;
+  runs: number;
 }
 
 function b64(s: string): string {
   return Buffer.from(s, 'utf8').toString('base64');
 }
 
+/** Records one run's rate and latencies; returns its errors (the caller adds them up). */
 function record(results: Results, name: string, r: AcResult): number {
   const errors = r.errors + r.timeouts + r.non2xx;
   results.add(`load ${name} | req/s`, 'rps', r.requests.average);
   results.add(`load ${name} | p50 latency`, 'ms', r.latency.p50);
   results.add(`load ${name} | p99 latency`, 'ms', r.latency.p99);
-  results.add(`load ${name} | errors`, 'count', errors);
   console.log(
     `  ${name}: ${Math.round(r.requests.average)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, ${r['2xx']} ok, ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts`,
   );
@@ -98,12 +101,13 @@ function uploadRequests(sent: Map<string, string>, prefix: string, tus: boolean)
 
 async function verifyUploads(
   aio: Aio,
+  folder: string,
   sent: Map<string, string>,
   ok: number,
   results: Results,
 ): Promise<void> {
   const t0 = performance.now();
-  let files = await remoteFiles(aio, '/load/up');
+  let files = await remoteFiles(aio, `/${folder}`);
   for (;;) {
     // Files are listed once the worker commits them.
     const pending =
@@ -112,14 +116,14 @@ async function verifyUploads(
     if (performance.now() - t0 > 300_000)
       throw new Error(`load: ${pending} uploads still not ready after 300 s`);
     await sleep(250);
-    files = await remoteFiles(aio, '/load/up');
+    files = await remoteFiles(aio, `/${folder}`);
   }
   const drain = performance.now() - t0;
   results.add('load upload | backlog drain after the test', 'ms', drain);
   if (files.size < ok)
     throw new Error(`load: ${ok} uploads answered 2xx but only ${files.size} files are listed`);
   let bad = 0;
-  for (const [rel, e] of files) if (sent.get(`load/up/${rel}`) !== e.sha256) bad++;
+  for (const [rel, e] of files) if (sent.get(`${folder}/${rel}`) !== e.sha256) bad++;
   if (bad) throw new Error(`load: ${bad} uploaded files have the wrong sha256`);
   console.log(
     `  verified ${files.size} uploaded files (all ready, sha256 match; backlog drained in ${Math.round(drain)} ms)`,
@@ -159,49 +163,67 @@ export async function runLoad(opts: LoadOptions, results: Results): Promise<void
     );
 
     const auth = { authorization: `Bearer ${aio.token}` };
-    console.log(`load: GET /api/v1/fs/list (100 entries), 10 connections, ${opts.durationS} s…`);
-    const list = await autocannon({
-      url: `${aio.url}/api/v1/fs/list?path=%2Fload%2Flist`,
-      connections: 10,
-      duration: opts.durationS,
-      headers: auth,
-    });
-    const listErrors = record(results, 'list (10 conn)', list);
+    let listErrors = 0;
+    for (let run = 1; run <= opts.runs; run++) {
+      console.log(
+        `load: GET /api/v1/fs/list (100 entries), 10 connections, ${opts.durationS} s, run ${run}/${opts.runs}…`,
+      );
+      const list = await autocannon({
+        url: `${aio.url}/api/v1/fs/list?path=%2Fload%2Flist`,
+        connections: 10,
+        duration: opts.durationS,
+        headers: auth,
+      });
+      listErrors += record(results, 'list (10 conn)', list);
+    }
+    results.add('load list (10 conn) | errors', 'count', listErrors);
 
-    const sent = new Map<string, string>();
-    console.log(
-      `load: POST /api/v1/uploads 4 KiB creation-with-upload, 50 connections, ${opts.durationS} s…`,
-    );
-    const up = await autocannon({
-      url: aio.url,
-      connections: 50,
-      duration: opts.durationS,
-      headers: auth,
-      requests: uploadRequests(sent, 'load/up', true),
-    });
-    const upErrors = record(results, 'upload 4 KiB (50 conn)', up);
-    await verifyUploads(aio, sent, up['2xx'], results);
+    let upErrors = 0;
+    let rawErrors = 0;
+    for (let run = 1; run <= opts.runs; run++) {
+      const sent = new Map<string, string>();
+      const folder = `load/up${run}`;
+      console.log(
+        `load: POST /api/v1/uploads 4 KiB creation-with-upload, 50 connections, ${opts.durationS} s, run ${run}/${opts.runs}…`,
+      );
+      const up = await autocannon({
+        url: aio.url,
+        connections: 50,
+        duration: opts.durationS,
+        headers: auth,
+        requests: uploadRequests(sent, folder, true),
+      });
+      upErrors += record(results, 'upload 4 KiB (50 conn)', up);
+      await verifyUploads(aio, folder, sent, up['2xx'], results);
+
+      const sinkSent = new Map<string, string>();
+      const sinkFolder = `up${run}`;
+      console.log(
+        `load: POST 4 KiB to the raw sink (fsync), 50 connections, ${opts.durationS} s, run ${run}/${opts.runs}…`,
+      );
+      const raw = await autocannon({
+        url: sink.url,
+        connections: 50,
+        duration: opts.durationS,
+        requests: uploadRequests(sinkSent, sinkFolder, false),
+      });
+      rawErrors += record(results, 'raw sink 4 KiB (50 conn)', raw);
+      const onDisk = await hashTree(path.join(sink.root, sinkFolder), (rel) => rel.includes('.part-'));
+      let bad = 0;
+      for (const [rel, sha] of onDisk) if (sinkSent.get(`${sinkFolder}/${rel}`) !== sha) bad++;
+      if (bad || onDisk.size < raw['2xx'])
+        throw new Error(`sink: ${bad} wrong files, ${onDisk.size} on disk for ${raw['2xx']} answers`);
+    }
+    results.add('load upload 4 KiB (50 conn) | errors', 'count', upErrors);
+    results.add('load raw sink 4 KiB (50 conn) | errors', 'count', rawErrors);
     results.add('load upload | server peak RSS', 'kb', aio.server.peakRssKb());
 
-    const sinkSent = new Map<string, string>();
-    console.log(`load: POST 4 KiB to the raw sink (fsync), 50 connections, ${opts.durationS} s…`);
-    const raw = await autocannon({
-      url: sink.url,
-      connections: 50,
-      duration: opts.durationS,
-      requests: uploadRequests(sinkSent, 'up', false),
-    });
-    record(results, 'raw sink 4 KiB (50 conn)', raw);
-    const onDisk = await hashTree(path.join(sink.root, 'up'), (rel) => rel.includes('.part-'));
-    let bad = 0;
-    for (const [rel, sha] of onDisk) if (sinkSent.get(`up/${rel}`) !== sha) bad++;
-    if (bad || onDisk.size < raw['2xx'])
-      throw new Error(`sink: ${bad} wrong files, ${onDisk.size} on disk for ${raw['2xx']} answers`);
-
-    if (listErrors || upErrors)
-      results.note(`load: ERRORS — listing ${listErrors}, uploads ${upErrors} (must be 0).`);
+    if (listErrors || upErrors || rawErrors)
+      results.note(
+        `load: ERRORS — listing ${listErrors}, uploads ${upErrors}, raw sink ${rawErrors} (must be 0).`,
+      );
     results.note(
-      `load: autocannon ${opts.durationS} s per test, in the harness process on the same 2 cores as the server (so figures are a floor); errors = connection errors + timeouts + non-2xx.`,
+      `load: autocannon ${opts.durationS} s per test and run, ${opts.runs} run(s) of each (uploads and the raw sink in turns; the table has the medians), in the harness process on the same 2 cores as the server (so figures are a floor); errors = connection errors + timeouts + non-2xx, summed over the runs.`,
     );
     results.compare({
       workload: 'load: list 100 entries',
