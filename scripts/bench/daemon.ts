@@ -49,6 +49,8 @@ export interface DaemonOptions {
   available: boolean;
   w4: boolean;
   mem: boolean;
+  /** Runs of the daemon's W2 push and W3 resyncs (each on a fresh tree, server and daemon). */
+  runs: number;
   trials: number;
   quick: boolean;
 }
@@ -395,17 +397,19 @@ async function runMem(opts: DaemonOptions, results: Results): Promise<void> {
     anchor: { tool: 'Syncthing A → B (W3, same run only)', key: 'W3 resync time | syncthing' },
   });
   results.note(
-    `W3 daemon, two ways, both after its W2 push, and every file checked on the server afterwards. **From a rescan request** (the target row), timed as Syncthing's W3 is (its files written first, then a rescan requested through its REST API, then waited for through its REST API's counts and the bytes of a few files): the folder is paused (\`aio pause\`; a paused folder scans but queues nothing), a second change set (${w3Changes} modified, ${w3Changes} other added files) is written and left 500 ms, then \`resume\` starts a full rescan, and the timer, until the daemon's status shows the folder idle with nothing queued or running (an upload leaves its queue only once the server committed it) and \`GET /fs/stat\` shows 4 of the changed files with their new sha256 (polled every 10 ms). **From the first write**, timed until \`GET /fs/stat\` has shown every changed file with its new sha256 (polled every 10 ms, 4 files not yet seen right at a time, twice as many at once while all are right): the W2 change set written into the watched folder while it runs, detection included (inotify, 100 ms debounce per path, files younger than 100 ms wait); Syncthing has no such figure here (with its watcher, W4 shows ~0.7 s per change at fsWatcherDelayS=1).`,
+    `W2 and W3 with the daemon: ${opts.runs} run(s), each on a fresh tree, server and daemon; the table has the medians. W3 daemon, two ways, both after its W2 push, and every file checked on the server afterwards. **From a rescan request** (the target row), timed as Syncthing's W3 is (its files written first, then a rescan requested through its REST API, then waited for through its REST API's counts and the bytes of a few files): the folder is paused (\`aio pause\`; a paused folder scans but queues nothing), a second change set (${w3Changes} modified, ${w3Changes} other added files) is written and left 500 ms, then \`resume\` starts a full rescan, and the timer, until the daemon's status shows the folder idle with nothing queued or running (an upload leaves its queue only once the server committed it) and \`GET /fs/stat\` shows 4 of the changed files with their new sha256 (polled every 10 ms). **From the first write**, timed until \`GET /fs/stat\` has shown every changed file with its new sha256 (polled every 10 ms, 4 files not yet seen right at a time, twice as many at once while all are right): the W2 change set written into the watched folder while it runs, detection included (inotify, 100 ms debounce per path, files younger than 100 ms wait); Syncthing has no such figure here (with its watcher, W4 shows ~0.7 s per change at fsWatcherDelayS=1).`,
   );
-  {
+  // Each run: a fresh tree, server and daemon; W2's push, then both W3s on top of it.
+  for (let run = 1; run <= opts.runs; run++) {
     let aio: Aio | null = null;
     const src = await tempDir('mem-w2');
+    const of = `run ${run}/${opts.runs}`;
     try {
       const manifest = await writeTree(src, w2Folders, w2PerFolder, 4096);
       aio = await startAio();
       flushDisks();
       const { daemon, t0 } = await startDaemon(aio, src, '/w2d');
-      process.stdout.write(`daemon: initial push of ${w2Count} × 4 KiB… `);
+      process.stdout.write(`daemon: initial push of ${w2Count} × 4 KiB, ${of}… `);
       await waitSettled(aio, daemon, true, 900_000);
       results.add('W2 daemon initial sync time | aio daemon', 'ms', performance.now() - t0);
       results.add('W2 daemon peak RSS | aio daemon', 'kb', daemon.peakRssKb());
@@ -413,7 +417,7 @@ async function runMem(opts: DaemonOptions, results: Results): Promise<void> {
       console.log('ok');
 
       // --- W3 with the daemon: the W2 change set written into the watched folder
-      process.stdout.write(`daemon: W3 resync (${w3Changes} modified + ${w3Changes} added)… `);
+      process.stdout.write(`daemon: W3 resync (${w3Changes} modified + ${w3Changes} added), ${of}… `);
       const t3 = performance.now();
       const change = await applyChanges([src], manifest, w3Changes, w3Changes, 4096);
       await waitPushed(aio, '/w2d', change);
@@ -424,7 +428,9 @@ async function runMem(opts: DaemonOptions, results: Results): Promise<void> {
       // --- W3 from a rescan request, as Syncthing's W3 is timed: the folder paused, another
       // change set written and left to settle, then `resume` (a full rescan), timed until
       // the server shows every change. A paused folder scans but queues nothing.
-      process.stdout.write(`daemon: W3 from a rescan request (${w3Changes} modified + ${w3Changes} added)… `);
+      process.stdout.write(
+        `daemon: W3 from a rescan request (${w3Changes} modified + ${w3Changes} added), ${of}… `,
+      );
       await ipc(aio.configDir, 'pause');
       const change2 = await applyChanges([src], change.manifest, w3Changes, w3Changes, 4096, 'rescan');
       await new Promise((r) => setTimeout(r, 500));

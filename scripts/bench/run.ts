@@ -140,6 +140,7 @@ async function main(): Promise<void> {
           available: await daemonAvailable(),
           w4: only.has('w4'),
           mem: only.has('mem'),
+          runs: runs(3),
           trials: quick ? 5 : 20,
           quick,
         },
