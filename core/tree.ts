@@ -13,14 +13,14 @@ export async function resolvePath(
   ownerId: string,
   path: string,
 ): Promise<TreeNode | null> {
-  let node: TreeNode | null = null;
-  for (const segment of splitPath(path)) {
-    if (node && node.kind !== 'folder') throw new NotFoundError(`No such folder: ${node.name}`);
-    const child: TreeNode | null = await metadata.findChild(ownerId, node?.id ?? null, segment);
-    if (!child) throw new NotFoundError(`Not found: ${path}`);
-    node = child;
+  const segments = splitPath(path);
+  const nodes = await metadata.findPath(ownerId, null, segments);
+  const last = nodes[nodes.length - 1] ?? null;
+  if (nodes.length < segments.length) {
+    if (last && last.kind !== 'folder') throw new NotFoundError(`No such folder: ${last.name}`);
+    throw new NotFoundError(`Not found: ${path}`);
   }
-  return node;
+  return last;
 }
 
 /** The folder id at `path` (`null` for the root); `NotFoundError` / `CONFLICT` when it is a file. */

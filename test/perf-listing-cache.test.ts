@@ -165,14 +165,18 @@ describe('SQLite users and path lookups remembered while the database is unchang
     await store.createFolder(userId, null, 'a');
     expect(await store.findChild(userId, null, 'a')).not.toBeNull();
     expect((await store.getUserById(userId))?.tokenVersion).toBe(0);
+    expect(await store.findPath(userId, null, ['a'])).toHaveLength(1);
     open(file).prepare("UPDATE nodes SET name = 'b', name_key = 'b'").run();
     expect(await store.findChild(userId, null, 'a')).toBeNull();
     expect(await store.findChild(userId, null, 'b')).not.toBeNull();
+    expect(await store.findPath(userId, null, ['a'])).toEqual([]);
+    expect(await store.findPath(userId, null, ['b'])).toHaveLength(1);
     // Revocation stays immediate when another process changes the user.
     runInOtherProcess(file, 'UPDATE users SET token_version = token_version + 1');
     expect((await store.getUserById(userId))?.tokenVersion).toBe(1);
     runInOtherProcess(file, 'DELETE FROM nodes');
     expect(await store.findChild(userId, null, 'b')).toBeNull();
+    expect(await store.findPath(userId, null, ['b'])).toEqual([]);
   });
 
   it('remembers nothing read inside a transaction, and at most its size', async () => {

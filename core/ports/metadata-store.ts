@@ -390,6 +390,12 @@ export interface MetadataStore {
   getNode(ownerId: string, id: string): Promise<TreeNode | null>;
   /** Case-insensitive (Unicode-folded) lookup among the non-trashed children of `parentId`. */
   findChild(ownerId: string, parentId: string | null, name: string): Promise<TreeNode | null>;
+  /**
+   * `findChild` down `names` from `parentId`: the node of each name in order, ending early
+   * at the first name that is not there or after a node that is not a folder (so the
+   * answer is shorter than `names` unless the whole path exists). One call for a path.
+   */
+  findPath(ownerId: string, parentId: string | null, names: readonly string[]): Promise<TreeNode[]>;
   listChildren(ownerId: string, parentId: string | null, options?: ListOptions): Promise<Page<TreeNode>>;
   /** Throws `ConflictError('NAME_CONFLICT')` when a live sibling has the same name up to case. */
   createFolder(ownerId: string, parentId: string | null, name: string): Promise<TreeNode>;

@@ -53,6 +53,33 @@ export function treeTests(ctx: SuiteContext): void {
     });
   });
 
+  describe('findPath', () => {
+    it('walks a path folder by folder, case-insensitively, and stops where it ends', async () => {
+      const user = await makeUser(ctx.store);
+      const other = await makeUser(ctx.store, 'other');
+      const a = await ctx.store.createFolder(user.id, null, 'a');
+      const b = await ctx.store.createFolder(user.id, a.id, 'B');
+      const file = (await commit(ctx.store, user.id, b.id, 'f.txt', 'x')).node;
+      const ids = async (parentId: string | null, names: string[], owner = user.id) =>
+        (await ctx.store.findPath(owner, parentId, names)).map((n) => n.id);
+      expect(await ids(null, ['A', 'b', 'F.TXT'])).toEqual([a.id, b.id, file.id]);
+      expect(await ids(a.id, ['b'])).toEqual([b.id]);
+      expect(await ids(null, [])).toEqual([]);
+      // Ends at the first missing name, and after a file.
+      expect(await ids(null, ['a', 'nope', 'f.txt'])).toEqual([a.id]);
+      expect(await ids(null, ['a', 'b', 'f.txt', 'below'])).toEqual([a.id, b.id, file.id]);
+      // Another owner's tree, trashed nodes and a bogus parent are not walked.
+      expect(await ids(null, ['a'], other.id)).toEqual([]);
+      expect(await ids('', ['a'])).toEqual([]);
+      await ctx.store.trashNode(user.id, b.id, new Date());
+      expect(await ids(null, ['a', 'b', 'f.txt'])).toEqual([a.id]);
+      // The answer is the caller's own list.
+      const path = await ctx.store.findPath(user.id, null, ['a']);
+      path.push(path[0] as (typeof path)[number]);
+      expect(await ids(null, ['a'])).toEqual([a.id]);
+    });
+  });
+
   describe('commitFile', () => {
     it('creates revision 1, then updates with revision 2 and adjusts storageUsed by the size difference', async () => {
       const user = await makeUser(ctx.store);

@@ -167,6 +167,20 @@ export class MongoMetadataStore implements MetadataStore {
   async findChild(ownerId: string, parentId: string | null, name: string): Promise<TreeNode | null> {
     return this.call(() => this.tree.findChild(ownerId, parentId, name));
   }
+  async findPath(ownerId: string, parentId: string | null, names: readonly string[]): Promise<TreeNode[]> {
+    return this.call(async () => {
+      const nodes: TreeNode[] = [];
+      let at = parentId;
+      for (const name of names) {
+        const node = await this.tree.findChild(ownerId, at, name);
+        if (!node) break;
+        nodes.push(node);
+        if (node.kind !== 'folder') break;
+        at = node.id;
+      }
+      return nodes;
+    });
+  }
   async listChildren(
     ownerId: string,
     parentId: string | null,
