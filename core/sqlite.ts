@@ -83,18 +83,21 @@ export function changeStamp(db: SqliteDatabase): string | null {
 
 /**
  * Values read from the database, remembered while `changeStamp` stays the same: a commit
- * by any connection, or a row written by this one, forgets them all. For point lookups
- * on every request's path (the user behind a token, the folders of a path): a stamp read
- * instead of the query and its row's conversion. Every caller gets the same value, so
- * values must be frozen. At most `max` values; the oldest go first.
+ * by any connection, or a row written by this one, forgets them all. For reads on every
+ * request's path (the user behind a token, a path, a listing page): a stamp read instead
+ * of the queries and their rows' conversion. Every caller gets the same value, so values
+ * must be frozen. At most `max` in weight (each value weighs 1 unless `weigh` says
+ * otherwise); the oldest go first.
  */
 export class StampedMemo<V> {
-  private readonly values = new Map<string, V>();
+  private readonly values = new Map<string, { value: V; weight: number }>();
   private stamp: string | null = null;
+  private total = 0;
 
   constructor(
     private readonly db: SqliteDatabase,
     private readonly max: number,
+    private readonly weigh: (value: V) => number = () => 1,
   ) {}
 
   /** The value remembered for `key`, else `read()` (remembered when outside a transaction). */
@@ -103,12 +106,20 @@ export class StampedMemo<V> {
     if (stamp === null) return read();
     if (stamp !== this.stamp) {
       this.values.clear();
+      this.total = 0;
       this.stamp = stamp;
     }
-    if (this.values.has(key)) return this.values.get(key) as V;
+    const known = this.values.get(key);
+    if (known !== undefined) return known.value;
     const value = read();
-    if (this.values.size >= this.max) this.values.delete(this.values.keys().next().value as string);
-    this.values.set(key, value);
+    const weight = this.weigh(value);
+    for (const [oldKey, old] of this.values) {
+      if (this.total + weight <= this.max) break;
+      this.values.delete(oldKey);
+      this.total -= old.weight;
+    }
+    this.values.set(key, { value, weight });
+    this.total += weight;
     return value;
   }
 }

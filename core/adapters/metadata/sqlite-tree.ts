@@ -7,7 +7,7 @@ import { ConflictError, NotFoundError } from '../../../contract/errors.js';
 import { uuidv7 } from '../../domain/ids.js';
 import type { Clock } from '../../domain/clock.js';
 import { nameKey } from '../../domain/names.js';
-import { cachedStatement, changeStamp, type SqliteDatabase } from '../../sqlite.js';
+import { StampedMemo, cachedStatement, type SqliteDatabase } from '../../sqlite.js';
 import type {
   CommitFileInput,
   CommitFileResult,
@@ -57,18 +57,18 @@ const MAX_LISTED_NODES = 20_000;
 
 export class SqliteTree {
   /**
-   * Listing pages as last read, valid only while `changeStamp` is `listingsStamp`: any
-   * commit by any connection, or any row written by this one, empties it. Pages and
-   * their nodes are frozen, since every caller gets the same objects.
+   * Listing pages as last read, while the database is unchanged (`StampedMemo`), at most
+   * `MAX_LISTED_NODES` nodes in all. Pages and their nodes are frozen, since every caller
+   * gets the same objects.
    */
-  private readonly listings = new Map<string, Page<TreeNode>>();
-  private listingsStamp: string | null = null;
-  private listedNodes = 0;
+  private readonly listings: StampedMemo<Page<TreeNode>>;
 
   constructor(
     private readonly db: SqliteDatabase,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.listings = new StampedMemo(db, MAX_LISTED_NODES, (page) => page.items.length);
+  }
 
   getNode(ownerId: string, id: string): TreeNode | null {
     const row = this.nodeRow(ownerId, id);
@@ -87,13 +87,6 @@ export class SqliteTree {
    * reading the rows: building 100 nodes costs far more than checking the stamp.
    */
   listChildren(ownerId: string, parentId: string | null, options: ListOptions = {}): Page<TreeNode> {
-    const stamp = changeStamp(this.db);
-    if (stamp === null) return this.readChildren(ownerId, parentId, options);
-    if (stamp !== this.listingsStamp) {
-      this.listings.clear();
-      this.listedNodes = 0;
-      this.listingsStamp = stamp;
-    }
     const key = JSON.stringify([
       ownerId,
       parentId,
@@ -103,20 +96,12 @@ export class SqliteTree {
       options.includeTrashed === true,
       options.cursor ?? null,
     ]);
-    const known = this.listings.get(key);
-    if (known !== undefined) return known;
-    const page = this.readChildren(ownerId, parentId, options);
-    for (const node of page.items) Object.freeze(node);
-    Object.freeze(page.items);
-    Object.freeze(page);
-    for (const [oldKey, old] of this.listings) {
-      if (this.listedNodes + page.items.length <= MAX_LISTED_NODES) break;
-      this.listings.delete(oldKey);
-      this.listedNodes -= old.items.length;
-    }
-    this.listings.set(key, page);
-    this.listedNodes += page.items.length;
-    return page;
+    return this.listings.get(key, () => {
+      const page = this.readChildren(ownerId, parentId, options);
+      for (const node of page.items) Object.freeze(node);
+      Object.freeze(page.items);
+      return Object.freeze(page);
+    });
   }
 
   private readChildren(ownerId: string, parentId: string | null, options: ListOptions): Page<TreeNode> {
