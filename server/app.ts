@@ -3,10 +3,12 @@
  * argument, so tests build apps with real adapters in temp dirs and inject requests.
  */
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Express, type Request, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import type { Logger } from 'pino';
 import type { AppDeps } from './deps.js';
+import { installFastLane } from './fast-lane.js';
 import { errorHandler, notFoundHandler } from './middleware/error-handler.js';
 import { healthRoutes } from './routes/health.js';
 import { apiRoutes } from './routes/index.js';
@@ -56,17 +58,35 @@ export const SECURITY_HEADERS = {
   referrerPolicy: { policy: 'no-referrer' as const },
 };
 
-export function createApp(deps: AppDeps): AppHandle {
+export interface AppOptions {
+  /**
+   * Answer the hottest reads without Express (`server/fast-lane.ts`); default true.
+   * Off only to compare both lanes in tests.
+   */
+  fastLane?: boolean;
+}
+
+export function createApp(deps: AppDeps, options: AppOptions = {}): AppHandle {
   let draining = false;
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', deps.config.trustProxy);
   app.set('query parser', 'simple');
 
+  const securityHeaders = recordFixedHeaders(helmet(SECURITY_HEADERS));
   provideRequestLogger(app, deps.logger);
-  app.use(observeRequests(deps));
+  app.use((req, res, next) => {
+    req.id = observeRequest(deps, req, res, {
+      log: () => req.log,
+      route: () => routeLabel(req),
+    });
+    next();
+  });
 
-  app.use(fixedHeaders(helmet(SECURITY_HEADERS)));
+  app.use((_req, res, next) => {
+    securityHeaders(res);
+    next();
+  });
   app.use(withBodyOnly(express.json({ limit: '1mb', strict: true })));
 
   app.use(
@@ -82,6 +102,18 @@ export function createApp(deps: AppDeps): AppHandle {
 
   app.use(notFoundHandler());
   app.use(errorHandler());
+
+  if (options.fastLane !== false) {
+    installFastLane(app, {
+      deps,
+      observe: (req, res, route) =>
+        observeRequest(deps, req, res, {
+          log: (id) => requestLogger(deps.logger, id, req.method ?? '', req.url ?? ''),
+          route: () => route,
+        }),
+      securityHeaders,
+    });
+  }
 
   return {
     app,
@@ -119,17 +151,17 @@ function provideRequestLogger(app: Express, logger: Logger): void {
   Object.defineProperty(app.request, 'log', {
     configurable: true,
     get(this: Request): Logger {
-      return own(
-        this,
-        logger.child({
-          req: { id: this.id, method: this.method, url: redactUrl(this.originalUrl ?? this.url) },
-        }),
-      );
+      return own(this, requestLogger(logger, this.id, this.method, this.originalUrl ?? this.url));
     },
     set(this: Request, value: Logger) {
       own(this, value);
     },
   });
+}
+
+/** The logger of one request: bound to `req: { id, method, url }`, the url redacted. */
+function requestLogger(logger: Logger, id: string, method: string, url: string): Logger {
+  return logger.child({ req: { id, method, url: redactUrl(url) } });
 }
 
 /** Requests whose completion is not logged (scrapes and probes). */
@@ -138,47 +170,50 @@ function quietUrl(url: string): boolean {
 }
 
 /**
- * Per request: the request id (`X-Request-Id`), the duration metric (on `finish`), and
- * one access-log line when the response finishes or the connection closes before —
- * `info` "request completed" / "request aborted", or `error` "request errored" for a
- * 5xx, with `req` (redacted url), `res: { statusCode }` and `responseTime` (ms), as
- * pino-http wrote them. Nothing is built for a line whose level is off.
+ * Per request: the request id (`X-Request-Id`: a valid one from the client, else a new
+ * UUID; returned), the duration metric (on `finish`), and one access-log line when the
+ * response finishes or the connection closes before — `info` "request completed" /
+ * "request aborted", or `error` "request errored" for a 5xx, with `req` (redacted url),
+ * `res: { statusCode }` and `responseTime` (ms), as pino-http wrote them. Nothing is
+ * built for a line whose level is off. For both lanes: `log` gives the request's logger
+ * (asked only when a line is written), `route` its metric label (asked on `finish`).
  */
-function observeRequests(deps: AppDeps): RequestHandler {
+export function observeRequest(
+  deps: Pick<AppDeps, 'logger' | 'metrics'>,
+  req: IncomingMessage,
+  res: ServerResponse,
+  how: { log: (id: string) => Logger; route: () => string },
+): string {
   const { logger, metrics } = deps;
-  return (req, res, next) => {
-    const given = req.headers['x-request-id'];
-    const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-    res.setHeader('X-Request-Id', id);
-    req.id = id;
-    const startedAt = Date.now();
-    const endTimer = metrics.httpDuration.startTimer();
-    const quiet = quietUrl(req.url);
-    let done = false;
-    const complete = (): void => {
-      if (done) return;
-      done = true;
-      if (quiet) return;
-      const failed = res.statusCode >= 500;
-      if (!logger.isLevelEnabled(failed ? 'error' : 'info')) return;
-      const fields = { res: { statusCode: res.statusCode }, responseTime: Date.now() - startedAt };
-      if (failed) {
-        req.log.error(
-          { ...fields, err: new Error(`failed with status code ${res.statusCode}`) },
-          'request errored',
-        );
-      } else {
-        const whole = !req.readableAborted && res.writableEnded;
-        req.log.info(fields, whole ? 'request completed' : 'request aborted');
-      }
-    };
-    res.on('finish', () => {
-      endTimer({ method: req.method, route: routeLabel(req), status: String(res.statusCode) });
-      complete();
-    });
-    res.on('close', complete);
-    next();
+  const given = req.headers['x-request-id'];
+  const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+  res.setHeader('X-Request-Id', id);
+  const startedAt = Date.now();
+  const endTimer = metrics.httpDuration.startTimer();
+  const quiet = quietUrl(req.url ?? '');
+  let done = false;
+  const complete = (): void => {
+    if (done) return;
+    done = true;
+    if (quiet) return;
+    const failed = res.statusCode >= 500;
+    if (!logger.isLevelEnabled(failed ? 'error' : 'info')) return;
+    const fields = { res: { statusCode: res.statusCode }, responseTime: Date.now() - startedAt };
+    if (failed) {
+      how
+        .log(id)
+        .error({ ...fields, err: new Error(`failed with status code ${res.statusCode}`) }, 'request errored');
+    } else {
+      const whole = !req.readableAborted && res.writableEnded;
+      how.log(id).info(fields, whole ? 'request completed' : 'request aborted');
+    }
   };
+  res.on('finish', () => {
+    endTimer({ method: req.method, route: how.route(), status: String(res.statusCode) });
+    complete();
+  });
+  res.on('close', complete);
+  return id;
 }
 
 type HeaderStep = { set: string; value: string | number | readonly string[] } | { remove: string };
@@ -191,7 +226,7 @@ type HeaderStep = { set: string; value: string | number | readonly string[] } | 
  * does not finish at once, or sets different values on two runs (a per-request value
  * such as a CSP nonce must never be frozen into every response).
  */
-export function fixedHeaders(middleware: ReturnType<typeof helmet>): RequestHandler {
+export function recordFixedHeaders(middleware: ReturnType<typeof helmet>): (res: ServerResponse) => void {
   const record = (): HeaderStep[] => {
     const steps: HeaderStep[] = [];
     const recorder = {
@@ -218,12 +253,11 @@ export function fixedHeaders(middleware: ReturnType<typeof helmet>): RequestHand
   const steps = record();
   if (JSON.stringify(record()) !== JSON.stringify(steps))
     throw new Error('The header middleware sets per-request values; it cannot be replayed.');
-  return (_req, res, next) => {
+  return (res) => {
     for (const step of steps) {
       if ('set' in step) res.setHeader(step.set, step.value);
       else res.removeHeader(step.remove);
     }
-    next();
   };
 }
 

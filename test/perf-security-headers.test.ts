@@ -7,7 +7,7 @@ import express from 'express';
 import helmet from 'helmet';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SECURITY_HEADERS, fixedHeaders } from '../server/app.js';
+import { SECURITY_HEADERS, recordFixedHeaders } from '../server/app.js';
 import { createTestApp, type TestApp } from './helpers/app.js';
 
 let t: TestApp;
@@ -57,6 +57,6 @@ describe('security headers', () => {
         },
       },
     });
-    expect(() => fixedHeaders(perRequest)).toThrow(/per-request/);
+    expect(() => recordFixedHeaders(perRequest)).toThrow(/per-request/);
   });
 });

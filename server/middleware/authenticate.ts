@@ -4,6 +4,7 @@
  * Sets `req.auth`. Every request re-checks the user, the token version (password
  * change) and the session family (logout, refresh reuse), so revocation is immediate.
  */
+import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { AppError } from '../../contract/errors.js';
 import type { TokenScope, User } from '../../core/ports/metadata-store.js';
@@ -27,7 +28,7 @@ declare module 'express-serve-static-core' {
 
 const ALL_SCOPES: ReadonlySet<TokenScope> = new Set<TokenScope>(['read', 'write', 'share']);
 
-export function bearerToken(req: Request): string | null {
+export function bearerToken(req: Pick<IncomingMessage, 'headers'>): string | null {
   const header = req.headers.authorization;
   if (typeof header !== 'string') return null;
   const match = /^Bearer ([A-Za-z0-9._~+/=-]{10,4096})$/.exec(header.trim());

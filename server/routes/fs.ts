@@ -17,7 +17,7 @@
  * by its recipient, and nothing moves or copies between a shared tree and another one
  * (409). `/Shared` itself lists the caller's mounts (then their own `Shared` folder, if any).
  */
-import { Router, type Request, type Response } from 'express';
+import { Router, type Request } from 'express';
 import { drained } from '../../contract/drained.js';
 import { AppError, ConflictError, NotFoundError } from '../../contract/errors.js';
 import {
@@ -30,9 +30,10 @@ import {
   treeQuerySchema,
   type Entry,
   type EntryPage,
+  type ListQuery,
 } from '../../contract/schemas/files.js';
 import { splitPath } from '../../core/domain/names.js';
-import type { Page, TreeNode } from '../../core/ports/metadata-store.js';
+import type { ListOptions, Page, TreeNode } from '../../core/ports/metadata-store.js';
 import { ensureFolders } from '../../core/tree.js';
 import type { AppDeps } from '../deps.js';
 import { announceLatest } from '../files/announce.js';
@@ -89,12 +90,15 @@ async function placeOrNull(
   });
 }
 
-/** A listing's response body, ready to send again: JSON bytes and their ETag. */
-interface ListingBody {
+/** A listing's response body, ready to send: JSON bytes and their ETag. */
+export interface ListingBody {
   folderPath: string;
   bytes: Buffer;
   etag: string | undefined;
 }
+
+/** The app's `etag fn` setting (Express's weak ETag by default), or none when ETags are off. */
+export type EtagOf = ((body: Buffer) => string) | undefined;
 
 /**
  * Bodies of pages the store handed out frozen (the SQLite store returns the same frozen
@@ -104,12 +108,8 @@ interface ListingBody {
  */
 const listingBodies = new WeakMap<Page<TreeNode>, ListingBody>();
 
-/**
- * Sends `{ items, nextCursor }` of a page of `folderPath` exactly as `res.json` would
- * (same bytes, Content-Type, and the ETag of the app's `etag fn`), reusing the body of a
- * frozen page seen before.
- */
-function sendListing(req: Request, res: Response, page: Page<TreeNode>, folderPath: string): void {
+/** `{ items, nextCursor }` of a page of `folderPath` as `res.json` would write it, built once per frozen page. */
+function listingBodyOf(page: Page<TreeNode>, folderPath: string, etagOf: EtagOf): ListingBody {
   let body = listingBodies.get(page);
   if (body === undefined || body.folderPath !== folderPath) {
     const entries: EntryPage = {
@@ -117,14 +117,39 @@ function sendListing(req: Request, res: Response, page: Page<TreeNode>, folderPa
       nextCursor: page.nextCursor,
     };
     const bytes = Buffer.from(JSON.stringify(entries), 'utf8');
-    const etagOf: unknown = req.app.get('etag fn');
-    const etag = typeof etagOf === 'function' ? (etagOf as (b: Buffer) => string)(bytes) : undefined;
-    body = { folderPath, bytes, etag };
+    body = { folderPath, bytes, etag: etagOf?.(bytes) };
     if (Object.isFrozen(page) && Object.isFrozen(page.items)) listingBodies.set(page, body);
   }
-  res.set('Content-Type', 'application/json; charset=utf-8');
-  if (body.etag) res.set('ETag', body.etag);
-  res.send(body.bytes);
+  return body;
+}
+
+/**
+ * The body of `GET /fs/list` for any folder but `/Shared` itself (null for that one: the
+ * route lists the caller's mounts there). Throws the route's errors: 404 for a missing
+ * folder, 409 for a file. Shared by the route and the fast lane (`server/fast-lane.ts`),
+ * so both send the same bytes.
+ */
+export async function folderListing(
+  deps: AppDeps,
+  userId: string,
+  query: ListQuery,
+  etagOf: EtagOf,
+): Promise<ListingBody | null> {
+  const segments = splitPath(query.path);
+  if (segments.length === 1 && isSharedPath(segments)) return null;
+  const folder = await folderAt(deps, userId, segments);
+  const page = await deps.metadata.listChildren(folder.ownerId, folder.node?.id ?? null, listOptions(query));
+  return listingBodyOf(page, folder.path, etagOf);
+}
+
+function listOptions(query: ListQuery): ListOptions {
+  return { limit: query.limit, cursor: query.cursor ?? null, sort: query.sort, order: query.order };
+}
+
+/** The app's ETag function, as Express's `res.send` uses it. */
+function etagOfApp(req: Request): EtagOf {
+  const etagOf: unknown = req.app.get('etag fn');
+  return typeof etagOf === 'function' ? (etagOf as (b: Buffer) => string) : undefined;
 }
 
 /** Children read per query while walking a tree. */
@@ -148,36 +173,31 @@ export function fsRoutes(deps: AppDeps): Router {
 
   router.get('/list', read, async (req, res) => {
     const query = listQuerySchema.parse(req.query);
-    const segments = splitPath(query.path);
     const userId = ownerOf(req);
-    const sharedRoot = segments.length === 1 && isSharedPath(segments);
-    const folder = sharedRoot
-      ? await placeOrNull(deps, userId, segments)
-      : await folderAt(deps, userId, segments);
-    if (folder?.node && folder.node.kind !== 'folder')
-      throw new AppError('CONFLICT', `Not a folder: ${folder.path}`);
-    const options = {
-      limit: query.limit,
-      cursor: query.cursor ?? null,
-      sort: query.sort,
-      order: query.order,
-    };
-    if (!sharedRoot && folder) {
-      const page = await deps.metadata.listChildren(folder.ownerId, folder.node?.id ?? null, options);
-      sendListing(req, res, page, folder.path);
+    const listing = await folderListing(deps, userId, query, etagOfApp(req));
+    if (listing) {
+      res.set('Content-Type', 'application/json; charset=utf-8');
+      if (listing.etag) res.set('ETag', listing.etag);
+      res.send(listing.bytes);
       return;
     }
+    // `/Shared` itself: the caller's mounts first, then their own `Shared` folder, if any.
+    const folder = await placeOrNull(deps, userId, splitPath(query.path));
+    if (folder?.node && folder.node.kind !== 'folder')
+      throw new AppError('CONFLICT', `Not a folder: ${folder.path}`);
     const items: Entry[] = [];
     let nextCursor: string | null = null;
-    if (sharedRoot && query.cursor === undefined) {
-      // `/Shared` lists the caller's mounts first, then their own `Shared` folder, if any.
+    if (query.cursor === undefined) {
       for (const mount of await listMounts(deps, userId))
         items.push({ ...toEntry(mount.node, `/${SHARED_ROOT}/${mount.name}`), name: mount.name });
     }
     if (folder) {
-      const folderPath = sharedRoot ? `/${SHARED_ROOT}` : folder.path;
-      const page = await deps.metadata.listChildren(folder.ownerId, folder.node?.id ?? null, options);
-      items.push(...page.items.map((node) => toEntry(node, joinPath(folderPath, node.name))));
+      const page = await deps.metadata.listChildren(
+        folder.ownerId,
+        folder.node?.id ?? null,
+        listOptions(query),
+      );
+      items.push(...page.items.map((node) => toEntry(node, joinPath(`/${SHARED_ROOT}`, node.name))));
       nextCursor = page.nextCursor;
     }
     const body: EntryPage = { items, nextCursor };
