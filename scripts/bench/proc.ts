@@ -155,7 +155,11 @@ function childEnv(extra: Record<string, string | undefined> = {}): NodeJS.Proces
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
     // Service URLs and AIO_* of the caller would change which adapters the server uses.
-    if (v !== undefined && !/^(AIO_|MONGODB_URI$|AMQP_URL$|REDIS_URL$)/.test(k)) env[k] = v;
+    // NODE_EXTRA_CA_CERTS makes every Node process parse that file as it starts, before
+    // any code runs (some sandboxes point it at the whole system bundle: 50 ms per start
+    // here); nothing in the benchmarks speaks TLS, and rclone and Syncthing read no such file.
+    if (v !== undefined && !/^(AIO_|MONGODB_URI$|AMQP_URL$|REDIS_URL$|NODE_EXTRA_CA_CERTS$)/.test(k))
+      env[k] = v;
   }
   for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
   return env;
