@@ -414,6 +414,27 @@ export interface MetadataStore {
   listTrashedBefore(before: Date, limit: number): Promise<TreeNode[]>;
   /** True while any revision of any user still references the blob. */
   isBlobReferenced(sha256: string): Promise<boolean>;
+  /**
+   * Blob holds keep a content-addressed blob from being deleted between the moment code
+   * relies on its bytes (moves bytes into it, or finds it already there) and the moment
+   * its reference is committed — by any process. A reference is committed only under a
+   * hold (`holdBlobs`, then check the blob, then commit, then `releaseBlobs`), and a blob
+   * is deleted only under a deletion claim (`claimBlobDeletion`, delete, `releaseBlobs`).
+   * See `core/blob-holds.ts`.
+   *
+   * Holds each blob for `holder` until `until` (idempotent: a later `until` extends it),
+   * unless one of them is claimed for deletion by another holder (a claim that has not
+   * expired at `now`): then nothing is held and the answer is false (try again shortly).
+   */
+  holdBlobs(holder: string, sha256s: readonly string[], now: Date, until: Date): Promise<boolean>;
+  /**
+   * Claims the blob for deletion by `holder` until `until`, atomically with the checks
+   * that no revision references it and that no hold or other claim (unexpired at `now`)
+   * is on it; false (and nothing claimed) otherwise.
+   */
+  claimBlobDeletion(holder: string, sha256: string, now: Date, until: Date): Promise<boolean>;
+  /** Drops every hold and claim of `holder`, and any hold or claim expired at `now`. */
+  releaseBlobs(holder: string, now: Date): Promise<void>;
   /** A ready file of this owner whose current revision has this sha256 (deduplication). */
   findFileBySha256(ownerId: string, sha256: string): Promise<TreeNode | null>;
 

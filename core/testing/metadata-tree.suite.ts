@@ -240,4 +240,72 @@ export function treeTests(ctx: SuiteContext): void {
       expect((await ctx.store.getNode(owner.id, file.id))?.trashedAt).toBeNull();
     });
   });
+
+  describe('blob holds and deletion claims', () => {
+    const at = (ms: number) => new Date(Date.UTC(2026, 0, 1) + ms);
+    const unique = (label: string) => sha(`${label}-${randomUUID()}`);
+
+    it('claims an unreferenced, unheld blob once; a second claimer and a holder are refused until release', async () => {
+      const blob = unique('free');
+      expect(await ctx.store.claimBlobDeletion('d1', blob, at(0), at(60_000))).toBe(true);
+      expect(await ctx.store.claimBlobDeletion('d2', blob, at(1), at(60_000))).toBe(false);
+      expect(await ctx.store.holdBlobs('h1', [unique('other'), blob], at(2), at(900_000))).toBe(false);
+      // Refused as a whole: the other blob of that call is not held either.
+      await ctx.store.releaseBlobs('d1', at(3));
+      expect(await ctx.store.holdBlobs('h1', [blob], at(4), at(900_000))).toBe(true);
+      await ctx.store.releaseBlobs('h1', at(5));
+      expect(await ctx.store.claimBlobDeletion('d2', blob, at(6), at(60_000))).toBe(true);
+      await ctx.store.releaseBlobs('d2', at(7));
+    });
+
+    it('refuses to claim a held blob, and a referenced one, whoever holds or references it', async () => {
+      const held = unique('held');
+      const other = unique('other');
+      expect(await ctx.store.holdBlobs('h1', [held, other], at(0), at(900_000))).toBe(true);
+      expect(await ctx.store.holdBlobs('h2', [held], at(1), at(900_000))).toBe(true);
+      expect(await ctx.store.claimBlobDeletion('d1', held, at(2), at(60_000))).toBe(false);
+      await ctx.store.releaseBlobs('h1', at(3));
+      // h2 still holds it; the other blob of h1 is free now.
+      expect(await ctx.store.claimBlobDeletion('d1', held, at(4), at(60_000))).toBe(false);
+      expect(await ctx.store.claimBlobDeletion('d1', other, at(5), at(60_000))).toBe(true);
+      await ctx.store.releaseBlobs('h2', at(6));
+      expect(await ctx.store.claimBlobDeletion('d1', held, at(7), at(60_000))).toBe(true);
+      await ctx.store.releaseBlobs('d1', at(8));
+
+      const user = await makeUser(ctx.store);
+      const content = `referenced-${randomUUID()}`;
+      await commit(ctx.store, user.id, null, `${content}.txt`, content);
+      expect(await ctx.store.claimBlobDeletion('d2', sha(content), at(9), at(60_000))).toBe(false);
+    });
+
+    it('lets holds and claims expire, and a later hold extend an earlier one', async () => {
+      const blob = unique('expiring');
+      expect(await ctx.store.claimBlobDeletion('d1', blob, at(0), at(1_000))).toBe(true);
+      expect(await ctx.store.holdBlobs('h1', [blob], at(999), at(10_000))).toBe(false);
+      // The claimer died: at its expiry the blob can be held again.
+      expect(await ctx.store.holdBlobs('h1', [blob], at(1_000), at(10_000))).toBe(true);
+      expect(await ctx.store.holdBlobs('h1', [blob], at(2_000), at(5_000))).toBe(true);
+      expect(await ctx.store.claimBlobDeletion('d2', blob, at(9_999), at(70_000))).toBe(false);
+      expect(await ctx.store.claimBlobDeletion('d2', blob, at(10_000), at(70_000))).toBe(true);
+      // Releasing anything drops what expired: h1's hold is gone, d2's claim is not.
+      await ctx.store.releaseBlobs('nobody', at(10_001));
+      expect(await ctx.store.holdBlobs('h3', [blob], at(10_002), at(20_000))).toBe(false);
+      await ctx.store.releaseBlobs('d2', at(10_003));
+      expect(await ctx.store.holdBlobs('h3', [blob], at(10_004), at(20_000))).toBe(true);
+      await ctx.store.releaseBlobs('h3', at(10_005));
+    });
+
+    it('lets exactly one of a concurrent hold and claim of the same blob win', async () => {
+      for (let i = 0; i < 5; i++) {
+        const blob = unique(`race-${i}`);
+        const [held, claimed] = await Promise.all([
+          ctx.store.holdBlobs(`h${i}`, [blob], at(0), at(900_000)),
+          ctx.store.claimBlobDeletion(`d${i}`, blob, at(0), at(60_000)),
+        ]);
+        expect(held !== claimed).toBe(true);
+        await ctx.store.releaseBlobs(`h${i}`, at(1));
+        await ctx.store.releaseBlobs(`d${i}`, at(1));
+      }
+    });
+  });
 }

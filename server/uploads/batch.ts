@@ -27,6 +27,7 @@ import {
   type UploadBatchItem,
   type UploadBatchResponse,
 } from '../../contract/schemas/uploads.js';
+import { batchHolder, holdBlobs, releaseBlobs } from '../../core/blob-holds.js';
 import { mediaTypeOf } from '../../core/domain/media-type.js';
 import { nameKey, splitPath } from '../../core/domain/names.js';
 import { PRIORITY } from '../../core/ports/job-queue.js';
@@ -102,7 +103,7 @@ export async function receiveBatch(deps: Deps, req: Request, user: User): Promis
   // Checked bytes go straight into content-addressed storage, a group at a time (the
   // store shares the folders' fsyncs within a group): staging them and moving them
   // later would cost twice the fsyncs.
-  let group: Array<{ session: NewUploadSession; bytes: Buffer }> = [];
+  let group: Array<{ session: NewUploadSession; bytes: Buffer; sha256: string }> = [];
   let groupBytes = 0;
   const flush = async (): Promise<void> => {
     if (group.length === 0) return;
@@ -110,6 +111,13 @@ export async function receiveBatch(deps: Deps, req: Request, user: User): Promis
     group = [];
     groupBytes = 0;
     await writes.add(async () => {
+      // Held until the worker has committed them (it releases the batch's holds), so no
+      // deletion of the same content elsewhere can take these bytes away meanwhile.
+      await holdBlobs(
+        deps,
+        batchHolder(batchId),
+        members.map((m) => m.sha256),
+      );
       const stored = await deps.blobs.putMany(members.map((m) => m.bytes));
       for (const [i, { session, bytes }] of members.entries()) {
         if (stored[i]?.sha256 !== session.sha256)
@@ -132,7 +140,7 @@ export async function receiveBatch(deps: Deps, req: Request, user: User): Promis
         };
         continue;
       }
-      group.push({ session: slot.session, bytes });
+      group.push({ session: slot.session, bytes, sha256 });
       groupBytes += bytes.byteLength;
       if (group.length >= GROUP_FILES || groupBytes >= GROUP_BYTES) await flush();
     }
@@ -143,6 +151,7 @@ export async function receiveBatch(deps: Deps, req: Request, user: User): Promis
   } catch (err) {
     await writes.settle();
     await abandon(deps, created);
+    await releaseBlobs(deps, batchHolder(batchId));
     throw err;
   }
 

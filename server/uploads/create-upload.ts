@@ -12,6 +12,7 @@
 import type { Request } from 'express';
 import { AppError, ConflictError, NotFoundError } from '../../contract/errors.js';
 import { UPLOAD_TTL_MS } from '../../contract/schemas/uploads.js';
+import { deleteBlobIfUnreferenced, holdBlobs, releaseBlobs, uploadHolder } from '../../core/blob-holds.js';
 import { announceChange } from '../../core/changes.js';
 import { ensureFolders } from '../../core/tree.js';
 import type { TreeNode, UploadSession, User } from '../../core/ports/metadata-store.js';
@@ -138,11 +139,14 @@ async function commitKnownContent(
     const visible = await findSharedNode(deps, session.uploaderId, source.id);
     if (visible?.ownerId !== session.ownerId) return null;
   }
-  const blob = await deps.blobs.stat(sha256);
-  if (!blob || blob.size !== session.length) return null;
-
+  // Held from the check that the blob is there to the commit of the new reference, so a
+  // deletion of the source's last revision elsewhere cannot take the bytes in between.
+  const holder = uploadHolder(session.id);
+  await holdBlobs(deps, holder, [sha256]);
   let result;
   try {
+    const blob = await deps.blobs.stat(sha256);
+    if (!blob || blob.size !== session.length) return null;
     result = await deps.metadata.commitFile({
       ownerId: session.ownerId,
       parentId: session.parentId,
@@ -159,11 +163,11 @@ async function commitKnownContent(
       await deps.metadata.setUploadStatus(session.id, 'failed', { error: err.code });
     }
     throw err;
+  } finally {
+    await releaseBlobs(deps, holder);
   }
   await deps.metadata.advanceUpload(session.id, 0, session.length);
-  for (const dropped of result.droppedBlobs) {
-    if (!(await deps.metadata.isBlobReferenced(dropped))) await deps.blobs.delete(dropped);
-  }
+  for (const dropped of result.droppedBlobs) await deleteBlobIfUnreferenced(deps, dropped);
   const ready = await deps.metadata.setUploadStatus(session.id, 'ready', { fileId: result.node.id });
   await announceChange(deps.cache, session.ownerId, await deps.metadata.latestChangeSeq(session.ownerId));
   if (session.uploaderId !== session.ownerId) {
@@ -177,7 +181,7 @@ async function commitKnownContent(
     ownerId: session.ownerId,
     fileId: result.node.id,
     revision: result.revision.revision,
-    size: blob.size,
+    size: result.revision.size,
     deduplicated: true,
   });
   return ready;

@@ -16,16 +16,29 @@
  * (`commitStaging` and `commitFile` are both idempotent); `commitFile` with the same
  * `sourceId` returns the first revision. The upload is marked `ready` last, so a crash
  * before it repeats the (idempotent) steps after the commit instead of skipping them.
+ *
+ * The blob is held (`core/blob-holds.ts`) from before the bytes move into it until the
+ * commit, and blobs the upload leaves unreferenced (its own after a refused commit, old
+ * revisions dropped) are deleted only after that hold is released, under a claim: a
+ * concurrent upload of the same bytes keeps them.
  */
 import { fileTypeFromStream } from 'file-type';
 import { SNIFF_BYTES, mediaTypeFromName } from '../../core/domain/media-type.js';
 import { mapPool } from '../../core/domain/pool.js';
 import { AppError } from '../../contract/errors.js';
+import {
+  batchHolder,
+  deleteBlobIfUnreferenced,
+  holdBlobs,
+  releaseBlobs,
+  uploadHolder,
+} from '../../core/blob-holds.js';
 import { announceBatch, announceChange, announceUpload } from '../../core/changes.js';
 import { PermanentJobError, type Job, type JobHandler } from '../../core/ports/job-queue.js';
 import {
   FINAL_COMMIT_ERRORS,
   type CommitFileInput,
+  type CommitUploadOutcome,
   type NewAuditEntry,
   type UploadSession,
 } from '../../core/ports/metadata-store.js';
@@ -79,36 +92,50 @@ async function processBatch(deps: WorkerDeps, job: Job): Promise<void> {
   const started = performance.now();
   const uploads = (await batchUploads(deps, batchId, uploadIds)).filter((u) => u.status === 'processing');
   const mediaTypes = isStringRecord(job.payload.mediaTypes) ? job.payload.mediaTypes : {};
-  const prepared = await mapPool(uploads, BATCH_CONCURRENCY, async (upload) => {
-    const content = await batchContent(deps, upload, mediaTypes[upload.id]);
-    return content ? { upload, content } : null;
-  });
-  const all = prepared.filter((p) => p !== null);
-  // Videos one by one (their transcode job comes before `ready`); the rest in one commit.
-  for (const { upload, content } of all.filter((p) => p.content.mediaType.startsWith('video/'))) {
-    await commitVideo(deps, upload, content);
-  }
-  const ready = all.filter((p) => !p.content.mediaType.startsWith('video/'));
-  const preparedAt = performance.now();
-  const outcomes = await deps.metadata.commitUploads(
-    ready.map(({ upload, content }) => ({
-      uploadId: upload.id,
-      file: commitInput(upload, content),
-      audit: uploadAudit(deps, upload, content),
-    })),
+  // The API held the batch's blobs as it stored them; held again (renewed) before they
+  // are looked at, and released once their references are committed.
+  const holder = batchHolder(batchId);
+  await holdBlobs(
+    deps,
+    holder,
+    uploads.flatMap((u) => (u.sha256 === null ? [] : [u.sha256])),
   );
+  const unneeded: string[] = [];
+  let outcomes: CommitUploadOutcome[];
+  let ready: Array<{ upload: UploadSession; content: Prepared }>;
+  let preparedAt: number;
+  try {
+    const prepared = await mapPool(uploads, BATCH_CONCURRENCY, async (upload) => {
+      const content = await batchContent(deps, upload, mediaTypes[upload.id], holder);
+      return content ? { upload, content } : null;
+    });
+    const all = prepared.filter((p) => p !== null);
+    // Videos one by one (their transcode job comes before `ready`); the rest in one commit.
+    for (const { upload, content } of all.filter((p) => p.content.mediaType.startsWith('video/'))) {
+      unneeded.push(...(await commitVideo(deps, upload, content)));
+    }
+    ready = all.filter((p) => !p.content.mediaType.startsWith('video/'));
+    preparedAt = performance.now();
+    outcomes = await deps.metadata.commitUploads(
+      ready.map(({ upload, content }) => ({
+        uploadId: upload.id,
+        file: commitInput(upload, content),
+        audit: uploadAudit(deps, upload, content),
+      })),
+    );
+  } finally {
+    await releaseBlobs(deps, holder);
+  }
   const committedAt = performance.now();
   const owners = new Set<string>();
   for (const [i, outcome] of outcomes.entries()) {
     const { upload, content } = ready[i] as { upload: UploadSession; content: Prepared };
     owners.add(upload.ownerId);
     owners.add(upload.uploaderId);
-    if (!outcome.ok) {
-      await deleteIfUnreferenced(deps, content.sha256);
-      continue;
-    }
-    for (const dropped of outcome.result.droppedBlobs) await deleteIfUnreferenced(deps, dropped);
+    if (!outcome.ok) unneeded.push(content.sha256);
+    else unneeded.push(...outcome.result.droppedBlobs);
   }
+  for (const sha256 of unneeded) await deleteBlobIfUnreferenced(deps, sha256);
   await announceFeeds(deps, owners);
   await announceBatch(deps.cache, batchId);
   deps.logger.info(
@@ -156,12 +183,13 @@ async function batchContent(
   deps: WorkerDeps,
   upload: UploadSession,
   mediaType: string | undefined,
+  holder: string,
 ): Promise<Prepared | null> {
   if (upload.sha256 !== null && mediaType !== undefined) {
     const blob = await deps.blobs.stat(upload.sha256);
     if (blob?.size === upload.length) return { sha256: upload.sha256, size: blob.size, mediaType };
   }
-  return prepareContent(deps, upload, upload.sha256);
+  return prepareContent(deps, upload, upload.sha256, holder);
 }
 
 function isStringRecord(value: unknown): value is Record<string, string> {
@@ -182,11 +210,17 @@ async function processUpload(
   receivedSha256: string | null,
 ): Promise<void> {
   const log = deps.logger.child({ uploadId: upload.id });
-  const content = await prepareContent(deps, upload, receivedSha256);
-  if (!content) return;
-  const { sha256, size, mediaType } = content;
-
-  if (!mediaType.startsWith('video/')) {
+  // Held from before the bytes move into content-addressed storage to the commit; blobs
+  // this upload leaves unreferenced are deleted only after the release.
+  const holder = uploadHolder(upload.id);
+  const unneeded: string[] = [];
+  try {
+    const content = await prepareContent(deps, upload, receivedSha256, holder);
+    if (!content) return;
+    if (content.mediaType.startsWith('video/')) {
+      unneeded.push(...(await commitVideo(deps, upload, content)));
+      return;
+    }
     // Nothing follows the commit but notifications: revision, audit entry and `ready` in
     // one transaction (one fsync instead of three).
     const [outcome] = await deps.metadata.commitUploads([
@@ -195,48 +229,47 @@ async function processUpload(
     if (!outcome) throw new Error('commitUploads returned no outcome');
     if (!outcome.ok) {
       // The client learns it from GET /uploads/:id; nothing was overwritten.
+      unneeded.push(content.sha256);
       await announceUpload(deps.cache, upload.id, 'failed');
-      await deleteIfUnreferenced(deps, sha256);
       log.info({ error: outcome.code }, 'upload failed');
       return;
     }
     const { result } = outcome;
-    for (const dropped of result.droppedBlobs) await deleteIfUnreferenced(deps, dropped);
+    unneeded.push(...result.droppedBlobs);
     await announceFeeds(deps, [upload.ownerId, upload.uploaderId]);
     await announceUpload(deps.cache, upload.id, 'ready');
     log.info(
       {
         fileId: result.node.id,
         revision: result.revision.revision,
-        size,
-        mediaType,
+        size: content.size,
+        mediaType: content.mediaType,
         duplicate: result.duplicate,
       },
       'upload committed',
     );
-    return;
+  } finally {
+    await releaseBlobs(deps, holder);
+    for (const sha256 of unneeded) await deleteBlobIfUnreferenced(deps, sha256);
   }
-
-  await commitVideo(deps, upload, content);
 }
 
 /**
  * A video: the transcode job must be queued before the upload is marked ready, so a
- * crash in between repeats the (idempotent) steps after the commit.
+ * crash in between repeats the (idempotent) steps after the commit. Returns the blobs it
+ * left unreferenced, for the caller to delete once it released its holds.
  */
-async function commitVideo(deps: WorkerDeps, upload: UploadSession, content: Prepared): Promise<void> {
+async function commitVideo(deps: WorkerDeps, upload: UploadSession, content: Prepared): Promise<string[]> {
   let result;
   try {
     result = await deps.metadata.commitFile(commitInput(upload, content));
   } catch (err) {
     if (err instanceof AppError && FINAL_COMMIT_ERRORS.has(err.code)) {
       await fail(deps, upload, err.code, { message: err.message });
-      await deleteIfUnreferenced(deps, content.sha256);
-      return;
+      return [content.sha256];
     }
     throw err;
   }
-  for (const dropped of result.droppedBlobs) await deleteIfUnreferenced(deps, dropped);
   await announceFeeds(deps, [upload.ownerId, upload.uploaderId]);
   const audit = uploadAudit(deps, upload, content);
   await deps.metadata.appendAudit({
@@ -254,6 +287,7 @@ async function commitVideo(deps: WorkerDeps, upload: UploadSession, content: Pre
     { uploadId: upload.id, fileId: result.node.id, revision: result.revision.revision, size: content.size },
     'video upload committed',
   );
+  return result.droppedBlobs;
 }
 
 /**
@@ -265,8 +299,16 @@ async function prepareContent(
   deps: WorkerDeps,
   upload: UploadSession,
   receivedSha256: string | null,
+  holder: string,
 ): Promise<Prepared | null> {
-  const content = await locateContent(deps, upload, receivedSha256);
+  let content = await locateContent(deps, upload, receivedSha256);
+  if (content.kind !== 'missing') {
+    // Held before the bytes move in (or are relied on where they are) and until the
+    // caller commits; a blob found in place is looked at again under the hold.
+    await holdBlobs(deps, holder, [content.sha256]);
+    if (content.kind === 'committed' && (await deps.blobs.stat(content.sha256)) === null)
+      content = { kind: 'missing' };
+  }
   if (content.kind === 'missing') {
     await fail(deps, upload, 'STAGING_MISSING', {});
     return null;
@@ -430,8 +472,4 @@ async function announceFeeds(deps: WorkerDeps, users: Iterable<string>): Promise
   for (const user of new Set(users)) {
     await announceChange(deps.cache, user, await deps.metadata.latestChangeSeq(user));
   }
-}
-
-async function deleteIfUnreferenced(deps: WorkerDeps, sha256: string): Promise<void> {
-  if (!(await deps.metadata.isBlobReferenced(sha256))) await deps.blobs.delete(sha256);
 }

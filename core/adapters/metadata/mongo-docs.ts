@@ -163,3 +163,24 @@ export interface ShareDoc {
   /** Set once, at the first opening (the owner is notified). */
   openedAt?: Date | null;
 }
+
+/** A hold on a blob about to be referenced, or a claim of one being deleted (`kind`). */
+export interface BlobHoldDoc {
+  /** `<sha256>:<holder>` */
+  _id: string;
+  sha256: string;
+  holder: string;
+  kind: 'hold' | 'delete';
+  expiresAt: Date;
+}
+
+/**
+ * One per blob that was ever held or claimed: every hold and claim transaction writes it,
+ * so two of them on the same blob conflict (MongoDB's snapshot isolation would otherwise
+ * let a hold and a claim that read each other's collection both commit).
+ */
+export interface BlobLockDoc {
+  /** The sha256. */
+  _id: string;
+  version: number;
+}

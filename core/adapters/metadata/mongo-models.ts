@@ -16,6 +16,8 @@ import type {
   UploadDoc,
   OutboxDoc,
   ShareDoc,
+  BlobHoldDoc,
+  BlobLockDoc,
 } from './mongo-docs.js';
 
 export type {
@@ -29,6 +31,8 @@ export type {
   UploadDoc,
   OutboxDoc,
   ShareDoc,
+  BlobHoldDoc,
+  BlobLockDoc,
 } from './mongo-docs.js';
 
 export interface MetadataModels {
@@ -38,6 +42,8 @@ export interface MetadataModels {
   audit: Model<AuditDoc>;
   nodes: Model<NodeDoc>;
   revisions: Model<RevisionDoc>;
+  blobHolds: Model<BlobHoldDoc>;
+  blobLocks: Model<BlobLockDoc>;
   changes: Model<ChangeDoc>;
   uploads: Model<UploadDoc>;
   outbox: Model<OutboxDoc>;
@@ -256,6 +262,21 @@ export function defineModels(conn: Connection): MetadataModels {
   shares.index({ granteeId: 1 });
   shares.index({ ownerId: 1, granteeId: 1, revokedAt: 1 });
 
+  const blobHolds = schema<BlobHoldDoc>(
+    {
+      sha256: { type: String, required: true },
+      holder: { type: String, required: true },
+      kind: { type: String, required: true, enum: ['hold', 'delete'] },
+      expiresAt: { type: Date, required: true },
+    },
+    'blob_holds',
+  );
+  blobHolds.index({ sha256: 1, expiresAt: 1 });
+  blobHolds.index({ holder: 1 });
+  blobHolds.index({ expiresAt: 1 });
+
+  const blobLocks = schema<BlobLockDoc>({ version: { type: Number, default: 0 } }, 'blob_locks');
+
   return {
     users: conn.model<UserDoc>('User', users),
     sessions: conn.model<SessionDoc>('RefreshSession', sessions),
@@ -267,6 +288,8 @@ export function defineModels(conn: Connection): MetadataModels {
     uploads: conn.model<UploadDoc>('UploadSession', uploads),
     outbox: conn.model<OutboxDoc>('OutboxEntry', outbox),
     shares: conn.model<ShareDoc>('Share', shares),
+    blobHolds: conn.model<BlobHoldDoc>('BlobHold', blobHolds),
+    blobLocks: conn.model<BlobLockDoc>('BlobLock', blobLocks),
   };
 }
 

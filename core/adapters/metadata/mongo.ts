@@ -47,6 +47,7 @@ import { listNotifications, markNotificationsRead } from './mongo-feed.js';
 import { defineModels, type MetadataModels, type RunTx } from './mongo-models.js';
 import { finalCommitError } from './shared.js';
 import { MongoTransfers } from './mongo-transfers.js';
+import { MongoBlobHolds } from './mongo-blob-holds.js';
 import { MongoTrash } from './mongo-trash.js';
 import { MongoTree } from './mongo-tree.js';
 
@@ -55,6 +56,7 @@ export class MongoMetadataStore implements MetadataStore {
   private readonly tree: MongoTree;
   private readonly trash: MongoTrash;
   private readonly transfers: MongoTransfers;
+  private readonly blobHolds: MongoBlobHolds;
   private readonly models: MetadataModels;
 
   private constructor(
@@ -68,6 +70,7 @@ export class MongoMetadataStore implements MetadataStore {
     this.tree = new MongoTree(models, tx, clock);
     this.trash = new MongoTrash(models, tx, clock, this.tree);
     this.transfers = new MongoTransfers(models, tx, clock);
+    this.blobHolds = new MongoBlobHolds(models, tx);
   }
 
   /**
@@ -214,6 +217,15 @@ export class MongoMetadataStore implements MetadataStore {
   }
   async isBlobReferenced(sha256: string): Promise<boolean> {
     return this.call(() => this.tree.isBlobReferenced(sha256));
+  }
+  async holdBlobs(holder: string, sha256s: readonly string[], now: Date, until: Date): Promise<boolean> {
+    return this.call(() => this.blobHolds.hold(holder, sha256s, now, until));
+  }
+  async claimBlobDeletion(holder: string, sha256: string, now: Date, until: Date): Promise<boolean> {
+    return this.call(() => this.blobHolds.claimDeletion(holder, sha256, now, until));
+  }
+  async releaseBlobs(holder: string, now: Date): Promise<void> {
+    return this.call(() => this.blobHolds.release(holder, now));
   }
   async findFileBySha256(ownerId: string, sha256: string): Promise<TreeNode | null> {
     return this.call(() => this.tree.findFileBySha256(ownerId, sha256));

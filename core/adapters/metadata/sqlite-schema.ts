@@ -184,4 +184,18 @@ export const MIGRATIONS: readonly string[] = [
   -- The revision a committed upload made (batch answers carry it: no lookup per file).
   ALTER TABLE uploads ADD COLUMN revision INTEGER;
   `,
+  `
+  -- Holds on blobs about to be referenced, and claims of blobs being deleted
+  -- (core/blob-holds.ts): a blob is deleted only under a claim that no hold or reference
+  -- stood against, and referenced only under a hold that no claim stood against.
+  CREATE TABLE blob_holds (
+    sha256 TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('hold', 'delete')),
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (sha256, holder)
+  ) WITHOUT ROWID;
+  CREATE INDEX blob_holds_holder ON blob_holds (holder);
+  CREATE INDEX blob_holds_expiry ON blob_holds (expires_at);
+  `,
 ];

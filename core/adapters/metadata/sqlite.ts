@@ -49,6 +49,7 @@ import {
   markNotificationsRead,
 } from './sqlite-changes.js';
 import { finalCommitError } from './shared.js';
+import { SqliteBlobHolds } from './sqlite-blob-holds.js';
 import { MIGRATIONS } from './sqlite-schema.js';
 import { SqliteTransfers } from './sqlite-transfers.js';
 import { SqliteTrash } from './sqlite-trash.js';
@@ -78,6 +79,7 @@ export class SqliteMetadataStore implements MetadataStore {
    */
   private readonly users: StampedMemo<User | null>;
   private readonly children: StampedMemo<TreeNode | null>;
+  private readonly blobHolds: SqliteBlobHolds;
   private readonly paths: StampedMemo<readonly TreeNode[]>;
 
   /** Applies the `metadata` migrations to `db`. */
@@ -91,6 +93,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.tree = new SqliteTree(db, clock);
     this.trash = new SqliteTrash(db, clock, this.tree);
     this.transfers = new SqliteTransfers(db, clock);
+    this.blobHolds = new SqliteBlobHolds(db);
     this.clock = clock;
     this.users = new StampedMemo(db, MEMO_USERS);
     this.children = new StampedMemo(db, MEMO_CHILDREN);
@@ -225,6 +228,15 @@ export class SqliteMetadataStore implements MetadataStore {
   }
   async findFileBySha256(ownerId: string, sha256: string): Promise<TreeNode | null> {
     return this.run(() => this.tree.findFileBySha256(ownerId, sha256));
+  }
+  async holdBlobs(holder: string, sha256s: readonly string[], now: Date, until: Date): Promise<boolean> {
+    return this.run(() => this.blobHolds.hold(holder, sha256s, now, until));
+  }
+  async claimBlobDeletion(holder: string, sha256: string, now: Date, until: Date): Promise<boolean> {
+    return this.run(() => this.blobHolds.claimDeletion(holder, sha256, now, until));
+  }
+  async releaseBlobs(holder: string, now: Date): Promise<void> {
+    this.run(() => this.blobHolds.release(holder, now));
   }
 
   async listChanges(ownerId: string, cursor: number, limit: number): Promise<Change[]> {

@@ -1,0 +1,88 @@
+/**
+ * Blob holds and deletion claims in SQLite (`blob_holds`): see `holdBlobs` in the port.
+ * Each call is one IMMEDIATE transaction, so a hold and a claim on the same blob are
+ * serialized by SQLite's write lock, whichever process makes them.
+ *
+ * They commit with `synchronous = NORMAL` (no fsync of their own; the next durable commit
+ * carries them): a hold or claim lost to a power cut belonged to a process that died
+ * with it, and a lost release only leaves a hold to expire. Two or three fsyncs fewer
+ * per upload.
+ */
+import { cachedStatement, type SqliteDatabase } from '../../sqlite.js';
+
+export class SqliteBlobHolds {
+  constructor(private readonly db: SqliteDatabase) {}
+
+  hold(holder: string, sha256s: readonly string[], now: Date, until: Date): boolean {
+    return this.relaxed(() => this.holdTx(holder, sha256s, now, until));
+  }
+
+  claimDeletion(holder: string, sha256: string, now: Date, until: Date): boolean {
+    return this.relaxed(() => this.claimTx(holder, sha256, now, until));
+  }
+
+  release(holder: string, now: Date): void {
+    this.relaxed(() => this.releaseTx(holder, now));
+  }
+
+  /** Runs `body` with this connection's commits not fsynced (see above). */
+  private relaxed<T>(body: () => T): T {
+    const before = Number(this.db.pragma('synchronous', { simple: true }));
+    if (before <= 1) return body(); // already OFF or NORMAL
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return body();
+    } finally {
+      this.db.pragma(`synchronous = ${before}`);
+    }
+  }
+
+  private holdTx(holder: string, sha256s: readonly string[], now: Date, until: Date): boolean {
+    const claimed = cachedStatement(
+      this.db,
+      `SELECT 1 FROM blob_holds WHERE sha256 = ? AND kind = 'delete' AND holder <> ? AND expires_at > ? LIMIT 1`,
+    );
+    const upsert = cachedStatement(
+      this.db,
+      `INSERT INTO blob_holds (sha256, holder, kind, expires_at) VALUES (?, ?, 'hold', ?)
+         ON CONFLICT (sha256, holder) DO UPDATE SET kind = 'hold', expires_at = MAX(expires_at, excluded.expires_at)`,
+    );
+    return this.db
+      .transaction(() => {
+        for (const sha256 of sha256s)
+          if (claimed.get(sha256, holder, now.getTime()) !== undefined) return false;
+        for (const sha256 of sha256s) upsert.run(sha256, holder, until.getTime());
+        return true;
+      })
+      .immediate();
+  }
+
+  private claimTx(holder: string, sha256: string, now: Date, until: Date): boolean {
+    return this.db
+      .transaction(() => {
+        const referenced = cachedStatement(this.db, 'SELECT 1 FROM file_revisions WHERE sha256 = ? LIMIT 1');
+        if (referenced.get(sha256) !== undefined) return false;
+        const held = cachedStatement(
+          this.db,
+          'SELECT 1 FROM blob_holds WHERE sha256 = ? AND holder <> ? AND expires_at > ? LIMIT 1',
+        );
+        if (held.get(sha256, holder, now.getTime()) !== undefined) return false;
+        cachedStatement(
+          this.db,
+          `INSERT INTO blob_holds (sha256, holder, kind, expires_at) VALUES (?, ?, 'delete', ?)
+             ON CONFLICT (sha256, holder) DO UPDATE SET kind = 'delete', expires_at = excluded.expires_at`,
+        ).run(sha256, holder, until.getTime());
+        return true;
+      })
+      .immediate();
+  }
+
+  private releaseTx(holder: string, now: Date): void {
+    this.db
+      .transaction(() => {
+        cachedStatement(this.db, 'DELETE FROM blob_holds WHERE holder = ?').run(holder);
+        cachedStatement(this.db, 'DELETE FROM blob_holds WHERE expires_at <= ?').run(now.getTime());
+      })
+      .immediate();
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * Blobs are shared by content, so deleting one whose last reference went must never
+ * take bytes that another upload is about to reference (core/blob-holds.ts). Real
+ * store, blob store and worker; the interleavings are set up by holding or claiming a
+ * blob as the other party would at that moment.
+ */
+import request from 'supertest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { deleteBlobIfUnreferenced, holdBlobs, releaseBlobs, uploadHolder } from '../core/blob-holds.js';
+import { deleteUnreferencedBlobs } from '../server/files/blob-gc.js';
+import { fileUploadHandler } from '../worker/jobs/file-upload.js';
+import { startWorker } from '../worker/runtime.js';
+import { putFile } from './fs-helpers.js';
+import { createTestUser } from './helpers/app.js';
+import {
+  OCTET,
+  TUS,
+  idOf,
+  metadataHeader,
+  readBlob,
+  sha256Of,
+  startHarness,
+  waitForUpload,
+  type UploadHarness,
+} from './uploads-harness.js';
+
+let h: UploadHarness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+async function upload(
+  harness: UploadHarness,
+  headers: Record<string, string>,
+  pairs: Record<string, string | number>,
+  body: Buffer,
+): Promise<string> {
+  const res = await request(harness.app)
+    .post('/api/v1/uploads')
+    .set(TUS)
+    .set(headers)
+    .set('Content-Type', OCTET)
+    .set('Upload-Length', String(body.length))
+    .set('Upload-Metadata', metadataHeader(pairs))
+    .send(body);
+  expect(res.status).toBe(201);
+  return idOf(res.headers.location);
+}
+
+/**
+ * An upload of `body` to `/taken.txt` that must not exist (`baseRevision` 0), while the
+ * worker is stopped; then the name is taken, so the worker's commit is refused and it
+ * cleans up the blob it had moved the bytes into.
+ */
+async function refusedUpload(harness: UploadHarness, body: Buffer): Promise<void> {
+  const alice = await createTestUser(harness.t);
+  const id = await upload(harness, alice.headers, { path: '/taken.txt', baseRevision: 0 }, body);
+  await putFile(harness.t, alice, '/taken.txt', 'someone was faster');
+  const worker = await startWorker(
+    harness.t.deps,
+    { 'file.upload': fileUploadHandler(harness.t.deps) },
+    { concurrency: 1 },
+  );
+  try {
+    const info = await waitForUpload(harness, alice.headers, id);
+    expect(info).toMatchObject({ status: 'failed', error: 'REVISION_CONFLICT' });
+  } finally {
+    await worker.stop();
+  }
+}
+
+describe('blob holds', () => {
+  it('a refused upload deletes the blob it made when nobody else needs it', async () => {
+    h = await startHarness({ worker: false });
+    const body = Buffer.from('bytes of a refused upload');
+    await refusedUpload(h, body);
+    expect(await h.t.deps.blobs.stat(sha256Of(body))).toBeNull();
+  });
+
+  it('a refused upload spares the blob while another upload of the same bytes holds it', async () => {
+    h = await startHarness({ worker: false });
+    const body = Buffer.from('the same bytes, uploaded twice at once');
+    const sha256 = sha256Of(body);
+    // The other upload has moved its bytes into the same blob and not committed yet.
+    await holdBlobs(h.t.deps, uploadHolder('the-other-upload'), [sha256]);
+    await refusedUpload(h, body);
+    expect(await h.t.deps.blobs.stat(sha256)).not.toBeNull();
+
+    // The other upload commits its reference, releases, and the bytes are all there.
+    const bob = await createTestUser(h.t);
+    await putFile(h.t, bob, '/mine.txt', body);
+    await releaseBlobs(h.t.deps, uploadHolder('the-other-upload'));
+    expect(await deleteBlobIfUnreferenced(h.t.deps, sha256)).toBe(false);
+    expect(await readBlob(h, sha256)).toEqual(body);
+  });
+
+  it('a purge spares a blob that a deduplicating upload holds', async () => {
+    h = await startHarness({ worker: false });
+    const alice = await createTestUser(h.t);
+    const body = Buffer.from('content that is purged and deduplicated at the same time');
+    const sha256 = sha256Of(body);
+    const source = await putFile(h.t, alice, '/source.txt', body);
+    await h.t.deps.metadata.trashNode(alice.id, source.id, new Date());
+    // A deduplicating upload found the source and holds its blob before it commits.
+    await holdBlobs(h.t.deps, uploadHolder('dedup'), [sha256]);
+    const { droppedBlobs } = await h.t.deps.metadata.purgeNode(alice.id, source.id);
+    expect(droppedBlobs).toEqual([sha256]);
+    expect(await deleteUnreferencedBlobs(h.t.deps, droppedBlobs)).toBe(0);
+    expect(await readBlob(h, sha256)).toEqual(body);
+    await releaseBlobs(h.t.deps, uploadHolder('dedup'));
+    // Nobody committed a reference after all: now it goes.
+    expect(await deleteUnreferencedBlobs(h.t.deps, droppedBlobs)).toBe(1);
+    expect(await h.t.deps.blobs.stat(sha256)).toBeNull();
+  });
+
+  it('a deduplicating upload waits for a deletion in progress, then asks for the bytes', async () => {
+    h = await startHarness({ worker: false });
+    const alice = await createTestUser(h.t);
+    const body = Buffer.from('deleted while an upload looks for it');
+    const sha256 = sha256Of(body);
+    const file = await putFile(h.t, alice, '/gone.txt', body);
+    await h.t.deps.metadata.trashNode(alice.id, file.id, new Date());
+    const { droppedBlobs } = await h.t.deps.metadata.purgeNode(alice.id, file.id);
+    expect(droppedBlobs).toEqual([sha256]);
+    // The deleter has claimed the blob and not deleted it yet.
+    const now = new Date();
+    expect(
+      await h.t.deps.metadata.claimBlobDeletion('deleter', sha256, now, new Date(now.getTime() + 60_000)),
+    ).toBe(true);
+    const started = Date.now();
+    let held = 0;
+    const holding = holdBlobs(h.t.deps, uploadHolder('late'), [sha256]).then(() => {
+      held = Date.now();
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(held).toBe(0);
+    await h.t.deps.blobs.delete(sha256);
+    await releaseBlobs(h.t.deps, 'deleter');
+    await holding;
+    expect(held - started).toBeGreaterThanOrEqual(200);
+    // Holding it now, the upload finds no blob: it must be given the bytes.
+    expect(await h.t.deps.blobs.stat(sha256)).toBeNull();
+    await releaseBlobs(h.t.deps, uploadHolder('late'));
+  });
+});
