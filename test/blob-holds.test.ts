@@ -4,7 +4,6 @@
  * store, blob store and worker; the interleavings are set up by holding or claiming a
  * blob as the other party would at that moment.
  */
-import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deleteBlobIfUnreferenced, holdBlobs, releaseBlobs, uploadHolder } from '../core/blob-holds.js';
 import { deleteUnreferencedBlobs } from '../server/files/blob-gc.js';
@@ -13,10 +12,7 @@ import { startWorker } from '../worker/runtime.js';
 import { putFile } from './fs-helpers.js';
 import { createTestUser } from './helpers/app.js';
 import {
-  OCTET,
-  TUS,
-  idOf,
-  metadataHeader,
+  createUploadWithBody,
   readBlob,
   sha256Of,
   startHarness,
@@ -30,24 +26,6 @@ afterEach(async () => {
   h = undefined;
 });
 
-async function upload(
-  harness: UploadHarness,
-  headers: Record<string, string>,
-  pairs: Record<string, string | number>,
-  body: Buffer,
-): Promise<string> {
-  const res = await request(harness.app)
-    .post('/api/v1/uploads')
-    .set(TUS)
-    .set(headers)
-    .set('Content-Type', OCTET)
-    .set('Upload-Length', String(body.length))
-    .set('Upload-Metadata', metadataHeader(pairs))
-    .send(body);
-  expect(res.status).toBe(201);
-  return idOf(res.headers.location);
-}
-
 /**
  * An upload of `body` to `/taken.txt` that must not exist (`baseRevision` 0), while the
  * worker is stopped; then the name is taken, so the worker's commit is refused and it
@@ -55,7 +33,12 @@ async function upload(
  */
 async function refusedUpload(harness: UploadHarness, body: Buffer): Promise<void> {
   const alice = await createTestUser(harness.t);
-  const id = await upload(harness, alice.headers, { path: '/taken.txt', baseRevision: 0 }, body);
+  const id = await createUploadWithBody(
+    harness,
+    alice.headers,
+    { path: '/taken.txt', baseRevision: 0 },
+    body,
+  );
   await putFile(harness.t, alice, '/taken.txt', 'someone was faster');
   const worker = await startWorker(
     harness.t.deps,

@@ -111,6 +111,25 @@ export async function createUpload(
   return idOf(res.headers.location);
 }
 
+/** POST /api/v1/uploads with the whole body (creation-with-upload); returns the upload id. */
+export async function createUploadWithBody(
+  h: UploadHarness,
+  headers: Record<string, string>,
+  pairs: Record<string, string | number>,
+  body: Buffer,
+): Promise<string> {
+  const res = await request(h.app)
+    .post('/api/v1/uploads')
+    .set(TUS)
+    .set(headers)
+    .set('Content-Type', OCTET)
+    .set('Upload-Length', String(body.length))
+    .set('Upload-Metadata', metadataHeader(pairs))
+    .send(body);
+  if (res.status !== 201) throw new Error(`creation answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return idOf(res.headers.location);
+}
+
 export function idOf(location: string | undefined): string {
   const match = /^\/api\/v1\/uploads\/([A-Za-z0-9_-]+)$/.exec(location ?? '');
   if (!match?.[1]) throw new Error(`unexpected Location ${location}`);

@@ -19,8 +19,7 @@ import {
   TUS,
   childrenOf,
   createUpload,
-  idOf,
-  metadataHeader,
+  createUploadWithBody,
   sha256Of,
   startHarness,
   waitForUpload,
@@ -64,16 +63,7 @@ async function uploadWithBody(
   body: Buffer,
 ): Promise<string> {
   if (!h) throw new Error('no harness');
-  const res = await request(h.app)
-    .post('/api/v1/uploads')
-    .set(TUS)
-    .set(user.headers)
-    .set('Content-Type', OCTET)
-    .set('Upload-Length', String(body.length))
-    .set('Upload-Metadata', metadataHeader(pairs))
-    .send(body);
-  expect(res.status).toBe(201);
-  return idOf(res.headers.location);
+  return createUploadWithBody(h, user.headers, pairs, body);
 }
 
 async function startFaultyWorker(metadata: MetadataStore) {

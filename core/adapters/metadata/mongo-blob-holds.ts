@@ -17,9 +17,10 @@ export class MongoBlobHolds {
   ) {}
 
   async hold(holder: string, sha256s: readonly string[], now: Date, until: Date): Promise<boolean> {
-    const unique = [...new Set(sha256s)];
+    const unique = [...new Set(sha256s)].sort();
+    if (unique.length === 0) return true;
     return this.tx(async (session) => {
-      for (const sha256 of unique) await this.lock(sha256, session);
+      await this.lock(unique, session);
       const claimed = await this.m.blobHolds
         .findOne(
           {
@@ -33,24 +34,24 @@ export class MongoBlobHolds {
         )
         .lean();
       if (claimed !== null) return false;
-      for (const sha256 of unique) {
-        const _id = `${sha256}:${holder}`;
-        const current = await this.m.blobHolds.findById(_id, null, { session }).lean();
-        const expiresAt =
-          current && current.kind === 'hold' && current.expiresAt > until ? current.expiresAt : until;
-        await this.m.blobHolds.updateOne(
-          { _id },
-          { $set: { sha256, holder, kind: 'hold', expiresAt } },
-          { upsert: true, session },
-        );
-      }
+      // One round trip for the whole batch; `$max` keeps a later expiry already held.
+      await this.m.blobHolds.bulkWrite(
+        unique.map((sha256) => ({
+          updateOne: {
+            filter: { _id: `${sha256}:${holder}` },
+            update: { $set: { sha256, holder, kind: 'hold' as const }, $max: { expiresAt: until } },
+            upsert: true,
+          },
+        })),
+        { session, ordered: false },
+      );
       return true;
     });
   }
 
   async claimDeletion(holder: string, sha256: string, now: Date, until: Date): Promise<boolean> {
     return this.tx(async (session) => {
-      await this.lock(sha256, session);
+      await this.lock([sha256], session);
       if ((await this.m.revisions.findOne({ sha256 }, { _id: 1 }, { session }).lean()) !== null) return false;
       const held = await this.m.blobHolds
         .findOne(
@@ -74,7 +75,12 @@ export class MongoBlobHolds {
     await this.m.blobHolds.deleteMany({ expiresAt: op({ $lte: now }) });
   }
 
-  private async lock(sha256: string, session: Session): Promise<void> {
-    await this.m.blobLocks.updateOne({ _id: sha256 }, { $inc: { version: 1 } }, { upsert: true, session });
+  private async lock(sha256s: readonly string[], session: Session): Promise<void> {
+    await this.m.blobLocks.bulkWrite(
+      sha256s.map((_id) => ({
+        updateOne: { filter: { _id }, update: { $inc: { version: 1 } }, upsert: true },
+      })),
+      { session, ordered: true },
+    );
   }
 }
