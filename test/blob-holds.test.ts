@@ -12,7 +12,7 @@ import { startWorker } from '../worker/runtime.js';
 import { putFile } from './fs-helpers.js';
 import { createTestUser } from './helpers/app.js';
 import {
-  createUploadWithBody,
+  createUpload,
   readBlob,
   sha256Of,
   startHarness,
@@ -33,12 +33,8 @@ afterEach(async () => {
  */
 async function refusedUpload(harness: UploadHarness, body: Buffer): Promise<void> {
   const alice = await createTestUser(harness.t);
-  const id = await createUploadWithBody(
-    harness,
-    alice.headers,
-    { path: '/taken.txt', baseRevision: 0 },
-    body,
-  );
+  const pairs = { path: '/taken.txt', baseRevision: 0 };
+  const id = await createUpload(harness, alice.headers, pairs, body.length, body);
   await putFile(harness.t, alice, '/taken.txt', 'someone was faster');
   const worker = await startWorker(
     harness.t.deps,

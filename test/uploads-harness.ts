@@ -94,38 +94,25 @@ export function bytesOf(size: number, seed = 1): Buffer {
   return out;
 }
 
-/** POST /api/v1/uploads; returns the upload id from Location. */
+/**
+ * POST /api/v1/uploads; returns the upload id from Location. With `body`, the bytes go
+ * in the same request (creation-with-upload).
+ */
 export async function createUpload(
   h: UploadHarness,
   headers: Record<string, string>,
   pairs: Record<string, string | number>,
   length: number,
+  body?: Buffer,
 ): Promise<string> {
-  const res = await request(h.app)
+  let req = request(h.app)
     .post('/api/v1/uploads')
     .set(TUS)
     .set(headers)
     .set('Upload-Length', String(length))
     .set('Upload-Metadata', metadataHeader(pairs));
-  if (res.status !== 201) throw new Error(`creation answered ${res.status}: ${JSON.stringify(res.body)}`);
-  return idOf(res.headers.location);
-}
-
-/** POST /api/v1/uploads with the whole body (creation-with-upload); returns the upload id. */
-export async function createUploadWithBody(
-  h: UploadHarness,
-  headers: Record<string, string>,
-  pairs: Record<string, string | number>,
-  body: Buffer,
-): Promise<string> {
-  const res = await request(h.app)
-    .post('/api/v1/uploads')
-    .set(TUS)
-    .set(headers)
-    .set('Content-Type', OCTET)
-    .set('Upload-Length', String(body.length))
-    .set('Upload-Metadata', metadataHeader(pairs))
-    .send(body);
+  if (body !== undefined) req = req.set('Content-Type', OCTET).send(body);
+  const res = await req;
   if (res.status !== 201) throw new Error(`creation answered ${res.status}: ${JSON.stringify(res.body)}`);
   return idOf(res.headers.location);
 }

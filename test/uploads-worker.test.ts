@@ -19,7 +19,6 @@ import {
   TUS,
   childrenOf,
   createUpload,
-  createUploadWithBody,
   sha256Of,
   startHarness,
   waitForUpload,
@@ -63,7 +62,7 @@ async function uploadWithBody(
   body: Buffer,
 ): Promise<string> {
   if (!h) throw new Error('no harness');
-  return createUploadWithBody(h, user.headers, pairs, body);
+  return createUpload(h, user.headers, pairs, body.length, body);
 }
 
 async function startFaultyWorker(metadata: MetadataStore) {
