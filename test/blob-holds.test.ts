@@ -4,6 +4,7 @@
  * store, blob store and worker; the interleavings are set up by holding or claiming a
  * blob as the other party would at that moment.
  */
+import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deleteBlobIfUnreferenced, holdBlobs, releaseBlobs, uploadHolder } from '../core/blob-holds.js';
 import { deleteUnreferencedBlobs } from '../server/files/blob-gc.js';
@@ -121,5 +122,31 @@ describe('blob holds', () => {
     // Holding it now, the upload finds no blob: it must be given the bytes.
     expect(await h.t.deps.blobs.stat(sha256)).toBeNull();
     await releaseBlobs(h.t.deps, uploadHolder('late'));
+  });
+
+  it('a copy checks, under its hold, that the blobs it references are there', async () => {
+    h = await startHarness({ worker: false });
+    const alice = await createTestUser(h.t);
+    const kept = Buffer.from('a blob that stays');
+    const lost = Buffer.from('a blob deleted behind the store');
+    await putFile(h.t, alice, '/Album/kept.txt', kept);
+    await putFile(h.t, alice, '/Album/lost.txt', lost);
+    const copy = (from: string, to: string) =>
+      request(h!.app).post('/api/v1/fs/copy').set(alice.headers).send({ from, to });
+    expect((await copy('/Album', '/Copy')).status).toBe(201);
+    // The state a deletion finishing between the copy's read and its commit would leave.
+    await h.t.deps.blobs.delete(sha256Of(lost));
+    const res = await copy('/Album/lost.txt', '/lost-copy.txt');
+    expect(res.status).toBe(410);
+    expect(res.body).toMatchObject({ error: { code: 'GONE' } });
+    expect(await h.t.deps.metadata.findChild(alice.id, null, 'lost-copy.txt')).toBeNull();
+    expect((await copy('/Album/kept.txt', '/kept-copy.txt')).status).toBe(201);
+    // Nothing stays held after the copies: once no revision references it, it can go.
+    for (const name of ['Album', 'Copy', 'kept-copy.txt']) {
+      const node = await h.t.deps.metadata.findChild(alice.id, null, name);
+      await h.t.deps.metadata.trashNode(alice.id, node!.id, new Date());
+      await h.t.deps.metadata.purgeNode(alice.id, node!.id);
+    }
+    expect(await deleteBlobIfUnreferenced(h.t.deps, sha256Of(kept))).toBe(true);
   });
 });

@@ -2,10 +2,25 @@
  * Copying within an owner's tree. A copied file is a new node whose first revision
  * shares the original's blob (content-addressed, so no bytes are copied); a folder is
  * copied recursively. Quota is checked once for the whole copy before anything is written.
+ * The blobs are held while the copy commits its references (`core/blob-holds.ts`), and
+ * each is checked to be there under the hold: a purge of the original meanwhile cannot
+ * leave a copy pointing at nothing.
  */
 import { randomUUID } from 'node:crypto';
 import { AppError, ConflictError, NotFoundError } from '../../contract/errors.js';
+import { holdBlobs, releaseBlobs } from '../../core/blob-holds.js';
+import type { Clock } from '../../core/domain/clock.js';
+import type { BlobStore } from '../../core/ports/blob-store.js';
 import type { MetadataStore, TreeNode } from '../../core/ports/metadata-store.js';
+
+type CopyDeps = { metadata: MetadataStore; blobs: BlobStore; clock: Clock };
+
+/** The blobs one copy holds: its holder, the sha256s it holds, and those seen present under the hold. */
+interface Held {
+  holder: string;
+  held: Set<string>;
+  present: Set<string>;
+}
 
 const PAGE = 500;
 
@@ -38,31 +53,52 @@ export async function isWithin(
   return false;
 }
 
-/** Bytes the copy of `source` adds to the owner's usage. Refuses a subtree holding files that are not ready. */
-async function bytesOf(metadata: MetadataStore, ownerId: string, source: TreeNode): Promise<number> {
-  if (source.kind === 'file') {
-    if (source.status !== 'ready') throw new AppError('CONFLICT', `"${source.name}" is not ready yet.`);
-    return source.size;
-  }
-  let total = 0;
-  for await (const node of descendants(metadata, ownerId, source.id)) {
-    if (node.kind !== 'file') continue;
+/**
+ * Bytes the copy of `source` adds to the owner's usage, and the blobs it will reference.
+ * Refuses a subtree holding files that are not ready.
+ */
+async function contentOf(
+  metadata: MetadataStore,
+  ownerId: string,
+  source: TreeNode,
+): Promise<{ bytes: number; sha256s: Set<string> }> {
+  const sha256s = new Set<string>();
+  let bytes = 0;
+  const add = (node: TreeNode): void => {
     if (node.status !== 'ready') throw new AppError('CONFLICT', `"${node.name}" is not ready yet.`);
-    total += node.size;
+    bytes += node.size;
+    if (node.sha256 !== null) sha256s.add(node.sha256);
+  };
+  if (source.kind === 'file') add(source);
+  else
+    for await (const node of descendants(metadata, ownerId, source.id)) if (node.kind === 'file') add(node);
+  return { bytes, sha256s };
+}
+
+/** Holds `sha256` for this copy if not yet, and checks that its blob is there (410 `GONE` if not). */
+async function present(deps: CopyDeps, held: Held, file: TreeNode & { sha256: string }): Promise<void> {
+  if (held.present.has(file.sha256)) return;
+  if (!held.held.has(file.sha256)) {
+    await holdBlobs(deps, held.holder, [file.sha256]);
+    held.held.add(file.sha256);
   }
-  return total;
+  if ((await deps.blobs.stat(file.sha256)) === null)
+    throw new AppError('GONE', `The content of "${file.name}" is gone.`);
+  held.present.add(file.sha256);
 }
 
 async function copyFile(
-  metadata: MetadataStore,
+  deps: CopyDeps,
+  held: Held,
   ownerId: string,
   file: TreeNode,
   parentId: string | null,
   name: string,
 ): Promise<TreeNode> {
   if (file.sha256 === null) throw new AppError('CONFLICT', `"${file.name}" has no content yet.`);
+  await present(deps, held, file as TreeNode & { sha256: string });
   try {
-    const { node } = await metadata.commitFile({
+    const { node } = await deps.metadata.commitFile({
       ownerId,
       parentId,
       name,
@@ -84,18 +120,19 @@ async function copyFile(
 }
 
 async function copyInto(
-  metadata: MetadataStore,
+  deps: CopyDeps,
+  held: Held,
   ownerId: string,
   source: TreeNode,
   parentId: string | null,
   name: string,
 ): Promise<TreeNode> {
-  if (source.kind === 'file') return copyFile(metadata, ownerId, source, parentId, name);
-  const folder = await metadata.createFolder(ownerId, parentId, name);
+  if (source.kind === 'file') return copyFile(deps, held, ownerId, source, parentId, name);
+  const folder = await deps.metadata.createFolder(ownerId, parentId, name);
   let cursor: string | null = null;
   do {
-    const page = await metadata.listChildren(ownerId, source.id, { limit: PAGE, cursor });
-    for (const child of page.items) await copyInto(metadata, ownerId, child, folder.id, child.name);
+    const page = await deps.metadata.listChildren(ownerId, source.id, { limit: PAGE, cursor });
+    for (const child of page.items) await copyInto(deps, held, ownerId, child, folder.id, child.name);
     cursor = page.nextCursor;
   } while (cursor !== null);
   return folder;
@@ -108,21 +145,30 @@ async function copyInto(
  * `QUOTA_EXCEEDED` when the copied bytes do not fit.
  */
 export async function copyNode(
-  metadata: MetadataStore,
+  deps: CopyDeps,
   ownerId: string,
   source: TreeNode,
   parentId: string | null,
   name: string,
 ): Promise<TreeNode> {
+  const { metadata } = deps;
   if (source.kind === 'folder' && (await isWithin(metadata, ownerId, parentId, source.id))) {
     throw new ConflictError('CONFLICT', 'A folder cannot be copied into itself or one of its subfolders.');
   }
   if (await metadata.findChild(ownerId, parentId, name)) {
     throw new ConflictError('NAME_CONFLICT', 'An item with that name already exists.');
   }
-  const bytes = await bytesOf(metadata, ownerId, source);
+  const { bytes, sha256s } = await contentOf(metadata, ownerId, source);
   const user = await metadata.getUserById(ownerId);
   if (!user) throw new NotFoundError('No such user.');
   if (user.storageUsed + bytes > user.storageQuota) throw new AppError('QUOTA_EXCEEDED');
-  return copyInto(metadata, ownerId, source, parentId, name);
+  const held: Held = { holder: `copy:${randomUUID()}`, held: sha256s, present: new Set() };
+  try {
+    // Every blob known now in one hold; a file that appears in the source meanwhile is
+    // held when it is reached.
+    await holdBlobs(deps, held.holder, [...sha256s]);
+    return await copyInto(deps, held, ownerId, source, parentId, name);
+  } finally {
+    await releaseBlobs(deps, held.holder);
+  }
 }

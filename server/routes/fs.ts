@@ -326,13 +326,7 @@ export function fsRoutes(deps: AppDeps): Router {
     requireWritable(parent);
     requireSameTree(source, parent);
     try {
-      const copy = await copyNode(
-        deps.metadata,
-        parent.ownerId,
-        source.node,
-        parent.node?.id ?? null,
-        to.name,
-      );
+      const copy = await copyNode(deps, parent.ownerId, source.node, parent.node?.id ?? null, to.name);
       res.status(201).json(toEntry(copy, to.path));
     } finally {
       // A folder copy that failed half-way has still committed (and fed) what it copied.
