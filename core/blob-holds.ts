@@ -24,30 +24,25 @@ import type { BlobStore } from './ports/blob-store.js';
 import type { MetadataStore } from './ports/metadata-store.js';
 
 /** How long a hold lasts unless released (a crashed holder); a commit takes milliseconds. */
-export const HOLD_TTL_MS = 15 * 60_000;
+const HOLD_TTL_MS = 15 * 60_000;
 /** How long a deletion claim lasts unless released; a delete takes milliseconds. */
-export const CLAIM_TTL_MS = 60_000;
+const CLAIM_TTL_MS = 60_000;
 /** How long a hold waits for a deletion claim to go (it expires after `CLAIM_TTL_MS`). */
 const HOLD_WAIT_MS = CLAIM_TTL_MS + 5_000;
 
 type Deps = { metadata: MetadataStore; clock: Clock };
 
 /**
- * Holds the blobs for `holder` (until `ttlMs` from now), waiting while any of them is
- * being deleted. Throws `UnavailableError` only if a claim outlives its own expiry.
+ * Holds the blobs for `holder` (renewing its holds), waiting while any of them is being
+ * deleted. Throws `UnavailableError` only if a claim outlives its own expiry.
  */
-export async function holdBlobs(
-  deps: Deps,
-  holder: string,
-  sha256s: readonly string[],
-  ttlMs = HOLD_TTL_MS,
-): Promise<void> {
+export async function holdBlobs(deps: Deps, holder: string, sha256s: readonly string[]): Promise<void> {
   if (sha256s.length === 0) return;
   let pause = 5;
   const started = Date.now();
   for (;;) {
     const now = deps.clock.now();
-    if (await deps.metadata.holdBlobs(holder, sha256s, now, new Date(now.getTime() + ttlMs))) return;
+    if (await deps.metadata.holdBlobs(holder, sha256s, now, new Date(now.getTime() + HOLD_TTL_MS))) return;
     if (Date.now() - started > HOLD_WAIT_MS) throw new UnavailableError('A blob stays claimed for deletion.');
     await new Promise((resolve) => setTimeout(resolve, pause));
     pause = Math.min(pause * 2, 500);
@@ -70,15 +65,16 @@ export async function releaseBlobs(deps: Deps, holder: string): Promise<void> {
 }
 
 /**
- * Runs `fn` while holding the blobs (see the rule above): `fn` checks or puts their
- * bytes and commits the references. Released afterwards, whatever `fn` did.
+ * Runs `fn` while `holder` holds the blobs (see the rule above): `fn` checks or puts their
+ * bytes and commits the references. Every hold of `holder` is released afterwards,
+ * whatever `fn` did; delete what `fn` left unreferenced only after that.
  */
 export async function withBlobHold<T>(
   deps: Deps,
+  holder: string,
   sha256s: readonly string[],
   fn: () => Promise<T>,
 ): Promise<T> {
-  const holder = `hold:${randomUUID()}`;
   await holdBlobs(deps, holder, sha256s);
   try {
     return await fn();

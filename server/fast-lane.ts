@@ -25,7 +25,7 @@ import type { Express } from 'express';
 import { listQuerySchema } from '../contract/schemas/files.js';
 import type { AppDeps } from './deps.js';
 import { bearerToken, resolveAuth } from './middleware/authenticate.js';
-import { folderListing, type EtagOf, type ListingBody } from './routes/fs.js';
+import { appEtag, folderListing, type EtagOf, type ListingBody } from './routes/fs.js';
 
 const LIST_PATH = '/api/v1/fs/list';
 
@@ -49,10 +49,7 @@ export function installFastLane(app: Express, options: FastLaneOptions): void {
   if (typeof holder.handle !== 'function')
     throw new Error('This Express has no app.handle; the fast lane cannot be installed.');
   const expressHandle = (holder.handle as Handle).bind(app);
-  const lane = fastLane(options, () => {
-    const etagOf: unknown = app.get('etag fn');
-    return typeof etagOf === 'function' ? (etagOf as (b: Buffer) => string) : undefined;
-  });
+  const lane = fastLane(options, () => appEtag(app));
   const handle: Handle = (req, res, next) => {
     if (next !== undefined || !lane(req, res, () => expressHandle(req, res))) expressHandle(req, res, next);
   };

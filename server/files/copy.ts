@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { AppError, ConflictError, NotFoundError } from '../../contract/errors.js';
-import { holdBlobs, releaseBlobs } from '../../core/blob-holds.js';
+import { holdBlobs, withBlobHold } from '../../core/blob-holds.js';
 import type { Clock } from '../../core/domain/clock.js';
 import type { BlobStore } from '../../core/ports/blob-store.js';
 import type { MetadataStore, TreeNode } from '../../core/ports/metadata-store.js';
@@ -75,16 +75,16 @@ async function contentOf(
   return { bytes, sha256s };
 }
 
-/** Holds `sha256` for this copy if not yet, and checks that its blob is there (410 `GONE` if not). */
-async function present(deps: CopyDeps, held: Held, file: TreeNode & { sha256: string }): Promise<void> {
-  if (held.present.has(file.sha256)) return;
-  if (!held.held.has(file.sha256)) {
-    await holdBlobs(deps, held.holder, [file.sha256]);
-    held.held.add(file.sha256);
+/** Holds `sha256` for this copy if not yet, and checks that its blob is there (410 `GONE` for `name` if not). */
+async function present(deps: CopyDeps, held: Held, sha256: string, name: string): Promise<void> {
+  if (held.present.has(sha256)) return;
+  if (!held.held.has(sha256)) {
+    await holdBlobs(deps, held.holder, [sha256]);
+    held.held.add(sha256);
   }
-  if ((await deps.blobs.stat(file.sha256)) === null)
-    throw new AppError('GONE', `The content of "${file.name}" is gone.`);
-  held.present.add(file.sha256);
+  if ((await deps.blobs.stat(sha256)) === null)
+    throw new AppError('GONE', `The content of "${name}" is gone.`);
+  held.present.add(sha256);
 }
 
 async function copyFile(
@@ -96,7 +96,7 @@ async function copyFile(
   name: string,
 ): Promise<TreeNode> {
   if (file.sha256 === null) throw new AppError('CONFLICT', `"${file.name}" has no content yet.`);
-  await present(deps, held, file as TreeNode & { sha256: string });
+  await present(deps, held, file.sha256, file.name);
   try {
     const { node } = await deps.metadata.commitFile({
       ownerId,
@@ -163,12 +163,9 @@ export async function copyNode(
   if (!user) throw new NotFoundError('No such user.');
   if (user.storageUsed + bytes > user.storageQuota) throw new AppError('QUOTA_EXCEEDED');
   const held: Held = { holder: `copy:${randomUUID()}`, held: sha256s, present: new Set() };
-  try {
-    // Every blob known now in one hold; a file that appears in the source meanwhile is
-    // held when it is reached.
-    await holdBlobs(deps, held.holder, [...sha256s]);
-    return await copyInto(deps, held, ownerId, source, parentId, name);
-  } finally {
-    await releaseBlobs(deps, held.holder);
-  }
+  // Every blob known now in one hold; a file that appears in the source meanwhile is held
+  // when it is reached.
+  return withBlobHold(deps, held.holder, [...sha256s], () =>
+    copyInto(deps, held, ownerId, source, parentId, name),
+  );
 }

@@ -17,7 +17,7 @@
  * by its recipient, and nothing moves or copies between a shared tree and another one
  * (409). `/Shared` itself lists the caller's mounts (then their own `Shared` folder, if any).
  */
-import { Router, type Request } from 'express';
+import { Router, type Application, type Request } from 'express';
 import { drained } from '../../contract/drained.js';
 import { AppError, ConflictError, NotFoundError } from '../../contract/errors.js';
 import {
@@ -146,9 +146,9 @@ function listOptions(query: ListQuery): ListOptions {
   return { limit: query.limit, cursor: query.cursor ?? null, sort: query.sort, order: query.order };
 }
 
-/** The app's ETag function, as Express's `res.send` uses it. */
-function etagOfApp(req: Request): EtagOf {
-  const etagOf: unknown = req.app.get('etag fn');
+/** The app's ETag function, as Express's `res.send` uses it (the route's and the fast lane's). */
+export function appEtag(app: Application): EtagOf {
+  const etagOf: unknown = app.get('etag fn');
   return typeof etagOf === 'function' ? (etagOf as (b: Buffer) => string) : undefined;
 }
 
@@ -174,7 +174,7 @@ export function fsRoutes(deps: AppDeps): Router {
   router.get('/list', read, async (req, res) => {
     const query = listQuerySchema.parse(req.query);
     const userId = ownerOf(req);
-    const listing = await folderListing(deps, userId, query, etagOfApp(req));
+    const listing = await folderListing(deps, userId, query, appEtag(req.app));
     if (listing) {
       res.set('Content-Type', 'application/json; charset=utf-8');
       if (listing.etag) res.set('ETag', listing.etag);

@@ -12,7 +12,7 @@
 import type { Request } from 'express';
 import { AppError, ConflictError, NotFoundError } from '../../contract/errors.js';
 import { UPLOAD_TTL_MS } from '../../contract/schemas/uploads.js';
-import { deleteBlobIfUnreferenced, holdBlobs, releaseBlobs, uploadHolder } from '../../core/blob-holds.js';
+import { deleteBlobIfUnreferenced, uploadHolder, withBlobHold } from '../../core/blob-holds.js';
 import { announceChange } from '../../core/changes.js';
 import { ensureFolders } from '../../core/tree.js';
 import type { TreeNode, UploadSession, User } from '../../core/ports/metadata-store.js';
@@ -141,31 +141,29 @@ async function commitKnownContent(
   }
   // Held from the check that the blob is there to the commit of the new reference, so a
   // deletion of the source's last revision elsewhere cannot take the bytes in between.
-  const holder = uploadHolder(session.id);
-  await holdBlobs(deps, holder, [sha256]);
-  let result;
-  try {
+  const result = await withBlobHold(deps, uploadHolder(session.id), [sha256], async () => {
     const blob = await deps.blobs.stat(sha256);
     if (!blob || blob.size !== session.length) return null;
-    result = await deps.metadata.commitFile({
-      ownerId: session.ownerId,
-      parentId: session.parentId,
-      name: session.name,
-      sha256,
-      size: blob.size,
-      mtime: session.mtime,
-      mediaType: source.mediaType,
-      sourceId: session.id,
-      baseRevision: session.baseRevision ?? undefined,
-    });
-  } catch (err) {
-    if (err instanceof AppError) {
-      await deps.metadata.setUploadStatus(session.id, 'failed', { error: err.code });
+    try {
+      return await deps.metadata.commitFile({
+        ownerId: session.ownerId,
+        parentId: session.parentId,
+        name: session.name,
+        sha256,
+        size: blob.size,
+        mtime: session.mtime,
+        mediaType: source.mediaType,
+        sourceId: session.id,
+        baseRevision: session.baseRevision ?? undefined,
+      });
+    } catch (err) {
+      if (err instanceof AppError) {
+        await deps.metadata.setUploadStatus(session.id, 'failed', { error: err.code });
+      }
+      throw err;
     }
-    throw err;
-  } finally {
-    await releaseBlobs(deps, holder);
-  }
+  });
+  if (!result) return null;
   await deps.metadata.advanceUpload(session.id, 0, session.length);
   for (const dropped of result.droppedBlobs) await deleteBlobIfUnreferenced(deps, dropped);
   const ready = await deps.metadata.setUploadStatus(session.id, 'ready', { fileId: result.node.id });

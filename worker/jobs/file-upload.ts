@@ -32,13 +32,13 @@ import {
   holdBlobs,
   releaseBlobs,
   uploadHolder,
+  withBlobHold,
 } from '../../core/blob-holds.js';
 import { announceBatch, announceChange, announceUpload } from '../../core/changes.js';
 import { PermanentJobError, type Job, type JobHandler } from '../../core/ports/job-queue.js';
 import {
   FINAL_COMMIT_ERRORS,
   type CommitFileInput,
-  type CommitUploadOutcome,
   type NewAuditEntry,
   type UploadSession,
 } from '../../core/ports/metadata-store.js';
@@ -95,37 +95,34 @@ async function processBatch(deps: WorkerDeps, job: Job): Promise<void> {
   // The API held the batch's blobs as it stored them; held again (renewed) before they
   // are looked at, and released once their references are committed.
   const holder = batchHolder(batchId);
-  await holdBlobs(
+  const unneeded: string[] = [];
+  let preparedAt = started;
+  const { ready, outcomes } = await withBlobHold(
     deps,
     holder,
     uploads.flatMap((u) => (u.sha256 === null ? [] : [u.sha256])),
+    async () => {
+      const prepared = await mapPool(uploads, BATCH_CONCURRENCY, async (upload) => {
+        const content = await batchContent(deps, upload, mediaTypes[upload.id], holder);
+        return content ? { upload, content } : null;
+      });
+      const all = prepared.filter((p) => p !== null);
+      // Videos one by one (their transcode job comes before `ready`); the rest in one commit.
+      for (const { upload, content } of all.filter((p) => p.content.mediaType.startsWith('video/'))) {
+        unneeded.push(...(await commitVideo(deps, upload, content)));
+      }
+      const rest = all.filter((p) => !p.content.mediaType.startsWith('video/'));
+      preparedAt = performance.now();
+      const committed = await deps.metadata.commitUploads(
+        rest.map(({ upload, content }) => ({
+          uploadId: upload.id,
+          file: commitInput(upload, content),
+          audit: uploadAudit(deps, upload, content),
+        })),
+      );
+      return { ready: rest, outcomes: committed };
+    },
   );
-  const unneeded: string[] = [];
-  let outcomes: CommitUploadOutcome[];
-  let ready: Array<{ upload: UploadSession; content: Prepared }>;
-  let preparedAt: number;
-  try {
-    const prepared = await mapPool(uploads, BATCH_CONCURRENCY, async (upload) => {
-      const content = await batchContent(deps, upload, mediaTypes[upload.id], holder);
-      return content ? { upload, content } : null;
-    });
-    const all = prepared.filter((p) => p !== null);
-    // Videos one by one (their transcode job comes before `ready`); the rest in one commit.
-    for (const { upload, content } of all.filter((p) => p.content.mediaType.startsWith('video/'))) {
-      unneeded.push(...(await commitVideo(deps, upload, content)));
-    }
-    ready = all.filter((p) => !p.content.mediaType.startsWith('video/'));
-    preparedAt = performance.now();
-    outcomes = await deps.metadata.commitUploads(
-      ready.map(({ upload, content }) => ({
-        uploadId: upload.id,
-        file: commitInput(upload, content),
-        audit: uploadAudit(deps, upload, content),
-      })),
-    );
-  } finally {
-    await releaseBlobs(deps, holder);
-  }
   const committedAt = performance.now();
   const owners = new Set<string>();
   for (const [i, outcome] of outcomes.entries()) {

@@ -7,6 +7,7 @@
  */
 import type mongoose from 'mongoose';
 import { op, type MetadataModels, type RunTx } from './mongo-models.js';
+import type { MongoTree } from './mongo-tree.js';
 
 type Session = mongoose.mongo.ClientSession;
 
@@ -14,6 +15,7 @@ export class MongoBlobHolds {
   constructor(
     private readonly m: MetadataModels,
     private readonly tx: RunTx,
+    private readonly tree: MongoTree,
   ) {}
 
   async hold(holder: string, sha256s: readonly string[], now: Date, until: Date): Promise<boolean> {
@@ -52,7 +54,7 @@ export class MongoBlobHolds {
   async claimDeletion(holder: string, sha256: string, now: Date, until: Date): Promise<boolean> {
     return this.tx(async (session) => {
       await this.lock([sha256], session);
-      if ((await this.m.revisions.findOne({ sha256 }, { _id: 1 }, { session }).lean()) !== null) return false;
+      if (await this.tree.isBlobReferenced(sha256, session)) return false;
       const held = await this.m.blobHolds
         .findOne(
           { sha256, holder: op({ $ne: holder }), expiresAt: op({ $gt: now }) },

@@ -242,8 +242,8 @@ export class MongoTree {
     }
   }
 
-  async isBlobReferenced(sha256: string): Promise<boolean> {
-    return (await this.m.revisions.exists({ sha256 })) !== null;
+  async isBlobReferenced(sha256: string, session?: Session): Promise<boolean> {
+    return (await this.m.revisions.findOne({ sha256 }, { _id: 1 }, { session }).lean()) !== null;
   }
 
   /** Prefers a live file over one in the trash; both keep the blob alive. */

@@ -70,7 +70,7 @@ export class MongoMetadataStore implements MetadataStore {
     this.tree = new MongoTree(models, tx, clock);
     this.trash = new MongoTrash(models, tx, clock, this.tree);
     this.transfers = new MongoTransfers(models, tx, clock);
-    this.blobHolds = new MongoBlobHolds(models, tx);
+    this.blobHolds = new MongoBlobHolds(models, tx, this.tree);
   }
 
   /**

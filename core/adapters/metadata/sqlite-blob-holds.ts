@@ -9,9 +9,13 @@
  * per upload.
  */
 import { cachedStatement, type SqliteDatabase } from '../../sqlite.js';
+import type { SqliteTree } from './sqlite-tree.js';
 
 export class SqliteBlobHolds {
-  constructor(private readonly db: SqliteDatabase) {}
+  constructor(
+    private readonly db: SqliteDatabase,
+    private readonly tree: SqliteTree,
+  ) {}
 
   hold(holder: string, sha256s: readonly string[], now: Date, until: Date): boolean {
     return this.relaxed(() => this.holdTx(holder, sha256s, now, until));
@@ -60,8 +64,7 @@ export class SqliteBlobHolds {
   private claimTx(holder: string, sha256: string, now: Date, until: Date): boolean {
     return this.db
       .transaction(() => {
-        const referenced = cachedStatement(this.db, 'SELECT 1 FROM file_revisions WHERE sha256 = ? LIMIT 1');
-        if (referenced.get(sha256) !== undefined) return false;
+        if (this.tree.isBlobReferenced(sha256)) return false;
         const held = cachedStatement(
           this.db,
           'SELECT 1 FROM blob_holds WHERE sha256 = ? AND holder <> ? AND expires_at > ? LIMIT 1',

@@ -70,6 +70,7 @@ export class SqliteMetadataStore implements MetadataStore {
   private readonly tree: SqliteTree;
   private readonly trash: SqliteTrash;
   private readonly transfers: SqliteTransfers;
+  private readonly blobHolds: SqliteBlobHolds;
   private readonly clock: Clock;
   private closed = false;
   /**
@@ -79,7 +80,6 @@ export class SqliteMetadataStore implements MetadataStore {
    */
   private readonly users: StampedMemo<User | null>;
   private readonly children: StampedMemo<TreeNode | null>;
-  private readonly blobHolds: SqliteBlobHolds;
   private readonly paths: StampedMemo<readonly TreeNode[]>;
 
   /** Applies the `metadata` migrations to `db`. */
@@ -93,7 +93,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.tree = new SqliteTree(db, clock);
     this.trash = new SqliteTrash(db, clock, this.tree);
     this.transfers = new SqliteTransfers(db, clock);
-    this.blobHolds = new SqliteBlobHolds(db);
+    this.blobHolds = new SqliteBlobHolds(db, this.tree);
     this.clock = clock;
     this.users = new StampedMemo(db, MEMO_USERS);
     this.children = new StampedMemo(db, MEMO_CHILDREN);
