@@ -50,6 +50,12 @@ async function refusedUpload(harness: UploadHarness, body: Buffer): Promise<void
   }
 }
 
+/** Trashes the node and purges it for good, as the trash route does; returns the blobs it dropped. */
+async function purge(harness: UploadHarness, ownerId: string, nodeId: string): Promise<string[]> {
+  await harness.t.deps.metadata.trashNode(ownerId, nodeId, new Date());
+  return (await harness.t.deps.metadata.purgeNode(ownerId, nodeId)).droppedBlobs;
+}
+
 describe('blob holds', () => {
   it('a refused upload deletes the blob it made when nobody else needs it', async () => {
     h = await startHarness({ worker: false });
@@ -81,10 +87,9 @@ describe('blob holds', () => {
     const body = Buffer.from('content that is purged and deduplicated at the same time');
     const sha256 = sha256Of(body);
     const source = await putFile(h.t, alice, '/source.txt', body);
-    await h.t.deps.metadata.trashNode(alice.id, source.id, new Date());
     // A deduplicating upload found the source and holds its blob before it commits.
     await holdBlobs(h.t.deps, uploadHolder('dedup'), [sha256]);
-    const { droppedBlobs } = await h.t.deps.metadata.purgeNode(alice.id, source.id);
+    const droppedBlobs = await purge(h, alice.id, source.id);
     expect(droppedBlobs).toEqual([sha256]);
     expect(await deleteUnreferencedBlobs(h.t.deps, droppedBlobs)).toBe(0);
     expect(await readBlob(h, sha256)).toEqual(body);
@@ -100,8 +105,7 @@ describe('blob holds', () => {
     const body = Buffer.from('deleted while an upload looks for it');
     const sha256 = sha256Of(body);
     const file = await putFile(h.t, alice, '/gone.txt', body);
-    await h.t.deps.metadata.trashNode(alice.id, file.id, new Date());
-    const { droppedBlobs } = await h.t.deps.metadata.purgeNode(alice.id, file.id);
+    const droppedBlobs = await purge(h, alice.id, file.id);
     expect(droppedBlobs).toEqual([sha256]);
     // The deleter has claimed the blob and not deleted it yet.
     const now = new Date();
@@ -144,8 +148,7 @@ describe('blob holds', () => {
     // Nothing stays held after the copies: once no revision references it, it can go.
     for (const name of ['Album', 'Copy', 'kept-copy.txt']) {
       const node = await h.t.deps.metadata.findChild(alice.id, null, name);
-      await h.t.deps.metadata.trashNode(alice.id, node!.id, new Date());
-      await h.t.deps.metadata.purgeNode(alice.id, node!.id);
+      await purge(h, alice.id, node!.id);
     }
     expect(await deleteBlobIfUnreferenced(h.t.deps, sha256Of(kept))).toBe(true);
   });
