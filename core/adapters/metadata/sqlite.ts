@@ -75,8 +75,10 @@ export class SqliteMetadataStore implements MetadataStore {
   private closed = false;
   /**
    * Lookups made on every request (the user behind a token; a path, folder by folder),
-   * remembered while the database is unchanged: ~20 % of the server's CPU in the listing
-   * load test went to these queries (two `fcntl`s each for WAL's read lock, then the row).
+   * remembered while the database is unchanged: each query takes and drops WAL's read lock
+   * (two `fcntl`s) before its row; a V8 profile of the listing load put ~20 % of the
+   * server's CPU there (`perf` later put ~6 % in all of better-sqlite3: V8's sampler
+   * over-weights native frames).
    */
   private readonly users: StampedMemo<User | null>;
   private readonly children: StampedMemo<TreeNode | null>;
