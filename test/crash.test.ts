@@ -195,7 +195,9 @@ describe('crashes of real processes', () => {
       const second = spawnProgram('aio-worker', { ...common, AIO_LOG_LEVEL: 'info' });
       const done = await waitReady(s, uploadUrl);
       expect(done.status).toBe('ready');
-      expect(second.stdout()).toMatch(/"queue":"file\.upload".*"outcome":"success"/);
+      // The worker commits before it logs; the line can reach this process after the
+      // status does.
+      await second.waitForLine(/"queue":"file\.upload".*"outcome":"success"/, 30_000);
       const versions = await json<{ items: Array<{ sha256: string }> }>(
         `${server.url}/api/v1/files/${done.fileId}/versions`,
         { headers: { authorization: `Bearer ${s.token}` } },
