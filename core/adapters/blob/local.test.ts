@@ -160,6 +160,22 @@ describe('LocalBlobStore on disk', () => {
         .update(bytes.subarray(0, 9 * 1024 * 1024 + 5))
         .digest('hex'),
     );
+    // Two at once, after the writes above gave their aligned blocks back to the store:
+    // each gets blocks of its own.
+    const other = randomBytes(total);
+    async function* otherChunks(): AsyncGenerator<Uint8Array> {
+      for (let at = 0; at < total; at += 65_536) yield other.subarray(at, Math.min(total, at + 65_536));
+    }
+    await Promise.all([
+      store.appendStaging('direct-d', 0, chunks(0, total), total),
+      store.appendStaging('direct-e', 0, otherChunks(), total),
+    ]);
+    expect((await store.hashStaging('direct-d')).sha256).toBe(
+      createHash('sha256').update(bytes).digest('hex'),
+    );
+    expect((await store.hashStaging('direct-e')).sha256).toBe(
+      createHash('sha256').update(other).digest('hex'),
+    );
     await fs.rm(root, { recursive: true, force: true });
   });
 

@@ -81,6 +81,8 @@ export class LocalBlobStore implements BlobStore {
   private readonly stagingDir: string;
   private readonly blobsDir: string;
   private readonly tmpDir: string;
+  /** Aligned blocks for direct writes, reused from one upload to the next. */
+  private readonly blocks = new AlignedBlocks(2);
 
   private constructor(
     readonly root: string,
@@ -216,12 +218,19 @@ export class LocalBlobStore implements BlobStore {
         throw new AppError('OFFSET_MISMATCH', `Upload ${id} has ${size} bytes, not ${offset}.`);
       // One fsync at the end (flushing while writing measured slower: it stalls the writes).
       const direct =
-        offset % DIRECT_ALIGN === 0 && maxBytes >= DIRECT_MIN_BYTES ? await openDirect(file) : null;
+        offset % DIRECT_ALIGN === 0 && maxBytes >= DIRECT_MIN_BYTES
+          ? await openDirect(file, this.blocks)
+          : null;
       let position: number;
       try {
-        position = await writeGathered(handle, source, offset, maxBytes, direct);
+        position = direct
+          ? await writeThroughBlocks(handle, source, offset, maxBytes, direct)
+          : await writeGathered(handle, source, offset, maxBytes);
       } finally {
-        await direct?.handle.close();
+        if (direct) {
+          await direct.handle.close();
+          for (const block of direct.blocks) this.blocks.give(block);
+        }
       }
       await handle.sync();
       return position;
@@ -515,18 +524,13 @@ async function writeGathered(
   source: AsyncIterable<Uint8Array>,
   start: number,
   maxBytes: number,
-  direct: DirectWriter | null = null,
 ): Promise<number> {
-  const iterator = source[Symbol.asyncIterator]();
   let position = start;
-  let taken = 0;
   let batch: Uint8Array[] = [];
   let batched = 0;
-  let inFlight: Promise<void> | null = null;
-  let writeFailure: { error: unknown } | null = null;
+  const writes = new OneWriteInFlight();
   const dispatch = async (): Promise<void> => {
-    if (inFlight) await inFlight;
-    if (writeFailure) throw writeFailure.error;
+    await writes.settled();
     if (batched === 0) return;
     const chunks = batch;
     const bytes = batched;
@@ -534,14 +538,87 @@ async function writeGathered(
     batch = [];
     batched = 0;
     position += bytes;
-    const write =
-      direct !== null && !direct.failed && bytes === WRITE_BATCH_BYTES
-        ? writeDirect(direct, handle, chunks, bytes, at)
-        : writeFully(handle, chunks, bytes, at);
-    inFlight = write.catch((error: unknown) => {
-      writeFailure = { error };
-    });
+    writes.start(writeFully(handle, chunks, bytes, at));
   };
+  await eachChunk(source, maxBytes, async (chunk) => {
+    batch.push(chunk);
+    batched += chunk.byteLength;
+    if (batched >= WRITE_BATCH_BYTES || batch.length >= MAX_IOVECS) await dispatch();
+  });
+  await dispatch();
+  await writes.settled();
+  return position;
+}
+
+/**
+ * Writes `source` (at most `maxBytes` of it) at `start`, an aligned position, with
+ * `O_DIRECT`: each chunk is copied into one of two aligned blocks as it arrives, a full
+ * block is written while the other fills (one write in flight), the last partial block
+ * goes through the page cache (`handle`). Copying at once (rather than holding a batch
+ * of the request's chunks until a block's worth has come) lets every chunk die young:
+ * V8 counts the request's buffers as external memory, and a batch of them held across
+ * young collections made it start full collections back to back during a big upload
+ * (docs/performance.md, ninth pass). Errors as `writeGathered`.
+ */
+async function writeThroughBlocks(
+  handle: FileHandle,
+  source: AsyncIterable<Uint8Array>,
+  start: number,
+  maxBytes: number,
+  direct: DirectWriter,
+): Promise<number> {
+  let [block, other] = direct.blocks;
+  let filled = 0;
+  let position = start;
+  const writes = new OneWriteInFlight();
+  const flush = async (): Promise<void> => {
+    // The other block's write must be done before it is filled again.
+    await writes.settled();
+    const full = block;
+    const bytes = filled;
+    const at = position;
+    position += bytes;
+    writes.start(
+      bytes === WRITE_BATCH_BYTES
+        ? writeDirect(direct, handle, full, at)
+        : writeFully(handle, [full.subarray(0, bytes)], bytes, at),
+    );
+    block = other;
+    other = full;
+    filled = 0;
+  };
+  try {
+    await eachChunk(source, maxBytes, async (chunk) => {
+      let from = 0;
+      while (from < chunk.byteLength) {
+        const n = Math.min(chunk.byteLength - from, WRITE_BATCH_BYTES - filled);
+        block.set(n === chunk.byteLength ? chunk : chunk.subarray(from, from + n), filled);
+        filled += n;
+        from += n;
+        if (filled === WRITE_BATCH_BYTES) await flush();
+      }
+    });
+    if (filled > 0) await flush();
+    await writes.settled();
+  } finally {
+    // The blocks go back to the store's pool: no write may still be reading one.
+    await writes.drained();
+  }
+  return position;
+}
+
+/**
+ * Hands `source`'s chunks to `take` until `maxBytes` have been taken (the last chunk cut
+ * to fit). A source that fails (the client went away) ends the loop like its end: what
+ * arrived is kept. A source stopped early is told so (`return`), as `for await` would.
+ */
+async function eachChunk(
+  source: AsyncIterable<Uint8Array>,
+  maxBytes: number,
+  take: (chunk: Uint8Array) => Promise<void>,
+): Promise<void> {
+  const iterator = source[Symbol.asyncIterator]();
+  let taken = 0;
   let sourceDone = false;
   try {
     while (taken < maxBytes) {
@@ -549,94 +626,121 @@ async function writeGathered(
       try {
         next = await iterator.next();
       } catch {
-        // The client went away: keep (and write) what arrived.
         sourceDone = true;
-        break;
+        return;
       }
       if (next.done) {
         sourceDone = true;
-        break;
+        return;
       }
       const chunk =
         next.value.byteLength > maxBytes - taken ? next.value.subarray(0, maxBytes - taken) : next.value;
       if (chunk.byteLength === 0) continue;
       taken += chunk.byteLength;
-      if (direct !== null && batched + chunk.byteLength > WRITE_BATCH_BYTES) {
-        // Direct writes go in whole aligned blocks: the chunk that crosses the block's end
-        // is split, its rest starts the next block.
-        const fits = WRITE_BATCH_BYTES - batched;
-        batch.push(chunk.subarray(0, fits));
-        batched += fits;
-        await dispatch();
-        batch.push(chunk.subarray(fits));
-        batched += chunk.byteLength - fits;
-        continue;
-      }
-      batch.push(chunk);
-      batched += chunk.byteLength;
-      if (batched >= WRITE_BATCH_BYTES || (direct === null && batch.length >= MAX_IOVECS)) await dispatch();
+      await take(chunk);
     }
   } finally {
-    // Stopped early (the upload is full): let the source clean up, as `for await` would.
     if (!sourceDone) await iterator.return?.();
   }
-  await dispatch();
-  await inFlight;
-  if (writeFailure) throw (writeFailure as { error: unknown }).error;
-  return position;
+}
+
+/** At most one write in flight; its failure is thrown at the next `settled()`. */
+class OneWriteInFlight {
+  private inFlight: Promise<void> | null = null;
+  private failure: { error: unknown } | null = null;
+
+  start(write: Promise<void>): void {
+    this.inFlight = write.catch((error: unknown) => {
+      this.failure = { error };
+    });
+  }
+
+  async settled(): Promise<void> {
+    await this.drained();
+    if (this.failure) throw this.failure.error;
+  }
+
+  /** Waits for the write in flight, whatever its outcome. */
+  async drained(): Promise<void> {
+    await this.inFlight;
+    this.inFlight = null;
+  }
 }
 
 /** `writev` until every byte of `chunks` (`bytes` in all) is at `at`. */
-/** A second descriptor of a staging file with `O_DIRECT`, and one aligned block buffer. */
+/** A second descriptor of a staging file with `O_DIRECT`, and two aligned blocks. */
 interface DirectWriter {
   handle: FileHandle;
-  block: Buffer;
+  blocks: [Buffer, Buffer];
   /** Set when the file system refused a direct write: buffered from then on. */
   failed: boolean;
 }
 
-/** Opens `file` for direct writes; null where the platform or file system has no `O_DIRECT`. */
-async function openDirect(file: string): Promise<DirectWriter | null> {
-  const { O_DIRECT, O_WRONLY } = constants;
-  if (typeof O_DIRECT !== 'number') return null;
-  const pool = chunkPool(1, WRITE_BATCH_BYTES, false);
-  if (!pool.aligned) return null;
-  try {
-    return { handle: await fs.open(file, O_WRONLY | O_DIRECT), block: pool.buffer(0), failed: false };
-  } catch {
-    return null; // tmpfs and some FUSE file systems refuse O_DIRECT
+/**
+ * Page-aligned buffers of `WRITE_BATCH_BYTES` for direct writes, kept (up to `keep`)
+ * for the next upload instead of a new `WebAssembly.Memory` per request.
+ */
+class AlignedBlocks {
+  private readonly free: Buffer[] = [];
+
+  constructor(private readonly keep: number) {}
+
+  /** A block, or null where no aligned memory can be had (no WebAssembly). */
+  take(): Buffer | null {
+    const kept = this.free.pop();
+    if (kept) return kept;
+    const pool = chunkPool(1, WRITE_BATCH_BYTES, false);
+    return pool.aligned ? pool.buffer(0) : null;
+  }
+
+  give(block: Buffer): void {
+    if (this.free.length < this.keep) this.free.push(block);
   }
 }
 
+/** Opens `file` for direct writes; null where the platform or file system has no `O_DIRECT`. */
+async function openDirect(file: string, blocks: AlignedBlocks): Promise<DirectWriter | null> {
+  const { O_DIRECT, O_WRONLY } = constants;
+  if (typeof O_DIRECT !== 'number') return null;
+  let handle: FileHandle;
+  try {
+    handle = await fs.open(file, O_WRONLY | O_DIRECT);
+  } catch {
+    return null; // tmpfs and some FUSE file systems refuse O_DIRECT
+  }
+  const first = blocks.take();
+  const second = first && blocks.take();
+  if (!first || !second) {
+    if (first) blocks.give(first);
+    await handle.close();
+    return null;
+  }
+  return { handle, blocks: [first, second], failed: false };
+}
+
 /**
- * Copies one whole block (`WRITE_BATCH_BYTES`, at an aligned position) into the aligned
- * buffer and writes it with `O_DIRECT`; a file system that refuses (EINVAL) gets this
- * block and every later one through the page cache.
+ * Writes one whole aligned block (`WRITE_BATCH_BYTES`, at an aligned position) with
+ * `O_DIRECT`; a file system that refuses (EINVAL) gets this block and every later one
+ * through the page cache.
  */
 async function writeDirect(
   direct: DirectWriter,
   handle: FileHandle,
-  chunks: Uint8Array[],
-  bytes: number,
+  block: Buffer,
   at: number,
 ): Promise<void> {
-  if (at % DIRECT_ALIGN !== 0) return writeFully(handle, chunks, bytes, at);
-  let filled = 0;
-  for (const chunk of chunks) {
-    direct.block.set(chunk, filled);
-    filled += chunk.byteLength;
-  }
+  if (direct.failed || at % DIRECT_ALIGN !== 0) return writeFully(handle, [block], block.length, at);
   let done = 0;
   try {
-    while (done < bytes) {
-      const { bytesWritten } = await direct.handle.write(direct.block, done, bytes - done, at + done);
+    while (done < block.length) {
+      const { bytesWritten } = await direct.handle.write(block, done, block.length - done, at + done);
       if (bytesWritten === 0) throw new Error('write wrote nothing');
       done += bytesWritten;
     }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
     direct.failed = true;
-    await writeFully(handle, [direct.block.subarray(done, bytes)], bytes - done, at + done);
+    await writeFully(handle, [block.subarray(done)], block.length - done, at + done);
   }
 }
 
