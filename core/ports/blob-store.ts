@@ -17,21 +17,30 @@ export interface BlobStat {
   size: number;
 }
 
+/** What `appendStaging` appended. */
+export interface AppendedBytes {
+  /** The staging file's size after the append. */
+  size: number;
+  /** sha256 (hex) of the bytes this append wrote (of nothing when it wrote none). */
+  sha256: string;
+}
+
 export interface BlobStore {
   /** Current size of a staging file, or `null` when it does not exist. */
   stagingSize(id: string): Promise<number | null>;
   /**
    * Appends `source` to staging file `id` (created when absent) at `offset`, which must
    * equal its current size, writing at most `maxBytes`; the data is fsynced before the
-   * promise resolves. Returns the new size. When the source errors or ends early, what
-   * arrived is kept (fsynced) and the new size returned.
+   * promise resolves. Returns the new size and the sha256 of exactly the bytes this call
+   * appended (the store hashes what it writes, where it is cheapest). When the source
+   * errors or ends early, what arrived is kept (fsynced) and counted.
    */
   appendStaging(
     id: string,
     offset: number,
     source: AsyncIterable<Uint8Array>,
     maxBytes: number,
-  ): Promise<number>;
+  ): Promise<AppendedBytes>;
   /** Streams a staging file (for hashing and type sniffing). */
   readStaging(id: string, range?: ByteRange): Readable;
   /** sha256 hex of the staging file, streamed. */

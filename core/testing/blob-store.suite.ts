@@ -74,10 +74,20 @@ export function blobStoreSuite(
     it('appends in several requests at the right offsets and returns each new size', async () => {
       const store = await open();
       const id = newId();
-      expect(await store.appendStaging(id, 0, chunksOf('hello', ' '), 1_000)).toBe(6);
+      expect(await store.appendStaging(id, 0, chunksOf('hello', ' '), 1_000)).toEqual({
+        size: 6,
+        sha256: sha256Of(Buffer.from('hello ')),
+      });
       expect(await store.stagingSize(id)).toBe(6);
-      expect(await store.appendStaging(id, 6, chunksOf('wor', 'ld', '!'), 1_000)).toBe(12);
-      expect(await store.appendStaging(id, 12, chunksOf(), 1_000)).toBe(12);
+      // Each append's sha256 covers what that append wrote, not the whole file.
+      expect(await store.appendStaging(id, 6, chunksOf('wor', 'ld', '!'), 1_000)).toEqual({
+        size: 12,
+        sha256: sha256Of(Buffer.from('world!')),
+      });
+      expect(await store.appendStaging(id, 12, chunksOf(), 1_000)).toEqual({
+        size: 12,
+        sha256: sha256Of(Buffer.alloc(0)),
+      });
       expect((await collect(store.readStaging(id))).toString()).toBe('hello world!');
       expect(await store.hashStaging(id)).toEqual({
         sha256: sha256Of(Buffer.from('hello world!')),
@@ -104,8 +114,11 @@ export function blobStoreSuite(
     it('writes at most maxBytes and drops the rest', async () => {
       const store = await open();
       const id = newId();
-      expect(await store.appendStaging(id, 0, chunksOf('12345', '67890', 'abc'), 7)).toBe(7);
-      expect(await store.appendStaging(id, 7, chunksOf('xyz'), 0)).toBe(7);
+      expect(await store.appendStaging(id, 0, chunksOf('12345', '67890', 'abc'), 7)).toEqual({
+        size: 7,
+        sha256: sha256Of(Buffer.from('1234567')),
+      });
+      expect((await store.appendStaging(id, 7, chunksOf('xyz'), 0)).size).toBe(7);
       expect((await collect(store.readStaging(id))).toString()).toBe('1234567');
     });
 
@@ -117,9 +130,12 @@ export function blobStoreSuite(
         yield Buffer.from('data');
         throw new Error('client went away');
       }
-      expect(await store.appendStaging(id, 0, failing(), 1_000)).toBe(12);
+      expect(await store.appendStaging(id, 0, failing(), 1_000)).toEqual({
+        size: 12,
+        sha256: sha256Of(Buffer.from('partial data')),
+      });
       expect(await store.stagingSize(id)).toBe(12);
-      expect(await store.appendStaging(id, 12, chunksOf('!'), 1_000)).toBe(13);
+      expect((await store.appendStaging(id, 12, chunksOf('!'), 1_000)).size).toBe(13);
       expect((await collect(store.readStaging(id))).toString()).toBe('partial data!');
     });
 
@@ -354,8 +370,9 @@ export function blobStoreSuite(
       }
       const before = process.memoryUsage.rss();
       const id = newId();
-      expect(await store.appendStaging(id, 0, source(), total)).toBe(total);
+      const appended = await store.appendStaging(id, 0, source(), total);
       const sha256 = expected.digest('hex');
+      expect(appended).toEqual({ size: total, sha256 });
       // Writing buffers at most about a megabyte; holding the upload would cost 64 MiB.
       expect(peakRss - before).toBeLessThan(16 * 1024 * 1024);
       expect(await store.hashStaging(id)).toEqual({ sha256, size: total });

@@ -6,7 +6,6 @@
  * (state and outbox job in one commit) and nudges the outbox relay.
  */
 import type { Request } from 'express';
-import { createHash } from 'node:crypto';
 import { AppError } from '../../contract/errors.js';
 import type { UploadSession } from '../../core/ports/metadata-store.js';
 import type { AppDeps } from '../deps.js';
@@ -66,19 +65,24 @@ export async function receiveBytes(
       if (seen > remaining) overflow = true;
       progress.update(Math.min(seen, remaining));
     });
-    // Every body is hashed on its way to disk: to check the checksums the client states,
-    // and (an upload that arrives whole in one request) so the worker can skip reading it back.
-    const hashing = new HashingSource(counted);
+    // Every body is hashed on its way to disk (by the store, as it writes): to check the
+    // checksums the client states, and (an upload that arrives whole in one request) so
+    // the worker can skip reading it back.
     let written: number;
+    let chunkSha256: string;
     try {
-      written = await deps.blobs.appendStaging(session.id, offset, hashing, remaining);
+      ({ size: written, sha256: chunkSha256 } = await deps.blobs.appendStaging(
+        session.id,
+        offset,
+        counted,
+        remaining,
+      ));
     } finally {
       await progress.stop();
     }
     // The writer stops at the upload's last byte; a chunked body's end (and its trailers)
     // may still be on the way: read them, and note any bytes beyond the upload.
     if (written === current.length && !overflow && (await awaitEnd(req))) overflow = true;
-    const chunkSha256 = hashing.digestIf(written - offset);
     const stated = await checkedChecksums(deps, current, offset, req, chunkSha256, written, overflow);
     if (written > offset) {
       const advanced = await deps.metadata.advanceUpload(session.id, offset, written);
@@ -344,27 +348,3 @@ class ProgressWriter {
 }
 
 async function* noBytes(): AsyncGenerator<Uint8Array> {}
-
-/** Passes chunks through while hashing them; the digest counts only if every byte was written. */
-class HashingSource implements AsyncIterable<Uint8Array> {
-  private readonly hash = createHash('sha256');
-  private bytes = 0;
-  private digested = false;
-
-  constructor(private readonly source: AsyncIterable<Uint8Array>) {}
-
-  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    for await (const chunk of this.source) {
-      this.hash.update(chunk);
-      this.bytes += chunk.byteLength;
-      yield chunk;
-    }
-  }
-
-  /** The sha256 when exactly `written` bytes passed through (none were cut off), else undefined. */
-  digestIf(written: number): string | undefined {
-    if (this.digested) return undefined;
-    this.digested = true;
-    return this.bytes === written ? this.hash.digest('hex') : undefined;
-  }
-}

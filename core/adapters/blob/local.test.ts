@@ -140,9 +140,20 @@ describe('LocalBlobStore on disk', () => {
       }
     }
     // From offset 0, then a resume at an unaligned offset (written through the page cache).
-    expect(await store.appendStaging('direct-a', 0, chunks(0, total), total)).toBe(total);
-    expect(await store.appendStaging('direct-b', 0, chunks(0, 1_000), total)).toBe(1_000);
-    expect(await store.appendStaging('direct-b', 1_000, chunks(1_000, total), total - 1_000)).toBe(total);
+    const sha = (from: number, to: number): string =>
+      createHash('sha256').update(bytes.subarray(from, to)).digest('hex');
+    expect(await store.appendStaging('direct-a', 0, chunks(0, total), total)).toEqual({
+      size: total,
+      sha256: sha(0, total),
+    });
+    expect(await store.appendStaging('direct-b', 0, chunks(0, 1_000), total)).toEqual({
+      size: 1_000,
+      sha256: sha(0, 1_000),
+    });
+    expect(await store.appendStaging('direct-b', 1_000, chunks(1_000, total), total - 1_000)).toEqual({
+      size: total,
+      sha256: sha(1_000, total),
+    });
     for (const id of ['direct-a', 'direct-b']) {
       expect(await store.hashStaging(id)).toEqual({
         sha256: createHash('sha256').update(bytes).digest('hex'),
@@ -154,7 +165,10 @@ describe('LocalBlobStore on disk', () => {
       yield* chunks(0, 9 * 1024 * 1024 + 5);
       throw new Error('client went away');
     }
-    expect(await store.appendStaging('direct-c', 0, broken(), total)).toBe(9 * 1024 * 1024 + 5);
+    expect(await store.appendStaging('direct-c', 0, broken(), total)).toEqual({
+      size: 9 * 1024 * 1024 + 5,
+      sha256: sha(0, 9 * 1024 * 1024 + 5),
+    });
     expect((await store.hashStaging('direct-c')).sha256).toBe(
       createHash('sha256')
         .update(bytes.subarray(0, 9 * 1024 * 1024 + 5))
@@ -166,9 +180,13 @@ describe('LocalBlobStore on disk', () => {
     async function* otherChunks(): AsyncGenerator<Uint8Array> {
       for (let at = 0; at < total; at += 65_536) yield other.subarray(at, Math.min(total, at + 65_536));
     }
-    await Promise.all([
+    const both = await Promise.all([
       store.appendStaging('direct-d', 0, chunks(0, total), total),
       store.appendStaging('direct-e', 0, otherChunks(), total),
+    ]);
+    expect(both.map((a) => a.sha256)).toEqual([
+      sha(0, total),
+      createHash('sha256').update(other).digest('hex'),
     ]);
     expect((await store.hashStaging('direct-d')).sha256).toBe(
       createHash('sha256').update(bytes).digest('hex'),
