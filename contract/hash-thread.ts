@@ -42,10 +42,15 @@ export class InlineHasher implements ChunkHasher {
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-const hash = createHash('sha256');
+let hash = createHash('sha256');
 parentPort.on('message', (m) => {
   if (m.digest) {
     parentPort.postMessage({ digest: hash.digest('hex') });
+    hash = createHash('sha256');
+    return;
+  }
+  if (m.restart) {
+    hash = createHash('sha256');
     return;
   }
   hash.update(new Uint8Array(m.memory, m.offset, m.length));
@@ -98,6 +103,18 @@ export class ThreadHasher implements ChunkHasher {
       this.pending.push((err, digest) => (err || digest === undefined ? reject(err) : resolve(digest)));
       this.worker.postMessage({ digest: true });
     }));
+  }
+
+  /**
+   * Starts a new sha256 on the same thread (saving a thread's start, ~50 ms of CPU here).
+   * False, and nothing changed, when the thread failed or still works on something: the
+   * caller closes it then.
+   */
+  restart(): boolean {
+    if (this.failed || this.pending.length > 0) return false;
+    this.result = undefined;
+    this.worker.postMessage({ restart: true });
+    return true;
   }
 
   /** Stops the thread (idempotent). */

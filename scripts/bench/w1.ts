@@ -105,7 +105,7 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
       const a = aio;
       const d = dav;
       const s = sink;
-      const uploads: Array<[string, () => Promise<void>]> = [
+      const uploads: Array<[string, () => Promise<number>]> = [
         [
           'aio',
           async () => {
@@ -113,6 +113,7 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
             results.add('W1 upload time | aio', 'ms', r.ms);
             results.add('W1 upload peak RSS client | aio', 'kb', r.peakRssKb);
             await verifyAio(a, '/w1', new Map([['big.bin', sha]]));
+            return r.ms;
           },
         ],
         [
@@ -122,6 +123,7 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
             results.add('W1 upload time | rclone', 'ms', r.ms);
             results.add('W1 upload peak RSS client | rclone', 'kb', r.peakRssKb);
             await expectSha('rclone upload', path.join(d.root, 'w1', 'big.bin'), sha);
+            return r.ms;
           },
         ],
         [
@@ -131,16 +133,17 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
             results.add('W1 upload time | curl→sink', 'ms', r.ms);
             results.add('W1 upload peak RSS client | curl', 'kb', r.peakRssKb);
             await expectSha('curl upload', path.join(s.root, 'w1', 'big.bin'), sha);
+            return r.ms;
           },
         ],
       ];
       for (const [name, fn] of rotate(uploads, run)) {
         process.stdout.write(`W1 run ${run + 1}/${opts.runs}: upload ${name}… `);
         flushDisks();
-        await fn();
-        console.log('ok');
+        const ms = await fn();
+        console.log(`ok (${(ms / 1000).toFixed(2)} s)`);
       }
-      const downloads: Array<[string, () => Promise<void>]> = [
+      const downloads: Array<[string, () => Promise<number>]> = [
         [
           'aio',
           async () => {
@@ -150,6 +153,7 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
             results.add('W1 download peak RSS client | aio', 'kb', r.peakRssKb);
             await expectSha('aio download', out, sha);
             await fs.rm(out);
+            return r.ms;
           },
         ],
         [
@@ -161,6 +165,7 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
             results.add('W1 download peak RSS client | rclone', 'kb', r.peakRssKb);
             await expectSha('rclone download', path.join(out, 'big.bin'), sha);
             await fs.rm(out, { recursive: true });
+            return r.ms;
           },
         ],
         [
@@ -171,14 +176,15 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
             results.add('W1 download time | cp', 'ms', r.ms);
             await expectSha('cp', out, sha);
             await fs.rm(out);
+            return r.ms;
           },
         ],
       ];
       for (const [name, fn] of rotate(downloads, run)) {
         process.stdout.write(`W1 run ${run + 1}/${opts.runs}: download ${name}… `);
         flushDisks();
-        await fn();
-        console.log('ok');
+        const ms = await fn();
+        console.log(`ok (${(ms / 1000).toFixed(2)} s)`);
       }
       results.add('W1 peak RSS server | aio-server', 'kb', a.server.peakRssKb());
       results.add('W1 peak RSS server | rclone serve webdav', 'kb', d.service.peakRssKb());

@@ -84,6 +84,8 @@ export class LocalBlobStore implements BlobStore {
   private readonly tmpDir: string;
   /** Aligned blocks for direct writes, reused from one upload to the next. */
   private readonly blocks = new AlignedBlocks(2);
+  /** Hashing threads of direct writes, kept between uploads. */
+  private readonly hashers = new IdleHashers(2);
 
   private constructor(
     readonly root: string,
@@ -220,7 +222,7 @@ export class LocalBlobStore implements BlobStore {
       // One fsync at the end (flushing while writing measured slower: it stalls the writes).
       const direct =
         offset % DIRECT_ALIGN === 0 && maxBytes >= DIRECT_MIN_BYTES
-          ? await openDirect(file, this.blocks)
+          ? await openDirect(file, this.blocks, this.hashers)
           : null;
       let appended: AppendedBytes;
       try {
@@ -229,7 +231,7 @@ export class LocalBlobStore implements BlobStore {
           : await writeGathered(handle, source, offset, maxBytes);
       } finally {
         if (direct) {
-          await direct.hasher.close();
+          await this.hashers.give(direct.hasher);
           await direct.handle.close();
           for (const block of direct.blocks) this.blocks.give(block);
         }
@@ -469,6 +471,7 @@ export class LocalBlobStore implements BlobStore {
   /** Closes the packs' index. */
   async close(): Promise<void> {
     this.packs.close();
+    await this.hashers.close();
   }
 
   /** `UnavailableError` when the folders are missing or not writable (volume unmounted, read-only). */
@@ -718,8 +721,32 @@ class AlignedBlocks {
   }
 }
 
+/** Idle `ThreadHasher`s (up to `keep`), so an upload does not wait for a thread to start. */
+class IdleHashers {
+  private readonly idle: ThreadHasher[] = [];
+
+  constructor(private readonly keep: number) {}
+
+  take(): ThreadHasher {
+    return this.idle.pop() ?? new ThreadHasher();
+  }
+
+  async give(hasher: ThreadHasher): Promise<void> {
+    if (this.idle.length < this.keep && hasher.restart()) this.idle.push(hasher);
+    else await hasher.close();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.idle.splice(0).map((hasher) => hasher.close()));
+  }
+}
+
 /** Opens `file` for direct writes; null where the platform or file system has no `O_DIRECT`. */
-async function openDirect(file: string, blocks: AlignedBlocks): Promise<DirectWriter | null> {
+async function openDirect(
+  file: string,
+  blocks: AlignedBlocks,
+  hashers: IdleHashers,
+): Promise<DirectWriter | null> {
   const { O_DIRECT, O_WRONLY } = constants;
   if (typeof O_DIRECT !== 'number') return null;
   let handle: FileHandle;
@@ -735,8 +762,8 @@ async function openDirect(file: string, blocks: AlignedBlocks): Promise<DirectWr
     await handle.close();
     return null;
   }
-  // Started now, it is up by the time the first block is full.
-  return { handle, blocks: [first, second], hasher: new ThreadHasher(), failed: false };
+  // A new thread starts now, while the first blocks fill.
+  return { handle, blocks: [first, second], hasher: hashers.take(), failed: false };
 }
 
 /**
