@@ -59,6 +59,11 @@ const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
  * transfer, and leaves the page cache to the files people read.
  */
 const DIRECT_MIN_BYTES = 16 * 1024 * 1024;
+/**
+ * Blocks of a direct write: one filling while the others are written (a slow write of
+ * the disk does not stop the socket's reading at once).
+ */
+const DIRECT_BLOCKS = 3;
 /** File operations in flight at once in `putMany`. */
 const PUT_MANY_CONCURRENCY = 32;
 /** `putMany` packs its small contents when it has at least this many (one alone is cheaper as a file). */
@@ -83,7 +88,7 @@ export class LocalBlobStore implements BlobStore {
   private readonly blobsDir: string;
   private readonly tmpDir: string;
   /** Aligned blocks for direct writes, reused from one upload to the next. */
-  private readonly blocks = new AlignedBlocks(2);
+  private readonly blocks = new AlignedBlocks(DIRECT_BLOCKS);
   /** Hashing threads of direct writes, kept between uploads. */
   private readonly hashers = new IdleHashers(2);
 
@@ -560,9 +565,10 @@ async function writeGathered(
 
 /**
  * Writes `source` (at most `maxBytes` of it) at `start`, an aligned position, with
- * `O_DIRECT`: each chunk is copied into one of two aligned blocks as it arrives; a full
- * block is written, and hashed on the writer's thread, while the other fills (one block
- * in flight); the last partial block goes through the page cache (`handle`).
+ * `O_DIRECT`: each chunk is copied into an aligned block as it arrives; a full block is
+ * written, and hashed on the writer's thread, while the next one fills (the blocks are a
+ * ring of `DIRECT_BLOCKS`: a block is filled again once its write and hash are done); the
+ * last partial block goes through the page cache (`handle`).
  *
  * Copying at once (rather than holding a batch of the request's chunks until a block's
  * worth has come) lets every chunk die young: V8 counts the request's buffers as
@@ -580,28 +586,31 @@ async function writeThroughBlocks(
   maxBytes: number,
   direct: DirectWriter,
 ): Promise<AppendedBytes> {
-  let [block, other] = direct.blocks;
+  // Each block with its write-and-hash in flight; a block is filled again once it is done.
+  const slots = direct.blocks.map((buffer) => ({ buffer, work: new OneWriteInFlight() }));
+  let current = 0;
+  let block = direct.blocks[0] as Buffer;
   let filled = 0;
   let position = start;
-  const writes = new OneWriteInFlight();
   const flush = async (): Promise<void> => {
-    // The other block's write and hash must be done before it is filled again.
-    await writes.settled();
-    const full = block;
     const bytes = filled;
     const at = position;
     position += bytes;
-    const view = full.subarray(0, bytes);
+    const view = block.subarray(0, bytes);
     const hashed = new Promise<void>((resolve, reject) =>
       direct.hasher.update(view, (err) => (err ? reject(err) : resolve())),
     );
     const written =
       bytes === WRITE_BATCH_BYTES
-        ? writeDirect(direct, handle, full, at)
+        ? writeDirect(direct, handle, block, at)
         : writeFully(handle, [view], bytes, at);
-    writes.start(Promise.all([hashed, written]).then(() => undefined));
-    block = other;
-    other = full;
+    (slots[current] as (typeof slots)[number]).work.start(
+      Promise.all([hashed, written]).then(() => undefined),
+    );
+    current = (current + 1) % slots.length;
+    const next = slots[current] as (typeof slots)[number];
+    await next.work.settled();
+    block = next.buffer;
     filled = 0;
   };
   try {
@@ -617,10 +626,10 @@ async function writeThroughBlocks(
       }
     });
     if (filled > 0) await flush();
-    await writes.settled();
+    for (const slot of slots) await slot.work.settled();
   } finally {
     // The blocks go back to the store's pool: no write or hash may still be reading one.
-    await writes.drained();
+    for (const slot of slots) await slot.work.drained();
   }
   return { size: position, sha256: await direct.hasher.digest() };
 }
@@ -687,12 +696,12 @@ class OneWriteInFlight {
 
 /** `writev` until every byte of `chunks` (`bytes` in all) is at `at`. */
 /**
- * A second descriptor of a staging file with `O_DIRECT`, two aligned blocks of shared
- * memory, and the thread that hashes them.
+ * A second descriptor of a staging file with `O_DIRECT`, `DIRECT_BLOCKS` aligned blocks
+ * of shared memory, and the thread that hashes them.
  */
 interface DirectWriter {
   handle: FileHandle;
-  blocks: [Buffer, Buffer];
+  blocks: Buffer[];
   hasher: ThreadHasher;
   /** Set when the file system refused a direct write: buffered from then on. */
   failed: boolean;
@@ -755,15 +764,18 @@ async function openDirect(
   } catch {
     return null; // tmpfs and some FUSE file systems refuse O_DIRECT
   }
-  const first = blocks.take();
-  const second = first && blocks.take();
-  if (!first || !second) {
-    if (first) blocks.give(first);
-    await handle.close();
-    return null;
+  const taken: Buffer[] = [];
+  for (let i = 0; i < DIRECT_BLOCKS; i++) {
+    const block = blocks.take();
+    if (!block) {
+      for (const b of taken) blocks.give(b);
+      await handle.close();
+      return null;
+    }
+    taken.push(block);
   }
   // A new thread starts now, while the first blocks fill.
-  return { handle, blocks: [first, second], hasher: hashers.take(), failed: false };
+  return { handle, blocks: taken, hasher: hashers.take(), failed: false };
 }
 
 /**
