@@ -31,6 +31,14 @@ import { openRuntime } from './runtime-deps.js';
 /** The part of the shutdown budget in-flight requests get before their connections are cut. */
 const HTTP_GRACE_SHARE = 0.5;
 
+/**
+ * Buffer sizes of requests, responses and their sockets. At Node's default (16 KiB) every
+ * 64 KiB piece of a request body overfills the request's buffer, so the socket's reading
+ * is stopped and started again for each one; with 1 MiB it goes on while the body is
+ * written (W1 upload probes 2.26-2.76 -> 2.27-2.44 s, server CPU ~0.15 s less per GiB).
+ */
+const STREAM_BUFFER_BYTES = 1024 * 1024;
+
 async function main(): Promise<void> {
   const config = loadConfigOrExit('aio-server');
   const logger = createLogger(config, 'aio-server');
@@ -60,7 +68,7 @@ async function run(
   logger: Logger,
 ): Promise<void> {
   const handle = createApp(deps);
-  const server = http.createServer(handle.app);
+  const server = http.createServer({ highWaterMark: STREAM_BUFFER_BYTES }, handle.app);
   await listen(server, config.host, config.port);
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
