@@ -11,7 +11,9 @@
  * they are still young: a 1 GiB upload's server peak went from 145–156 MiB to 117–132 MiB,
  * and it got no slower (15 interleaved probes; reusing freed memory is cheaper than
  * touching new pages). Every 4 MiB was twice as slow (buffers of the batch being written
- * survive two collections and move to the old generation); every 16 MiB saved half as much.
+ * survived two collections and moved to the old generation; the staging writer has since
+ * stopped holding a batch, it copies each piece into its block at once); every 16 MiB
+ * saved half as much.
  *
  * The collection needs `gc` exposed (`--expose-gc`: `bin/aio-server`'s `#!` line and
  * `npm start` pass it). Without it, nothing is collected early and nothing else changes.
