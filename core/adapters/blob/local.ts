@@ -671,7 +671,7 @@ async function eachChunk(
   }
 }
 
-/** At most one write in flight; its failure is thrown at the next `settled()`. */
+/** At most one write (or write and hash) in flight; its failure is thrown at the next `settled()`. */
 class OneWriteInFlight {
   private inFlight: Promise<void> | null = null;
   private failure: { error: unknown } | null = null;
@@ -694,7 +694,6 @@ class OneWriteInFlight {
   }
 }
 
-/** `writev` until every byte of `chunks` (`bytes` in all) is at `at`. */
 /**
  * A second descriptor of a staging file with `O_DIRECT`, `DIRECT_BLOCKS` aligned blocks
  * of shared memory, and the thread that hashes them.
@@ -733,6 +732,7 @@ class AlignedBlocks {
 /** Idle `ThreadHasher`s (up to `keep`), so an upload does not wait for a thread to start. */
 class IdleHashers {
   private readonly idle: ThreadHasher[] = [];
+  private closed = false;
 
   constructor(private readonly keep: number) {}
 
@@ -740,12 +740,14 @@ class IdleHashers {
     return this.idle.pop() ?? new ThreadHasher();
   }
 
+  /** Keeps `hasher` for the next upload, or stops it (too many idle, failed, store closed). */
   async give(hasher: ThreadHasher): Promise<void> {
-    if (this.idle.length < this.keep && hasher.restart()) this.idle.push(hasher);
+    if (!this.closed && this.idle.length < this.keep && hasher.restart()) this.idle.push(hasher);
     else await hasher.close();
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await Promise.all(this.idle.splice(0).map((hasher) => hasher.close()));
   }
 }
