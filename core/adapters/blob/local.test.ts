@@ -197,6 +197,32 @@ describe('LocalBlobStore on disk', () => {
     await fs.rm(root, { recursive: true, force: true });
   });
 
+  it('hashes big bodies beyond its hashing threads on the calling thread, with the same answers', async () => {
+    for (const hashThreads of [0, 1]) {
+      const root = await tempRoot();
+      const store = await LocalBlobStore.open(root, { hashThreads });
+      const bodies = [randomBytes(17 * 1024 * 1024 + 3), randomBytes(16 * 1024 * 1024)];
+      async function* chunksOf(bytes: Buffer): AsyncGenerator<Uint8Array> {
+        for (let at = 0; at < bytes.length; at += 65_536) yield bytes.subarray(at, at + 65_536);
+      }
+      const appended = await Promise.all(
+        bodies.map((bytes, i) => store.appendStaging(`inline-${i}`, 0, chunksOf(bytes), bytes.length)),
+      );
+      expect(appended).toEqual(
+        bodies.map((bytes) => ({
+          size: bytes.length,
+          sha256: createHash('sha256').update(bytes).digest('hex'),
+        })),
+      );
+      for (const [i, bytes] of bodies.entries()) {
+        expect((await store.hashStaging(`inline-${i}`)).sha256).toBe(appended[i]?.sha256);
+        expect((await store.hashStaging(`inline-${i}`)).size).toBe(bytes.length);
+      }
+      await store.close();
+      await fs.rm(root, { recursive: true, force: true });
+    }
+  });
+
   it('fails ping with SERVICE_UNAVAILABLE when the blobs folder is gone', async () => {
     const root = await tempRoot();
     const store = await LocalBlobStore.open(root);

@@ -23,6 +23,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { constants, createReadStream, statSync, type Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { AppError, NotFoundError, UnavailableError } from '../../../contract/errors.js';
@@ -31,7 +32,7 @@ import { mapPool } from '../../domain/pool.js';
 import { PACK_MAX_BLOB_BYTES, PackStore } from './packs.js';
 import { PositionalWriter } from './positional-writer.js';
 import { DIRECT_ALIGN, chunkPool } from '../../../contract/chunk-file.js';
-import { ThreadHasher } from '../../../contract/hash-thread.js';
+import { InlineHasher, ThreadHasher, type ChunkHasher } from '../../../contract/hash-thread.js';
 import {
   MAX_IOVECS,
   exists,
@@ -76,6 +77,11 @@ const LAYOUT_MARK = '.layout-2';
 const STALE_TMP_MS = 24 * 60 * 60 * 1000;
 
 export interface LocalBlobStoreOptions {
+  /**
+   * Hashing threads for big bodies at once (default: one per core); a big body written
+   * while that many are busy is hashed on the calling thread instead.
+   */
+  hashThreads?: number;
   /** Test seams for crash-consistency tests. */
   hooks?: {
     /** Runs in `commitStaging` after the file is fsynced, just before the rename; a throw aborts the commit. */
@@ -89,8 +95,8 @@ export class LocalBlobStore implements BlobStore {
   private readonly tmpDir: string;
   /** Aligned blocks for direct writes, reused from one upload to the next. */
   private readonly blocks = new AlignedBlocks(DIRECT_BLOCKS);
-  /** Hashing threads of direct writes, kept between uploads. */
-  private readonly hashers = new IdleHashers(2);
+  /** Hashers of direct writes (threads, kept between uploads). */
+  private readonly hashers: Hashers;
 
   private constructor(
     readonly root: string,
@@ -100,6 +106,7 @@ export class LocalBlobStore implements BlobStore {
     this.stagingDir = path.join(root, 'staging');
     this.blobsDir = path.join(root, 'blobs');
     this.tmpDir = tmpDirOf(root);
+    this.hashers = new Hashers(options.hashThreads ?? availableParallelism(), 2);
   }
 
   /**
@@ -566,7 +573,7 @@ async function writeGathered(
 /**
  * Writes `source` (at most `maxBytes` of it) at `start`, an aligned position, with
  * `O_DIRECT`: each chunk is copied into an aligned block as it arrives; a full block is
- * written, and hashed on the writer's thread, while the next one fills (the blocks are a
+ * written, and hashed (on a thread of `Hashers`), while the next one fills (the blocks are a
  * ring of `DIRECT_BLOCKS`: a block is filled again once its write and hash are done); the
  * last partial block goes through the page cache (`handle`).
  *
@@ -701,7 +708,7 @@ class OneWriteInFlight {
 interface DirectWriter {
   handle: FileHandle;
   blocks: Buffer[];
-  hasher: ThreadHasher;
+  hasher: ChunkHasher;
   /** Set when the file system refused a direct write: buffered from then on. */
   failed: boolean;
 }
@@ -729,19 +736,31 @@ class AlignedBlocks {
   }
 }
 
-/** Idle `ThreadHasher`s (up to `keep`), so an upload does not wait for a thread to start. */
-class IdleHashers {
+/**
+ * The hashers of direct writes: a `ThreadHasher` while fewer than `max` are in use (idle
+ * ones, up to `keep`, are kept so an upload does not wait for a thread to start), an
+ * `InlineHasher` beyond that, so many big uploads at once do not mean as many threads.
+ */
+class Hashers {
   private readonly idle: ThreadHasher[] = [];
+  private inUse = 0;
   private closed = false;
 
-  constructor(private readonly keep: number) {}
+  constructor(
+    private readonly max: number,
+    private readonly keep: number,
+  ) {}
 
-  take(): ThreadHasher {
+  take(): ChunkHasher {
+    if (this.inUse >= this.max) return new InlineHasher();
+    this.inUse++;
     return this.idle.pop() ?? new ThreadHasher();
   }
 
-  /** Keeps `hasher` for the next upload, or stops it (too many idle, failed, store closed). */
-  async give(hasher: ThreadHasher): Promise<void> {
+  /** Keeps a thread for the next upload, or stops it (too many idle, failed, store closed). */
+  async give(hasher: ChunkHasher): Promise<void> {
+    if (!(hasher instanceof ThreadHasher)) return;
+    this.inUse--;
     if (!this.closed && this.idle.length < this.keep && hasher.restart()) this.idle.push(hasher);
     else await hasher.close();
   }
@@ -756,7 +775,7 @@ class IdleHashers {
 async function openDirect(
   file: string,
   blocks: AlignedBlocks,
-  hashers: IdleHashers,
+  hashers: Hashers,
 ): Promise<DirectWriter | null> {
   const { O_DIRECT, O_WRONLY } = constants;
   if (typeof O_DIRECT !== 'number') return null;
@@ -776,7 +795,7 @@ async function openDirect(
     }
     taken.push(block);
   }
-  // A new thread starts now, while the first blocks fill.
+  // A thread started now (none was idle) gets going while the first blocks fill.
   return { handle, blocks: taken, hasher: hashers.take(), failed: false };
 }
 
