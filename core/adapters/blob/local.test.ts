@@ -197,10 +197,15 @@ describe('LocalBlobStore on disk', () => {
     await fs.rm(root, { recursive: true, force: true });
   });
 
-  it('hashes big bodies beyond its hashing threads on the calling thread, with the same answers', async () => {
-    for (const hashThreads of [0, 1]) {
+  it('hashes big bodies beyond its hashing threads inline, and writes those beyond its direct writers through the page cache, with the same answers', async () => {
+    for (const options of [
+      { hashThreads: 0 },
+      { hashThreads: 1 },
+      { directWriters: 1 },
+      { directWriters: 0 },
+    ]) {
       const root = await tempRoot();
-      const store = await LocalBlobStore.open(root, { hashThreads });
+      const store = await LocalBlobStore.open(root, options);
       const bodies = [randomBytes(17 * 1024 * 1024 + 3), randomBytes(16 * 1024 * 1024)];
       async function* chunksOf(bytes: Buffer): AsyncGenerator<Uint8Array> {
         for (let at = 0; at < bytes.length; at += 65_536) yield bytes.subarray(at, at + 65_536);

@@ -65,6 +65,8 @@ const DIRECT_MIN_BYTES = 16 * 1024 * 1024;
  * the disk does not stop the socket's reading at once).
  */
 const DIRECT_BLOCKS = 3;
+/** Big bodies written with `O_DIRECT` at once, by default (48 MiB of blocks). */
+const DIRECT_WRITERS = 4;
 /** File operations in flight at once in `putMany`. */
 const PUT_MANY_CONCURRENCY = 32;
 /** `putMany` packs its small contents when it has at least this many (one alone is cheaper as a file). */
@@ -82,6 +84,11 @@ export interface LocalBlobStoreOptions {
    * while that many are busy is hashed on the calling thread instead.
    */
   hashThreads?: number;
+  /**
+   * Big bodies written with `O_DIRECT` at once (default `DIRECT_WRITERS`), each holding
+   * `DIRECT_BLOCKS` blocks of 4 MiB; more at once go through the page cache.
+   */
+  directWriters?: number;
   /** Test seams for crash-consistency tests. */
   hooks?: {
     /** Runs in `commitStaging` after the file is fsynced, just before the rename; a throw aborts the commit. */
@@ -94,7 +101,7 @@ export class LocalBlobStore implements BlobStore {
   private readonly blobsDir: string;
   private readonly tmpDir: string;
   /** Aligned blocks for direct writes, reused from one upload to the next. */
-  private readonly blocks = new AlignedBlocks(DIRECT_BLOCKS);
+  private readonly blocks: AlignedBlocks;
   /** Hashers of direct writes (threads, kept between uploads). */
   private readonly hashers: Hashers;
 
@@ -107,6 +114,7 @@ export class LocalBlobStore implements BlobStore {
     this.blobsDir = path.join(root, 'blobs');
     this.tmpDir = tmpDirOf(root);
     this.hashers = new Hashers(options.hashThreads ?? availableParallelism(), 2);
+    this.blocks = new AlignedBlocks(DIRECT_BLOCKS, DIRECT_BLOCKS * (options.directWriters ?? DIRECT_WRITERS));
   }
 
   /**
@@ -716,23 +724,35 @@ interface DirectWriter {
 /**
  * Page-aligned buffers of `WRITE_BATCH_BYTES` on shared memory (so a hashing thread reads
  * them where they are) for direct writes, kept (up to `keep`) for the next upload
- * instead of a new `WebAssembly.Memory` per request.
+ * instead of a new `WebAssembly.Memory` per request, and at most `max` in use at once: a
+ * body that finds none goes through the page cache, so many big uploads at once do not
+ * hold 12 MiB each.
  */
 class AlignedBlocks {
   private readonly free: Buffer[] = [];
+  private inUse = 0;
 
-  constructor(private readonly keep: number) {}
+  constructor(
+    private readonly keep: number,
+    private readonly max: number,
+  ) {}
 
-  /** A block, or null where no aligned shared memory can be had (no WebAssembly). */
+  /** A block, or null when `max` are in use or no aligned shared memory can be had (no WebAssembly). */
   take(): Buffer | null {
-    const kept = this.free.pop();
-    if (kept) return kept;
-    const pool = chunkPool(1, WRITE_BATCH_BYTES, true);
-    return pool.aligned && pool.shared ? pool.buffer(0) : null;
+    if (this.inUse >= this.max) return null;
+    const block = this.free.pop() ?? this.allocate();
+    if (block) this.inUse++;
+    return block;
   }
 
   give(block: Buffer): void {
+    this.inUse--;
     if (this.free.length < this.keep) this.free.push(block);
+  }
+
+  private allocate(): Buffer | null {
+    const pool = chunkPool(1, WRITE_BATCH_BYTES, true);
+    return pool.aligned && pool.shared ? pool.buffer(0) : null;
   }
 }
 
