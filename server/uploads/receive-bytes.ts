@@ -116,7 +116,7 @@ async function checkedChecksums(
   session: UploadSession,
   offset: number,
   req: Request,
-  chunkSha256: string | undefined,
+  chunkSha256: string,
   written: number,
   overflow: boolean,
 ): Promise<StatedChecksums> {
@@ -131,13 +131,9 @@ async function checkedChecksums(
   if (overflow || !req.complete) return {};
   const complete = written === session.length;
   const mismatch =
-    (stated.chunk !== undefined && chunkSha256 !== undefined && stated.chunk !== chunkSha256) ||
+    (stated.chunk !== undefined && stated.chunk !== chunkSha256) ||
     // The whole upload came in this request: its sha256 is known now.
-    (stated.upload !== undefined &&
-      offset === 0 &&
-      complete &&
-      chunkSha256 !== undefined &&
-      stated.upload !== chunkSha256);
+    (stated.upload !== undefined && offset === 0 && complete && stated.upload !== chunkSha256);
   if (mismatch) {
     await discardChunk(deps, session, offset);
     throw new AppError(

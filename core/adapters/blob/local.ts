@@ -603,8 +603,9 @@ async function writeThroughBlocks(
 ): Promise<AppendedBytes> {
   // Each block with its write-and-hash in flight; a block is filled again once it is done.
   const slots = direct.blocks.map((buffer) => ({ buffer, work: new OneWriteInFlight() }));
+  const slotAt = (i: number): (typeof slots)[number] => slots[i % slots.length] as (typeof slots)[number];
   let current = 0;
-  let block = direct.blocks[0] as Buffer;
+  let block = slotAt(current).buffer;
   let filled = 0;
   let position = start;
   const flush = async (): Promise<void> => {
@@ -619,11 +620,9 @@ async function writeThroughBlocks(
       bytes === WRITE_BATCH_BYTES
         ? writeDirect(direct, handle, block, at)
         : writeFully(handle, [view], bytes, at);
-    (slots[current] as (typeof slots)[number]).work.start(
-      Promise.all([hashed, written]).then(() => undefined),
-    );
-    current = (current + 1) % slots.length;
-    const next = slots[current] as (typeof slots)[number];
+    slotAt(current).work.start(Promise.all([hashed, written]).then(() => undefined));
+    current += 1;
+    const next = slotAt(current);
     await next.work.settled();
     block = next.buffer;
     filled = 0;
