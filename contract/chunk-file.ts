@@ -80,6 +80,7 @@ export class ChunkFile {
   private readonly queue: Job[] = [];
   private busy = false;
   private unsynced = 0;
+  private flushesStarted = 0;
   private syncing: Promise<void> | null = null;
   private syncError: Error | null = null;
 
@@ -92,9 +93,10 @@ export class ChunkFile {
 
   /**
    * Creates (or truncates) `file`. `direct`: also open it with `O_DIRECT` when the
-   * platform and the filesystem allow it. `syncEvery`: for buffered writes, start an
-   * `fdatasync` in the background every so many bytes, so the caller's final fsync does
-   * not find the whole file still to write (0: never).
+   * platform and the filesystem allow it. `syncEvery`: start an `fdatasync` in the
+   * background every so many bytes written (buffered or direct: a direct write may sit in
+   * a disk's or a hypervisor's cache until flushed), so the caller's final fsync does not
+   * find the whole file still to write (0: never).
    */
   static async open(file: string, options: { direct: boolean; syncEvery: number }): Promise<ChunkFile> {
     const fd = await new Promise<number>((resolve, reject) =>
@@ -114,6 +116,11 @@ export class ChunkFile {
   /** Whether writes currently bypass the page cache. */
   get direct(): boolean {
     return this.directFd !== null;
+  }
+
+  /** Background `fdatasync`s started so far (see `open`'s `syncEvery`). */
+  get backgroundFlushes(): number {
+    return this.flushesStarted;
   }
 
   /**
@@ -188,10 +195,10 @@ export class ChunkFile {
           length: job.length - n,
           position: job.position + n,
         });
-        if (!direct) this.maybeSync(n);
+        this.maybeSync(n);
       } else {
         job.resolve();
-        if (!direct) this.maybeSync(n);
+        this.maybeSync(n);
       }
       this.next();
     });
@@ -201,6 +208,7 @@ export class ChunkFile {
     this.unsynced += n;
     if (this.syncEvery <= 0 || this.syncing !== null || this.unsynced < this.syncEvery) return;
     this.unsynced = 0;
+    this.flushesStarted++;
     this.syncing = new Promise<void>((resolve) =>
       fs.fdatasync(this.fd, (err) => {
         this.syncing = null;

@@ -106,6 +106,8 @@ async function run(
       storageDir: config.storageDir,
       backgroundTasks: tasks.map((t) => t.name),
       earlyBodyCollection: deps.bodyMemory !== undefined,
+      // glibc's, from the environment (bin/aio-server sets it; README, "The programs").
+      mallocTrimThreshold: process.env.MALLOC_TRIM_THRESHOLD_ ?? null,
     },
     'aio-server started',
   );

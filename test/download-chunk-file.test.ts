@@ -70,6 +70,8 @@ describe('ChunkFile', () => {
       }),
     );
     await out.flush();
+    // 325 KiB written with a flush due every 100,000 bytes: direct writes are flushed too.
+    expect(out.backgroundFlushes).toBeGreaterThanOrEqual(1);
     await out.close();
     expect((await fs.readFile(file)).equals(content)).toBe(true);
   });

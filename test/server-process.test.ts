@@ -51,6 +51,7 @@ describe('aio-server', () => {
       worker: 'inline',
       dataDir,
       earlyBodyCollection: true,
+      mallocTrimThreshold: '33554432',
     });
 
     // The node flags of bin/aio-server's `#!` line are in force (see the README).
@@ -58,6 +59,8 @@ describe('aio-server', () => {
     const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
     expect(argv).toContain('--max-semi-space-size=4');
     expect(argv).toContain('--expose-gc');
+    const environ = (await fs.readFile(`/proc/${pid}/environ`, 'utf8')).split('\0');
+    expect(environ).toContain('MALLOC_TRIM_THRESHOLD_=33554432');
 
     const health = await fetch(`${server.url}/api/v1/health`);
     expect(health.status).toBe(200);

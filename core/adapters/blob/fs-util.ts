@@ -94,3 +94,49 @@ export async function openTemp(file: string): Promise<FileHandle> {
     return fs.open(file, 'wx', 0o600);
   }
 }
+
+/**
+ * `fdatasync`s started in the background, one at a time, each once `every` more bytes
+ * were written since the last one started. Why: a direct write is done when the device
+ * took it, not when it is durable, and a virtual disk may keep it in the host's cache;
+ * flushed as the writing goes, the final fsync finds little left. The first failure is
+ * thrown by `settled()` (a failed flush must fail the write: the kernel reports it once,
+ * so a later fsync might not see it).
+ */
+export class BackgroundSyncs {
+  private unsynced = 0;
+  private running: Promise<void> | null = null;
+  private failure: { error: unknown } | null = null;
+
+  constructor(
+    private readonly handle: Pick<FileHandle, 'datasync'>,
+    private readonly every: number,
+  ) {}
+
+  /** Notes `bytes` written (and durable once flushed); starts a flush when it is due. */
+  wrote(bytes: number): void {
+    this.unsynced += bytes;
+    if (this.running !== null || this.every <= 0 || this.unsynced < this.every) return;
+    this.unsynced = 0;
+    this.running = this.handle.datasync().then(
+      () => {
+        this.running = null;
+      },
+      (error: unknown) => {
+        this.failure ??= { error };
+        this.running = null;
+      },
+    );
+  }
+
+  /** Waits for the flush in flight; throws the first failure of any. */
+  async settled(): Promise<void> {
+    await this.idle();
+    if (this.failure) throw this.failure.error;
+  }
+
+  /** Waits for the flush in flight, whatever its outcome. */
+  async idle(): Promise<void> {
+    await this.running;
+  }
+}

@@ -42,6 +42,7 @@ import {
   removeIfPresent,
   syncDir,
   writeFully,
+  BackgroundSyncs,
 } from './fs-util.js';
 
 const STAGING_ID = /^[A-Za-z0-9_-]{8,128}$/;
@@ -67,6 +68,14 @@ const DIRECT_MIN_BYTES = 16 * 1024 * 1024;
 const DIRECT_BLOCKS = 3;
 /** Big bodies written with `O_DIRECT` at once, by default (48 MiB of blocks). */
 const DIRECT_WRITERS = 4;
+/**
+ * A direct write starts an `fdatasync` in the background (one at a time) every this many
+ * bytes (`BackgroundSyncs`). On the test VM the virtual disk keeps direct writes in the
+ * host's cache, and the final fsync of a 1 GiB body waited 0.42–0.61 s for it; flushed as
+ * it goes, 0–8 ms. W1 probes (6 each): median 2.91 s without, 2.60 s every 64 MiB, 2.26–2.36 s
+ * every 8–16 MiB.
+ */
+const DIRECT_SYNC_BYTES = 16 * 1024 * 1024;
 /** File operations in flight at once in `putMany`. */
 const PUT_MANY_CONCURRENCY = 32;
 /** `putMany` packs its small contents when it has at least this many (one alone is cheaper as a file). */
@@ -239,7 +248,8 @@ export class LocalBlobStore implements BlobStore {
       const { size } = await handle.stat();
       if (size !== offset)
         throw new AppError('OFFSET_MISMATCH', `Upload ${id} has ${size} bytes, not ${offset}.`);
-      // One fsync at the end (flushing while writing measured slower: it stalls the writes).
+      // Buffered bodies get one fsync at the end (flushing while writing the page cache
+      // measured slower: it stalls the writes); direct ones are also flushed as they go.
       const direct =
         offset % DIRECT_ALIGN === 0 && maxBytes >= DIRECT_MIN_BYTES
           ? await openDirect(file, this.blocks, this.hashers)
@@ -608,6 +618,7 @@ async function writeThroughBlocks(
   let block = slotAt(current).buffer;
   let filled = 0;
   let position = start;
+  const syncs = new BackgroundSyncs(handle, DIRECT_SYNC_BYTES);
   const flush = async (): Promise<void> => {
     const bytes = filled;
     const at = position;
@@ -618,7 +629,7 @@ async function writeThroughBlocks(
     );
     const written =
       bytes === WRITE_BATCH_BYTES
-        ? writeDirect(direct, handle, block, at)
+        ? writeDirect(direct, handle, block, at).then(() => syncs.wrote(bytes))
         : writeFully(handle, [view], bytes, at);
     slotAt(current).work.start(Promise.all([hashed, written]).then(() => undefined));
     current += 1;
@@ -641,9 +652,11 @@ async function writeThroughBlocks(
     });
     if (filled > 0) await flush();
     for (const slot of slots) await slot.work.settled();
+    await syncs.settled();
   } finally {
     // The blocks go back to the store's pool: no write or hash may still be reading one.
     for (const slot of slots) await slot.work.drained();
+    await syncs.idle();
   }
   return { size: position, sha256: await direct.hasher.digest() };
 }
