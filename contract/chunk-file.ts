@@ -63,6 +63,59 @@ export function chunkPool(count: number, chunkBytes: number, wantShared: boolean
   return { buffer: () => Buffer.allocUnsafe(chunkBytes), aligned: false, shared: false };
 }
 
+/**
+ * `fdatasync`s started in the background, one at a time, each once `every` more bytes
+ * were written since the last one started. Why: a direct write is done when the device
+ * took it, not when it is durable, and a virtual disk may keep it in the host's cache;
+ * flushed as the writing goes, the final fsync finds little left. The first failure is
+ * thrown by `settled()` (a failed flush must fail the write: the kernel reports it once,
+ * so a later fsync might not see it).
+ */
+export class BackgroundSyncs {
+  private unsynced = 0;
+  private running: Promise<void> | null = null;
+  private failure: { error: unknown } | null = null;
+  private count = 0;
+
+  constructor(
+    private readonly handle: { datasync(): Promise<void> },
+    private readonly every: number,
+  ) {}
+
+  /** Flushes started so far. */
+  get started(): number {
+    return this.count;
+  }
+
+  /** Notes `bytes` written (and durable once flushed); starts a flush when it is due. */
+  wrote(bytes: number): void {
+    this.unsynced += bytes;
+    if (this.running !== null || this.every <= 0 || this.unsynced < this.every) return;
+    this.unsynced = 0;
+    this.count++;
+    this.running = this.handle.datasync().then(
+      () => {
+        this.running = null;
+      },
+      (error: unknown) => {
+        this.failure ??= { error };
+        this.running = null;
+      },
+    );
+  }
+
+  /** Waits for the flush in flight; throws the first failure of any. */
+  async settled(): Promise<void> {
+    await this.idle();
+    if (this.failure) throw this.failure.error;
+  }
+
+  /** Waits for the flush in flight, whatever its outcome. */
+  async idle(): Promise<void> {
+    await this.running;
+  }
+}
+
 interface Job {
   buffer: Buffer;
   offset: number;
@@ -79,17 +132,18 @@ interface Job {
 export class ChunkFile {
   private readonly queue: Job[] = [];
   private busy = false;
-  private unsynced = 0;
-  private flushesStarted = 0;
-  private syncing: Promise<void> | null = null;
-  private syncError: Error | null = null;
+  private readonly syncs: BackgroundSyncs;
 
   private constructor(
     private readonly fd: number,
     /** A second descriptor with `O_DIRECT`, or null. */
     private directFd: number | null,
-    private readonly syncEvery: number,
-  ) {}
+    syncEvery: number,
+  ) {
+    const datasync = (): Promise<void> =>
+      new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+    this.syncs = new BackgroundSyncs({ datasync }, syncEvery);
+  }
 
   /**
    * Creates (or truncates) `file`. `direct`: also open it with `O_DIRECT` when the
@@ -120,7 +174,7 @@ export class ChunkFile {
 
   /** Background `fdatasync`s started so far (see `open`'s `syncEvery`). */
   get backgroundFlushes(): number {
-    return this.flushesStarted;
+    return this.syncs.started;
   }
 
   /**
@@ -136,7 +190,7 @@ export class ChunkFile {
 
   /** Cuts the file to `length` (after a background sync); call it once the writes are done. */
   async truncate(length: number): Promise<void> {
-    await this.syncing;
+    await this.syncs.idle();
     await new Promise<void>((resolve, reject) =>
       fs.ftruncate(this.fd, length, (e) => (e ? reject(e) : resolve())),
     );
@@ -144,7 +198,7 @@ export class ChunkFile {
 
   /** Closes both descriptors (after a background sync, if one is running). */
   async close(): Promise<void> {
-    await this.syncing;
+    await this.syncs.idle();
     const close = (fd: number): Promise<void> =>
       new Promise<void>((resolve) => fs.close(fd, () => resolve()));
     if (this.directFd !== null) await close(this.directFd);
@@ -158,8 +212,7 @@ export class ChunkFile {
    * descriptor would not see it.
    */
   async flush(): Promise<void> {
-    await this.syncing?.catch(() => undefined);
-    if (this.syncError) throw this.syncError;
+    await this.syncs.settled();
   }
 
   private next(): void {
@@ -195,26 +248,12 @@ export class ChunkFile {
           length: job.length - n,
           position: job.position + n,
         });
-        this.maybeSync(n);
+        this.syncs.wrote(n);
       } else {
         job.resolve();
-        this.maybeSync(n);
+        this.syncs.wrote(n);
       }
       this.next();
     });
-  }
-
-  private maybeSync(n: number): void {
-    this.unsynced += n;
-    if (this.syncEvery <= 0 || this.syncing !== null || this.unsynced < this.syncEvery) return;
-    this.unsynced = 0;
-    this.flushesStarted++;
-    this.syncing = new Promise<void>((resolve) =>
-      fs.fdatasync(this.fd, (err) => {
-        this.syncing = null;
-        if (err) this.syncError ??= err;
-        resolve();
-      }),
-    );
   }
 }

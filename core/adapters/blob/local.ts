@@ -31,7 +31,7 @@ import type { AppendedBytes, BlobStat, BlobStore, ByteRange } from '../../ports/
 import { mapPool } from '../../domain/pool.js';
 import { PACK_MAX_BLOB_BYTES, PackStore } from './packs.js';
 import { PositionalWriter } from './positional-writer.js';
-import { DIRECT_ALIGN, chunkPool } from '../../../contract/chunk-file.js';
+import { BackgroundSyncs, DIRECT_ALIGN, chunkPool } from '../../../contract/chunk-file.js';
 import { InlineHasher, ThreadHasher, type ChunkHasher } from '../../../contract/hash-thread.js';
 import {
   MAX_IOVECS,
@@ -42,7 +42,6 @@ import {
   removeIfPresent,
   syncDir,
   writeFully,
-  BackgroundSyncs,
 } from './fs-util.js';
 
 const STAGING_ID = /^[A-Za-z0-9_-]{8,128}$/;

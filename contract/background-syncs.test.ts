@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BackgroundSyncs } from './fs-util.js';
+import { BackgroundSyncs } from './chunk-file.js';
 
 /** A `datasync` whose calls are counted and settled by the test. */
 function controlledHandle(): {
