@@ -1,6 +1,8 @@
 /**
  * The destination side of a parallel download: chunk buffers, and positional writes of
- * them into the partial file, bypassing the page cache (`O_DIRECT`) where it can.
+ * them into the partial file, bypassing the page cache (`O_DIRECT`) where it can; and
+ * `BackgroundSyncs`, which flushes such writes as they go (here and in the server's
+ * upload staging).
  *
  * Why direct I/O: a buffered write copies every byte into the page cache, and the final
  * fsync then writes it all out. On the 2-core test VM that copy cost 0.3–2 s of system
