@@ -41,7 +41,7 @@ describe('BackgroundSyncs', () => {
     syncs.wrote(32);
     expect(h.calls()).toBe(1);
     h.finish();
-    await syncs.idle();
+    await syncs.drained();
     // Bytes written while it ran start the next one as soon as more arrive.
     syncs.wrote(16);
     expect(h.calls()).toBe(2);
@@ -61,7 +61,7 @@ describe('BackgroundSyncs', () => {
     const syncs = new BackgroundSyncs(h.handle, 4);
     syncs.wrote(4);
     h.finish(new Error('EIO: first'));
-    await syncs.idle();
+    await syncs.drained();
     syncs.wrote(4);
     h.finish(new Error('EIO: second'));
     await expect(syncs.settled()).rejects.toThrow('EIO: first');

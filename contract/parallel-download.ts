@@ -27,7 +27,7 @@
  * the file is cut back the same way and the caller goes on with its single stream,
  * which handles every answer as it always did.
  */
-import { ChunkFile, chunkPool } from './chunk-file.js';
+import { ChunkFile, FLUSH_EVERY_BYTES, chunkPool } from './chunk-file.js';
 import { InlineHasher, ThreadHasher, type ChunkHasher } from './hash-thread.js';
 import { rangeConnection, UnexpectedResponse, type RangeConnection } from './range-transport.js';
 
@@ -79,13 +79,6 @@ export type ParallelResult =
  * larger requests measured best there.
  */
 const BUFFERED_PIECE_BYTES = 256 * 1024;
-/**
- * Flush in the background every so many bytes written (see `ChunkFile`), so the final
- * fsync finds little left: direct writes too, which a virtual disk may hold in the host's
- * cache until flushed (on the test VM the final fsync of 1 GiB written with `O_DIRECT`
- * took ~0.5 s; flushed as it went, `aio download` of 1 GiB went from 2.0–2.2 to 1.7–1.8 s).
- */
-const SYNC_EVERY_BYTES = 16 * 1024 * 1024;
 
 /**
  * Downloads `req.size` bytes into `req.file`. Throws the underlying error for a network
@@ -109,7 +102,7 @@ export async function downloadParallel(
   try {
     file = await ChunkFile.open(req.file, {
       direct: options.direct && pool.aligned,
-      syncEvery: SYNC_EVERY_BYTES,
+      syncEvery: FLUSH_EVERY_BYTES,
     });
   } catch (err) {
     await hasher.close();

@@ -27,6 +27,15 @@ function startupLog(stdout: string, msg: string): Record<string, unknown> {
   throw new Error(`no "${msg}" log line in:\n${stdout}`);
 }
 
+/** The node flags and environment of bin/aio-server's `#!` line are those of process `pid`. */
+async function expectShebangSettings(pid: number): Promise<void> {
+  const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+  expect(argv).toContain('--max-semi-space-size=4');
+  expect(argv).toContain('--expose-gc');
+  const environ = (await fs.readFile(`/proc/${pid}/environ`, 'utf8')).split('\0');
+  expect(environ).toContain('MALLOC_TRIM_THRESHOLD_=33554432');
+}
+
 describe('aio-server', () => {
   it('listens on a free port, answers health, metrics and unknown routes, and exits 0 on SIGTERM', async () => {
     const dataDir = await tempDir();
@@ -55,12 +64,7 @@ describe('aio-server', () => {
     });
 
     // The node flags of bin/aio-server's `#!` line are in force (see the README).
-    const pid = server.child.pid as number;
-    const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
-    expect(argv).toContain('--max-semi-space-size=4');
-    expect(argv).toContain('--expose-gc');
-    const environ = (await fs.readFile(`/proc/${pid}/environ`, 'utf8')).split('\0');
-    expect(environ).toContain('MALLOC_TRIM_THRESHOLD_=33554432');
+    await expectShebangSettings(server.child.pid as number);
 
     const health = await fetch(`${server.url}/api/v1/health`);
     expect(health.status).toBe(200);
@@ -82,6 +86,16 @@ describe('aio-server', () => {
     expect(exit, server.describe()).toEqual({ code: 0, signal: null });
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(server.stdout()).toContain('"msg":"shutdown complete"');
+  });
+
+  it('runs as `npm start` with the same node flags and environment, and stops on SIGTERM', async () => {
+    const server = await startServer({ AIO_DATA_DIR: await tempDir() }, 'npm start');
+    const pid = startupLog(server.stdout(), 'aio-server started').pid as number;
+    await expectShebangSettings(pid);
+    expect((await fetch(`${server.url}/api/v1/health`)).status).toBe(200);
+    await server.stop('SIGTERM');
+    // The server itself stopped, not only npm: nothing listens any more.
+    await expect(fetch(`${server.url}/api/v1/health`)).rejects.toThrow();
   });
 
   it('refuses a bad environment with exit code 2 and one message naming every bad variable', async () => {

@@ -46,15 +46,31 @@ const tempDirs = new Set<string>();
 /** Variables of the parent environment that would change which adapters a child uses. */
 const SCRUBBED = /^(AIO_|MONGODB_URI$|AMQP_URL$|REDIS_URL$)/;
 
-/** Starts a program with the parent environment minus AIO_* and service URLs, plus `env`. */
-export function spawnProgram(program: Program, env: Record<string, string> = {}): ProgramProcess {
+/**
+ * Starts a program with the parent environment minus AIO_* and service URLs, plus `env`:
+ * the executable itself, or (`via: 'npm start'`, the README's command; its build step
+ * skipped) through npm.
+ */
+export function spawnProgram(
+  program: Program,
+  env: Record<string, string> = {},
+  via: 'executable' | 'npm start' = 'executable',
+): ProgramProcess {
   const base: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) {
     if (value !== undefined && !SCRUBBED.test(key)) base[key] = value;
   }
   // Run as users run it: the executable itself, so its `#!` line (and node's flags in it) applies.
-  const child = spawn(path.join(ROOT, 'bin', program), [], {
+  const [file, args] =
+    via === 'npm start'
+      ? ['npm', ['start', '--ignore-scripts', '--silent']]
+      : [path.join(ROOT, 'bin', program), []];
+  // npm runs the server through `sh` and exits on SIGTERM without passing it on: it is
+  // stopped as a terminal or a service manager stops it, by signalling its process group.
+  const group = via === 'npm start';
+  const child = spawn(file, args, {
     cwd: ROOT,
+    detached: group,
     env: { AIO_LOG_LEVEL: 'info', ...base, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -114,8 +130,16 @@ export function spawnProgram(program: Program, env: Record<string, string> = {})
     },
     async stop(signal = 'SIGTERM', timeoutMs = 15_000) {
       if (exit) return exit;
-      child.kill(signal);
-      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      const kill = (s: NodeJS.Signals): void => {
+        try {
+          if (group) process.kill(-(child.pid as number), s);
+          else child.kill(s);
+        } catch {
+          // the group is gone already
+        }
+      };
+      kill(signal);
+      const timer = setTimeout(() => kill('SIGKILL'), timeoutMs);
       try {
         return await exited;
       } finally {
@@ -128,8 +152,11 @@ export function spawnProgram(program: Program, env: Record<string, string> = {})
 }
 
 /** Starts `aio-server` (AIO_PORT=0 unless given) and waits for its listening line. */
-export async function startServer(env: Record<string, string> = {}): Promise<ServerProcess> {
-  const proc = spawnProgram('aio-server', { AIO_PORT: '0', ...env });
+export async function startServer(
+  env: Record<string, string> = {},
+  via: 'executable' | 'npm start' = 'executable',
+): Promise<ServerProcess> {
+  const proc = spawnProgram('aio-server', { AIO_PORT: '0', ...env }, via);
   const match = await proc.waitForLine(/^aio-server listening on (http:\/\/\S+)$/);
   return Object.assign(proc, { url: match[1] as string });
 }

@@ -31,7 +31,7 @@ import type { AppendedBytes, BlobStat, BlobStore, ByteRange } from '../../ports/
 import { mapPool } from '../../domain/pool.js';
 import { PACK_MAX_BLOB_BYTES, PackStore } from './packs.js';
 import { PositionalWriter } from './positional-writer.js';
-import { BackgroundSyncs, DIRECT_ALIGN, chunkPool } from '../../../contract/chunk-file.js';
+import { BackgroundSyncs, DIRECT_ALIGN, FLUSH_EVERY_BYTES, chunkPool } from '../../../contract/chunk-file.js';
 import { InlineHasher, ThreadHasher, type ChunkHasher } from '../../../contract/hash-thread.js';
 import {
   MAX_IOVECS,
@@ -67,14 +67,6 @@ const DIRECT_MIN_BYTES = 16 * 1024 * 1024;
 const DIRECT_BLOCKS = 3;
 /** Big bodies written with `O_DIRECT` at once, by default (48 MiB of blocks). */
 const DIRECT_WRITERS = 4;
-/**
- * A direct write starts an `fdatasync` in the background (one at a time) every this many
- * bytes (`BackgroundSyncs`). On the test VM the virtual disk keeps direct writes in the
- * host's cache, and the final fsync of a 1 GiB body waited 0.42–0.61 s for it; flushed as
- * it goes, 0–8 ms. W1 probes (6 each): median 2.91 s without, 2.60 s every 64 MiB, 2.26–2.36 s
- * every 8–16 MiB.
- */
-const DIRECT_SYNC_BYTES = 16 * 1024 * 1024;
 /** File operations in flight at once in `putMany`. */
 const PUT_MANY_CONCURRENCY = 32;
 /** `putMany` packs its small contents when it has at least this many (one alone is cheaper as a file). */
@@ -617,7 +609,7 @@ async function writeThroughBlocks(
   let block = slotAt(current).buffer;
   let filled = 0;
   let position = start;
-  const syncs = new BackgroundSyncs(handle, DIRECT_SYNC_BYTES);
+  const syncs = new BackgroundSyncs(handle, FLUSH_EVERY_BYTES);
   const flush = async (): Promise<void> => {
     const bytes = filled;
     const at = position;
@@ -655,7 +647,7 @@ async function writeThroughBlocks(
   } finally {
     // The blocks go back to the store's pool: no write or hash may still be reading one.
     for (const slot of slots) await slot.work.drained();
-    await syncs.idle();
+    await syncs.drained();
   }
   return { size: position, sha256: await direct.hasher.digest() };
 }
