@@ -2,6 +2,9 @@
  * W1: one large random file (1 GiB; 64 MiB with --quick).
  * Upload: `aio upload` vs `rclone copy` to `rclone serve webdav` vs `curl -T` to the raw sink.
  * Download: `aio download` vs `rclone copy` back vs `cp`.
+ * Both: vs `dd` writing the file durably (`O_DIRECT`, then fsync) with no network, the
+ * least a durable copy of it costs on this disk (aio fsyncs what it stores and downloads;
+ * rclone, `cp` and `curl` do not wait for the disk, the sink fsyncs).
  * Each run gets a fresh server (so the upload is never deduplicated) and fresh targets.
  */
 import fs from 'node:fs/promises';
@@ -35,6 +38,11 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
   const label =
     opts.bytes >= 2 ** 30 ? `${opts.bytes / 2 ** 30} GiB` : `${Math.round(opts.bytes / 2 ** 20)} MiB`;
   results.note(`W1 file: ${label} of random bytes; the source is in the page cache for every tool.`);
+  results.note(
+    'W1 `dd → disk, durable`: the file copied to a new file with `O_DIRECT` and fsync, no network, ' +
+      'hashing or checks: the least a durable copy costs on this disk. aio fsyncs what it stores and ' +
+      'what it downloads before it answers; `rclone copy`, `cp` and `rclone serve webdav` do not.',
+  );
 
   const up = `W1 upload ${label}`;
   const dn = `W1 download ${label}`;
@@ -53,6 +61,13 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
     ours: { tool: 'aio', key: 'W1 upload time | aio' },
     anchor: { tool: 'curl -T → raw sink', key: 'W1 upload time | curl→sink' },
     target: 1.25,
+  });
+  results.compare({
+    workload: up,
+    measure: 'time',
+    unit: 'ms',
+    ours: { tool: 'aio', key: 'W1 upload time | aio' },
+    anchor: { tool: 'dd → disk, durable (no network)', key: 'W1 upload time | dd durable' },
   });
   results.compare({
     workload: up,
@@ -87,12 +102,34 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
   });
   results.compare({
     workload: dn,
+    measure: 'time',
+    unit: 'ms',
+    ours: { tool: 'aio', key: 'W1 download time | aio' },
+    anchor: { tool: 'dd → disk, durable (no network)', key: 'W1 download time | dd durable' },
+  });
+  results.compare({
+    workload: dn,
     measure: 'client peak RSS',
     unit: 'kb',
     ours: { tool: 'aio', key: 'W1 download peak RSS client | aio' },
     anchor: { tool: 'rclone', key: 'W1 download peak RSS client | rclone' },
     limit: { max: megabytes(120), text: '≤ 120 MB' },
   });
+  /** `from` copied to `to` and on the disk before `dd` exits: the durable-write floor. */
+  const durableCopy = async (from: string, to: string, expected: string, key: string): Promise<number> => {
+    const r = await runTimed('dd', 'dd', [
+      `if=${from}`,
+      `of=${to}`,
+      'bs=8M',
+      'oflag=direct',
+      'conv=fsync',
+      'status=none',
+    ]);
+    results.add(key, 'ms', r.ms);
+    await expectSha('dd', to, expected);
+    await fs.rm(to);
+    return r.ms;
+  };
   for (let run = 0; run < opts.runs; run++) {
     let aio: Aio | null = null;
     let dav: Webdav | null = null;
@@ -136,6 +173,7 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
             return r.ms;
           },
         ],
+        ['dd', () => durableCopy(src, path.join(down, 'dd-up.bin'), sha, 'W1 upload time | dd durable')],
       ];
       for (const [name, fn] of rotate(uploads, run)) {
         process.stdout.write(`W1 run ${run + 1}/${opts.runs}: upload ${name}… `);
@@ -178,6 +216,16 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
             await fs.rm(out);
             return r.ms;
           },
+        ],
+        [
+          'dd',
+          () =>
+            durableCopy(
+              path.join(d.root, 'w1', 'big.bin'),
+              path.join(down, 'dd-down.bin'),
+              sha,
+              'W1 download time | dd durable',
+            ),
         ],
       ];
       for (const [name, fn] of rotate(downloads, run)) {
