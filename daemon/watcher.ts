@@ -4,7 +4,16 @@
  * each); a file's changes are named by its folder's events. Symbolic links are not followed. When the
  * system runs out of inotify watches or file descriptors (ENOSPC, EMFILE), the folder
  * falls back to polling instead of failing.
+ *
+ * A watcher started after a scan (`start(changedSince)`) hints what changed since that
+ * scan began, so nothing slips through between the scan's reading of a folder and the
+ * folder's watch: chokidar's first walk lstats every entry (that `stat` is handed to
+ * `ignored`), and an entry changed since then is hinted; once every watch is in place
+ * (`ready`), each watched folder is lstatted again and one whose entries changed since
+ * then (a file created, deleted or renamed in it moves its mtime) is hinted too.
  */
+import type fsSync from 'node:fs';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { IgnoreRules } from './ignore.js';
@@ -34,10 +43,18 @@ export class FolderWatcher {
     return this.polling;
   }
 
-  start(): void {
+  /**
+   * Starts watching. With `changedSince` (epoch ms), what changed since then is hinted as
+   * the watches are set up (see the header); without it only later events are.
+   */
+  start(changedSince?: number): void {
+    if (this.closed || this.watcher) return;
     const { root, rules } = this.options;
     const polling = this.polling;
     const rel = (p: string): string => path.relative(root, p).split(path.sep).join('/');
+    let since = changedSince;
+    const changed = (stats: { mtimeMs: number; ctimeMs: number }): boolean =>
+      since !== undefined && Math.max(stats.mtimeMs, stats.ctimeMs) >= since;
     const watcher = watch(root, {
       ignoreInitial: true,
       followSymlinks: false,
@@ -47,9 +64,11 @@ export class FolderWatcher {
       usePolling: polling,
       interval: 500,
       binaryInterval: 1000,
-      ignored: (p: string, stats?: { isDirectory(): boolean }) => {
+      ignored: (p: string, stats?: fsSync.Stats) => {
         const r = rel(p);
         if (r === '' || r.startsWith('..')) return false;
+        if (stats !== undefined && changed(stats) && !rules.ignores(r, stats.isDirectory()))
+          this.options.onHint(r);
         // With inotify only folders are watched: chokidar would otherwise hold an fs.watch
         // handle and its state for every file (100,000 files: ~550 MiB and 20 s to set up).
         // A folder's watch names the child that changed; that raw event is the hint. Polling
@@ -72,7 +91,28 @@ export class FolderWatcher {
       if (r !== '' && !r.startsWith('..')) this.options.onHint(r);
     });
     watcher.on('error', (err: unknown) => this.onError(err as NodeJS.ErrnoException));
+    if (since !== undefined) {
+      watcher.once('ready', () => {
+        const folders = Object.keys(watcher.getWatched());
+        void this.hintChangedFolders(folders, since as number).finally(() => {
+          since = undefined;
+        });
+      });
+    }
     this.watcher = watcher;
+  }
+
+  /** Hints each of `folders` (absolute, as chokidar names them) whose entries changed since `since`. */
+  private async hintChangedFolders(folders: readonly string[], since: number): Promise<void> {
+    const { root } = this.options;
+    for (const folder of folders) {
+      if (this.closed) return;
+      const r = path.relative(root, folder).split(path.sep).join('/');
+      if (r.startsWith('..') || path.isAbsolute(r)) continue;
+      const stats = await fs.lstat(folder).catch(() => null);
+      // A folder gone since is its parent's change (hinted there, or by its own events).
+      if (stats?.isDirectory() && Math.max(stats.mtimeMs, stats.ctimeMs) >= since) this.options.onHint(r);
+    }
   }
 
   private onError(err: NodeJS.ErrnoException): void {
@@ -91,7 +131,9 @@ export class FolderWatcher {
 
   /** Starts over (after a fallback, or when the watched folder came back). */
   async restart(): Promise<void> {
-    await this.watcher?.close();
+    const old = this.watcher;
+    this.watcher = null;
+    await old?.close();
     if (!this.closed) this.start();
   }
 
