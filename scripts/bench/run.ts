@@ -115,7 +115,9 @@ async function main(): Promise<void> {
   };
   let failures = 0;
   if (only.has('load'))
-    await guarded('load', () => runLoad({ durationS: quick ? 3 : 10, runs: runs(3) }, results));
+    await guarded('load', () =>
+      runLoad({ durationS: quick ? 3 : 10, warmupS: quick ? 1 : 5, runs: runs(3) }, results),
+    );
   if (only.has('w1'))
     await guarded('W1', () => runW1({ runs: runs(5), bytes: quick ? 64 * 2 ** 20 : 2 ** 30 }, results));
   if (only.has('w2') || only.has('w3')) {
