@@ -3,7 +3,8 @@
  * journal → syncer, plus the puller for two-way folders. An error puts this folder
  * into the `error` state and the daemon goes on with the others.
  *
- * States: `scanning` (first scan), `syncing` (operations queued), `idle`, `paused`,
+ * States: `scanning` (first scan; also while nothing is queued but the watcher still
+ * sets up), `syncing` (operations queued), `idle`, `paused`,
  * `needs-confirmation` (the mass-delete guard holds deletions back until
  * `aio resume LOCAL --confirm-deletes`), `error` (the folder is missing or reads as
  * empty while files are synced; nothing is deleted on the server).
@@ -337,7 +338,8 @@ export class SyncFolder {
       local: this.local,
       remote: this.config.remote,
       mode: this.config.mode,
-      state: this.state,
+      // Not idle while the watcher is still setting up (it starts after the first scan).
+      state: this.state === 'idle' && !this.watcher.ready ? 'scanning' : this.state,
       queued: journal.countOps(this.folderId),
       running: this.syncer.running,
       lastError: this.lastError,

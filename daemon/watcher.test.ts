@@ -75,7 +75,10 @@ describe('FolderWatcher.start(changedSince)', () => {
       fs.writeFileSync(path.join(root, 'd', 'inner.txt'), 'inner');
       const { w, hints } = watcher(root, usePolling);
       w.start(since);
-      await until(() => hints.has('c'));
+      expect(w.ready).toBe(false);
+      // Ready only once the folders changed since were checked too.
+      await until(() => w.ready);
+      expect(hints).toContain('c');
       await sleep(300);
       expect(hints).toContain('a/new.txt');
       expect(hints).toContain('b/f3.txt');

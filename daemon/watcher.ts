@@ -34,6 +34,7 @@ export class FolderWatcher {
   private watcher: FSWatcher | null = null;
   private polling: boolean;
   private closed = false;
+  private walked = false;
 
   constructor(private readonly options: WatcherOptions) {
     this.polling = Boolean(options.usePolling);
@@ -41,6 +42,14 @@ export class FolderWatcher {
 
   get isPolling(): boolean {
     return this.polling;
+  }
+
+  /**
+   * Every folder is watched: the first walk is done (and, after `start(changedSince)`,
+   * what changed before it hinted). Until then the folder is still starting up.
+   */
+  get ready(): boolean {
+    return this.walked;
   }
 
   /**
@@ -91,14 +100,15 @@ export class FolderWatcher {
       if (r !== '' && !r.startsWith('..')) this.options.onHint(r);
     });
     watcher.on('error', (err: unknown) => this.onError(err as NodeJS.ErrnoException));
-    if (since !== undefined) {
-      watcher.once('ready', () => {
-        const folders = Object.keys(watcher.getWatched());
-        void this.hintChangedFolders(folders, since as number).finally(() => {
-          since = undefined;
-        });
-      });
-    }
+    this.walked = false;
+    watcher.once('ready', () => {
+      const done = (): void => {
+        since = undefined;
+        if (this.watcher === watcher) this.walked = true;
+      };
+      if (since === undefined) done();
+      else void this.hintChangedFolders(Object.keys(watcher.getWatched()), since).finally(done);
+    });
     this.watcher = watcher;
   }
 
