@@ -21,8 +21,14 @@ export interface RedisCacheOptions {
   keyPrefix?: string;
 }
 
-/** How long `connect` (and the lazy subscriber connection) may take before giving up. */
-const CONNECT_DEADLINE_MS = 2_000;
+/**
+ * How long `connect` (and the lazy subscriber connection) may take before giving up; also
+ * ioredis's own connect timeout. A refused connection fails at once; this only bounds a
+ * silent host. It was 2 s with a 1 s ioredis timeout, and a loaded CI run once failed a
+ * server's start against a healthy Redis with "Connection is closed" inside that second
+ * (the likely cause: the timeout's timer handled before the connection's own event).
+ */
+const CONNECT_DEADLINE_MS = 5_000;
 
 // INCR + PEXPIRE on the first hit + PTTL in one script, so concurrent hits never see
 // a counter without a window. A counter left without expiry (set by hand) gets one.
@@ -229,7 +235,7 @@ function clientOptions(commandTimeoutMs: number): RedisOptions {
     commandTimeout: commandTimeoutMs,
     // Commands caught by a dropped connection fail at once rather than being replayed later.
     maxRetriesPerRequest: 0,
-    connectTimeout: 1_000,
+    connectTimeout: CONNECT_DEADLINE_MS,
     // Keep trying forever in the background, backing off to one attempt a second.
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1_000),
   };
