@@ -90,6 +90,19 @@ describe('FolderWatcher.start(changedSince)', () => {
     });
   }
 
+  it('a restart before the first walk is done (a fallback to polling) still hints what changed since', async () => {
+    const root = tree();
+    const since = await pastEverything(root);
+    fs.writeFileSync(path.join(root, 'b', 'between.txt'), 'between');
+    const { w, hints } = watcher(root);
+    w.start(since);
+    await w.restart();
+    await until(() => w.ready);
+    expect(hints).toContain('b/between.txt');
+    expect(hints).toContain('b');
+    expect(hints).not.toContain('a/f0.txt');
+  });
+
   it('without changedSince hints nothing at start, then the changes that follow; a second start is a no-op', async () => {
     const root = tree();
     fs.writeFileSync(path.join(root, 'a', 'just-written.txt'), 'x');

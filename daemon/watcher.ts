@@ -35,6 +35,8 @@ export class FolderWatcher {
   private polling: boolean;
   private closed = false;
   private walked = false;
+  /** Set by `start(changedSince)` until the first walk is done (kept across a restart). */
+  private changedSince: number | undefined;
 
   constructor(private readonly options: WatcherOptions) {
     this.polling = Boolean(options.usePolling);
@@ -58,12 +60,12 @@ export class FolderWatcher {
    */
   start(changedSince?: number): void {
     if (this.closed || this.watcher) return;
+    if (changedSince !== undefined) this.changedSince = changedSince;
     const { root, rules } = this.options;
     const polling = this.polling;
     const rel = (p: string): string => path.relative(root, p).split(path.sep).join('/');
-    let since = changedSince;
     const changed = (stats: { mtimeMs: number; ctimeMs: number }): boolean =>
-      since !== undefined && Math.max(stats.mtimeMs, stats.ctimeMs) >= since;
+      this.changedSince !== undefined && Math.max(stats.mtimeMs, stats.ctimeMs) >= this.changedSince;
     const watcher = watch(root, {
       ignoreInitial: true,
       followSymlinks: false,
@@ -102,9 +104,13 @@ export class FolderWatcher {
     watcher.on('error', (err: unknown) => this.onError(err as NodeJS.ErrnoException));
     this.walked = false;
     watcher.once('ready', () => {
+      // A watcher replaced meanwhile (a fallback to polling) walks again and finishes this.
+      if (this.watcher !== watcher) return;
+      const since = this.changedSince;
       const done = (): void => {
-        since = undefined;
-        if (this.watcher === watcher) this.walked = true;
+        if (this.watcher !== watcher) return;
+        this.changedSince = undefined;
+        this.walked = true;
       };
       if (since === undefined) done();
       else void this.hintChangedFolders(Object.keys(watcher.getWatched()), since).finally(done);
@@ -139,7 +145,7 @@ export class FolderWatcher {
     this.options.log.warn({ root: this.options.root, err: err.message }, 'watcher error');
   }
 
-  /** Starts over (after a fallback, or when the watched folder came back). */
+  /** Starts over (after a fallback, or when the watched folder came back); a pending `changedSince` carries over. */
   async restart(): Promise<void> {
     const old = this.watcher;
     this.watcher = null;
