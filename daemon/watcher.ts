@@ -16,6 +16,7 @@ import type fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
+import { mapPool } from '../core/domain/pool.js';
 import type { IgnoreRules } from './ignore.js';
 import type { Logger } from './logger.js';
 
@@ -29,6 +30,13 @@ export interface WatcherOptions {
 }
 
 const EXHAUSTED = new Set(['ENOSPC', 'EMFILE', 'ENFILE']);
+/** Watched folders lstatted at once when the first walk is done (see `start`). */
+const FOLDER_CHECKS_IN_FLIGHT = 16;
+
+/** The entry (or a folder's entries) changed at or after `since` (epoch ms). */
+function changedAfter(stats: { mtimeMs: number; ctimeMs: number }, since: number | undefined): boolean {
+  return since !== undefined && Math.max(stats.mtimeMs, stats.ctimeMs) >= since;
+}
 
 export class FolderWatcher {
   private watcher: FSWatcher | null = null;
@@ -63,9 +71,6 @@ export class FolderWatcher {
     if (changedSince !== undefined) this.changedSince = changedSince;
     const { root, rules } = this.options;
     const polling = this.polling;
-    const rel = (p: string): string => path.relative(root, p).split(path.sep).join('/');
-    const changed = (stats: { mtimeMs: number; ctimeMs: number }): boolean =>
-      this.changedSince !== undefined && Math.max(stats.mtimeMs, stats.ctimeMs) >= this.changedSince;
     const watcher = watch(root, {
       ignoreInitial: true,
       followSymlinks: false,
@@ -76,9 +81,13 @@ export class FolderWatcher {
       interval: 500,
       binaryInterval: 1000,
       ignored: (p: string, stats?: fsSync.Stats) => {
-        const r = rel(p);
+        const r = this.relative(p);
         if (r === '' || r.startsWith('..')) return false;
-        if (stats !== undefined && changed(stats) && !rules.ignores(r, stats.isDirectory()))
+        if (
+          stats !== undefined &&
+          changedAfter(stats, this.changedSince) &&
+          !rules.ignores(r, stats.isDirectory())
+        )
           this.options.onHint(r);
         // With inotify only folders are watched: chokidar would otherwise hold an fs.watch
         // handle and its state for every file (100,000 files: ~550 MiB and 20 s to set up).
@@ -89,7 +98,7 @@ export class FolderWatcher {
       },
     });
     watcher.on('all', (_event, p: string) => {
-      const r = rel(p);
+      const r = this.relative(p);
       if (!r.startsWith('..')) this.options.onHint(r);
     });
     // Files: the raw event of the folder's watch names the child that was created, written,
@@ -98,7 +107,7 @@ export class FolderWatcher {
     watcher.on('raw', (_event, name, details) => {
       const dir = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
       if (typeof dir !== 'string' || typeof name !== 'string' || name === '') return;
-      const r = rel(path.join(dir, name));
+      const r = this.relative(path.join(dir, name));
       if (r !== '' && !r.startsWith('..')) this.options.onHint(r);
     });
     watcher.on('error', (err: unknown) => this.onError(err as NodeJS.ErrnoException));
@@ -120,15 +129,18 @@ export class FolderWatcher {
 
   /** Hints each of `folders` (absolute, as chokidar names them) whose entries changed since `since`. */
   private async hintChangedFolders(folders: readonly string[], since: number): Promise<void> {
-    const { root } = this.options;
-    for (const folder of folders) {
+    const inside = folders.filter((folder) => !this.relative(folder).startsWith('..'));
+    await mapPool(inside, FOLDER_CHECKS_IN_FLIGHT, async (folder) => {
       if (this.closed) return;
-      const r = path.relative(root, folder).split(path.sep).join('/');
-      if (r.startsWith('..') || path.isAbsolute(r)) continue;
       const stats = await fs.lstat(folder).catch(() => null);
       // A folder gone since is its parent's change (hinted there, or by its own events).
-      if (stats?.isDirectory() && Math.max(stats.mtimeMs, stats.ctimeMs) >= since) this.options.onHint(r);
-    }
+      if (stats?.isDirectory() && changedAfter(stats, since)) this.options.onHint(this.relative(folder));
+    });
+  }
+
+  /** `p` (absolute) relative to the watched folder, `/`-separated; `..…` outside it. */
+  private relative(p: string): string {
+    return path.relative(this.options.root, p).split(path.sep).join('/');
   }
 
   private onError(err: NodeJS.ErrnoException): void {
