@@ -165,28 +165,23 @@ export async function runLoad(opts: LoadOptions, results: Results): Promise<void
     );
 
     const auth = { authorization: `Bearer ${aio.token}` };
+    const listFor = (durationS: number): Promise<AcResult> =>
+      autocannon({
+        url: `${a0.url}/api/v1/fs/list?path=%2Fload%2Flist`,
+        connections: 10,
+        duration: durationS,
+        headers: auth,
+      });
     // A fresh server's first seconds run while V8 still compiles its hot paths (the first
     // 10 s run measured 2,100-2,400 req/s on the 2-core VM, the next ones 2,700-3,600):
     // one warm-up run, reported apart, so the measured runs are the server in service.
     console.log(`load: warm-up, GET /api/v1/fs/list, 10 connections, ${opts.warmupS} s…`);
-    const warmup = await autocannon({
-      url: `${aio.url}/api/v1/fs/list?path=%2Fload%2Flist`,
-      connections: 10,
-      duration: opts.warmupS,
-      headers: auth,
-    });
-    let listErrors = record(results, 'list warm-up (10 conn, not counted)', warmup);
+    let listErrors = record(results, 'list warm-up (10 conn, not counted)', await listFor(opts.warmupS));
     for (let run = 1; run <= opts.runs; run++) {
       console.log(
         `load: GET /api/v1/fs/list (100 entries), 10 connections, ${opts.durationS} s, run ${run}/${opts.runs}…`,
       );
-      const list = await autocannon({
-        url: `${aio.url}/api/v1/fs/list?path=%2Fload%2Flist`,
-        connections: 10,
-        duration: opts.durationS,
-        headers: auth,
-      });
-      listErrors += record(results, 'list (10 conn)', list);
+      listErrors += record(results, 'list (10 conn)', await listFor(opts.durationS));
     }
     results.add('load list (10 conn) | errors', 'count', listErrors);
 
