@@ -40,6 +40,11 @@ export interface FolderStatus {
   lastSyncAt: string | null;
   offline: boolean;
   polling: boolean;
+  /**
+   * The watcher has set up its watches (its first walk is done). Until then a change is
+   * noticed when the walk reaches it, not at once; nothing is missed either way.
+   */
+  watching: boolean;
   /** Deletions held back by the mass-delete guard. */
   pendingDeletes: number;
   /** Operations that failed at least once (e.g. an unreadable file), with the reason. */
@@ -82,6 +87,8 @@ export class SyncFolder {
   private remoteRescanWanted = false;
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
+  /** Starts the watcher once the first scan's work has drained (see `start`). */
+  private startWatcher: (() => void) | null = null;
 
   constructor(private readonly deps: FolderDeps) {
     this.config = deps.config;
@@ -122,6 +129,7 @@ export class SyncFolder {
         if (this.scanRunning !== null) return;
         if (this.state === 'syncing' || this.state === 'scanning') this.state = 'idle';
         if (this.state === 'idle') deps.journal.setLastSync(this.folderId, Date.now());
+        this.startWatcher?.();
       },
     });
     this.puller =
@@ -150,11 +158,14 @@ export class SyncFolder {
   onWatchHint: (rel: string) => void = (rel) => this.hint([rel]);
 
   /**
-   * The first scan runs before the watcher starts: chokidar's first walk lstats every
-   * entry through the thread pool and, run beside the scan, made it 4–5 times slower
-   * (5,050 files on the 2-core test VM: 550–690 ms against 130–180 ms), and with it the
-   * first upload. The watcher then hints what changed since the scan began
-   * (`FolderWatcher.start`), so a change in between is not missed.
+   * The first scan runs before the watcher starts, and the work it queued before the
+   * watcher sets up its watches (at most `watchDeferMs`, 5 s, after the scan): chokidar's
+   * first walk lstats every entry through promises and the thread pool. Run beside the
+   * scan it made the scan 4–5 times slower (5,050 files on the 2-core test VM: 550–690 ms
+   * against 130–180 ms); run beside the first push it held the push's first requests back
+   * by ~0.3 s of the main thread and took CPU the server needed. The watcher then hints
+   * what changed since the scan began (`FolderWatcher.start`), so a change in between is
+   * not missed, only noticed when the walk gets to it.
    */
   start(): void {
     this.timers.push(setInterval(() => this.scanAll(), this.deps.tunables.rescanMs));
@@ -166,10 +177,20 @@ export class SyncFolder {
     // second of slack (an older change only costs a needless look).
     const scanStarted = Date.now() - WATCH_CLOCK_SLACK_MS;
     this.scanAll();
-    const watch = (): void => {
-      if (!this.stopped) this.watcher.start(scanStarted);
+    const scanned = (): void => {
+      if (this.stopped) return;
+      const watch = (): void => {
+        if (this.startWatcher !== watch) return;
+        this.startWatcher = null;
+        if (!this.stopped) this.watcher.start(scanStarted);
+      };
+      this.startWatcher = watch;
+      // Nothing to push (or paused, or stopped by an error): watch now. Otherwise once
+      // the queue has drained (`onIdle`), or when the time is up, whichever comes first.
+      if (this.state !== 'syncing') return watch();
+      this.timers.push(setTimeout(watch, this.deps.tunables.watchDeferMs));
     };
-    (this.scanRunning ?? Promise.resolve()).then(watch, watch);
+    (this.scanRunning ?? Promise.resolve()).then(scanned, scanned);
     this.puller?.start();
   }
 
@@ -338,14 +359,14 @@ export class SyncFolder {
       local: this.local,
       remote: this.config.remote,
       mode: this.config.mode,
-      // Not idle while the watcher is still setting up (it starts after the first scan).
-      state: this.state === 'idle' && !this.watcher.ready ? 'scanning' : this.state,
+      state: this.state,
       queued: journal.countOps(this.folderId),
       running: this.syncer.running,
       lastError: this.lastError,
       lastSyncAt: last ? new Date(last).toISOString() : null,
       offline: this.deps.connectivity.offline,
       polling: this.watcher.isPolling,
+      watching: this.watcher.ready,
       pendingDeletes: this.pendingDeletes,
       errors: journal.failedOps(this.folderId).map((o) => ({
         op: o.op,

@@ -27,6 +27,8 @@ export interface Tunables {
   massDeleteMax: number;
   /** How often a folder in the error state looks again. */
   errorRetryMs: number;
+  /** Longest the watcher waits, after the first scan, for that scan's work to drain. */
+  watchDeferMs: number;
   /** Log file size that triggers rotation, and how many old files are kept. */
   logMaxBytes: number;
   logKeep: number;
@@ -52,6 +54,7 @@ export function readTunables(env: NodeJS.ProcessEnv = process.env): Tunables {
     massDeleteMin: num(env, 'AIO_DAEMON_MASS_DELETE_MIN', 10),
     massDeleteMax: num(env, 'AIO_DAEMON_MASS_DELETE_MAX', 1_000),
     errorRetryMs: num(env, 'AIO_DAEMON_ERROR_RETRY_MS', 5_000),
+    watchDeferMs: num(env, 'AIO_DAEMON_WATCH_DEFER_MS', 5_000),
     logMaxBytes: num(env, 'AIO_DAEMON_LOG_MAX_BYTES', 10 * 1024 * 1024),
     logKeep: num(env, 'AIO_DAEMON_LOG_KEEP', 3),
   });

@@ -157,11 +157,16 @@ export class FolderWatcher {
     this.options.log.warn({ root: this.options.root, err: err.message }, 'watcher error');
   }
 
-  /** Starts over (after a fallback, or when the watched folder came back); a pending `changedSince` carries over. */
+  /**
+   * Starts over (after a fallback, or when the watched folder came back); a pending
+   * `changedSince` carries over. A watcher not started yet stays so (its `start` brings
+   * the `changedSince`).
+   */
   async restart(): Promise<void> {
     const old = this.watcher;
+    if (!old) return;
     this.watcher = null;
-    await old?.close();
+    await old.close();
     if (!this.closed) this.start();
   }
 

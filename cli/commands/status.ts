@@ -18,7 +18,7 @@ async function resolveLocal(local: string | undefined): Promise<string | undefin
 function describeFolder(f: FolderStatus): string[] {
   const lines = [
     `${f.local} ↔ ${f.remote} (${f.mode})`,
-    `  state: ${f.state}${f.offline ? ' (server unreachable, waiting)' : ''}${f.polling ? ' (polling)' : ''}`,
+    `  state: ${f.state}${f.offline ? ' (server unreachable, waiting)' : ''}${f.polling ? ' (polling)' : ''}${f.watching === false ? ' (watcher starting)' : ''}`,
     `  queued operations: ${f.queued}${f.running ? ` (${f.running} running)` : ''}`,
     `  last sync: ${f.lastSyncAt ?? 'never'}`,
   ];

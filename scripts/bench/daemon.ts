@@ -66,6 +66,8 @@ interface FolderStatus {
   queued: number;
   running: number;
   lastSyncAt: string | null;
+  /** The watcher has set up its watches (it starts once the first scan's work has drained). */
+  watching: boolean;
   errors: unknown[];
 }
 
@@ -153,6 +155,19 @@ async function waitSettled(
     }
     await sleep(100);
   }
+}
+
+/** Waits until the daemon's watcher has set up its watches (a change is then seen at once). */
+async function waitWatching(aio: Aio, daemon: Service, capMs: number): Promise<void> {
+  await waitFor(
+    'aio daemon watching',
+    async () => {
+      if (!daemon.running()) throw new Error(`aio daemon exited:\n${daemon.output().slice(-2000)}`);
+      return (await folderStatus(aio).catch(() => null))?.watching === true;
+    },
+    capMs,
+    POLL_MS,
+  );
 }
 
 async function statSha(aio: Aio, remotePath: string): Promise<string | null> {
@@ -304,6 +319,7 @@ async function runW4(opts: DaemonOptions, results: Results): Promise<void> {
     const a = aio;
     const { daemon } = await startDaemon(a, local, '/w4');
     await waitSettled(a, daemon, false, 60_000);
+    await waitWatching(a, daemon, 60_000);
     process.stdout.write(`W4: aio daemon, ${opts.trials} trials `);
     const values = await latencyTrials('aio daemon', opts.trials, local, async (name, sha) => {
       if (!daemon.running()) throw new Error(`aio daemon exited:\n${daemon.output().slice(-2000)}`);
@@ -397,7 +413,7 @@ async function runMem(opts: DaemonOptions, results: Results): Promise<void> {
     anchor: { tool: 'Syncthing A → B (W3, same run only)', key: 'W3 resync time | syncthing' },
   });
   results.note(
-    `W2 and W3 with the daemon: ${opts.runs} run(s), each on a fresh tree, server and daemon; the table has the medians. W3 daemon, two ways, both after its W2 push, and every file checked on the server afterwards. **From a rescan request** (the target row), timed as Syncthing's W3 is (its files written first, then a rescan requested through its REST API, then waited for through its REST API's counts and the bytes of a few files): the folder is paused (\`aio pause\`; a paused folder scans but queues nothing), a second change set (${w3Changes} modified, ${w3Changes} other added files) is written and left 500 ms, then \`resume\` starts a full rescan, and the timer, until the daemon's status shows the folder idle with nothing queued or running (an upload leaves its queue only once the server committed it) and \`GET /fs/stat\` shows 4 of the changed files with their new sha256 (polled every 10 ms). **From the first write**, timed until \`GET /fs/stat\` has shown every changed file with its new sha256 (polled every 10 ms, 4 files not yet seen right at a time, twice as many at once while all are right): the W2 change set written into the watched folder while it runs, detection included (inotify, 100 ms debounce per path, files younger than 100 ms wait); Syncthing has no such figure here (with its watcher, W4 shows ~0.7 s per change at fsWatcherDelayS=1).`,
+    `W2 and W3 with the daemon: ${opts.runs} run(s), each on a fresh tree, server and daemon; the table has the medians. W2 is timed from spawning the daemon until its status shows the folder idle with nothing queued or running (every file on the server); its watcher sets up its watches after that push (chokidar's walk), and W3 starts once it has. W3 daemon, two ways, both after its W2 push, and every file checked on the server afterwards. **From a rescan request** (the target row), timed as Syncthing's W3 is (its files written first, then a rescan requested through its REST API, then waited for through its REST API's counts and the bytes of a few files): the folder is paused (\`aio pause\`; a paused folder scans but queues nothing), a second change set (${w3Changes} modified, ${w3Changes} other added files) is written and left 500 ms, then \`resume\` starts a full rescan, and the timer, until the daemon's status shows the folder idle with nothing queued or running (an upload leaves its queue only once the server committed it) and \`GET /fs/stat\` shows 4 of the changed files with their new sha256 (polled every 10 ms). **From the first write**, timed until \`GET /fs/stat\` has shown every changed file with its new sha256 (polled every 10 ms, 4 files not yet seen right at a time, twice as many at once while all are right): the W2 change set written into the watched folder while it runs, detection included (inotify, 100 ms debounce per path, files younger than 100 ms wait); Syncthing has no such figure here (with its watcher, W4 shows ~0.7 s per change at fsWatcherDelayS=1).`,
   );
   // Each run: a fresh tree, server and daemon; W2's push, then both W3s on top of it.
   for (let run = 1; run <= opts.runs; run++) {
@@ -414,6 +430,7 @@ async function runMem(opts: DaemonOptions, results: Results): Promise<void> {
       results.add('W2 daemon initial sync time | aio daemon', 'ms', performance.now() - t0);
       results.add('W2 daemon peak RSS | aio daemon', 'kb', daemon.peakRssKb());
       await verifyAio(aio, '/w2d', manifest);
+      await waitWatching(aio, daemon, 60_000);
       console.log('ok');
 
       // --- W3 with the daemon: the W2 change set written into the watched folder
@@ -461,6 +478,7 @@ async function runMem(opts: DaemonOptions, results: Results): Promise<void> {
     [`items pushed within the cap (folders + files)`, 'MEM items pushed in cap | aio daemon', 'count', null],
     ['peak RSS during first scan + push', 'MEM peak RSS initial sync | aio daemon', 'kb', null],
     ['restart scan, journal matches the tree', 'MEM rescan time | aio daemon', 'ms', null],
+    ['restart → every folder watched', 'MEM watching time | aio daemon', 'ms', null],
     ['peak RSS, restart + idle', 'MEM peak RSS rescan+idle | aio daemon', 'kb', null],
     [
       `idle RSS (median over ${idleMs / 1000} s)`,
@@ -527,6 +545,8 @@ async function runMem(opts: DaemonOptions, results: Results): Promise<void> {
     results.add('MEM rescan time | aio daemon', 'ms', performance.now() - t1);
     if (idle.status && idle.status.queued + idle.status.running > 0)
       throw new Error(`daemon queued work on a matching journal: ${JSON.stringify(idle.status)}`);
+    await waitWatching(a, again, 300_000);
+    results.add('MEM watching time | aio daemon', 'ms', performance.now() - t1);
     // Let the scan's garbage be collected before measuring.
     await sleep(2_000);
     const rss: number[] = [];
@@ -562,7 +582,7 @@ async function runMem(opts: DaemonOptions, results: Results): Promise<void> {
         r.ok
           ? 'The push finished, so the restart below starts from the journal the daemon wrote itself.'
           : `The push did not finish within the cap: the daemon was stopped (SIGTERM) and the benchmark wrote the journal rows of the ${seeded.toLocaleString('en-US')} items it had not synced yet (kind, size, mtime, inode from lstat exactly as the scanner reads them, sha256 null, remote id "bench-seeded") and emptied its queue, i.e. the state after a full first sync, minus real remote ids for those rows. In push mode an idle daemon never talks to the server, so this does not change the idle figures.`
-      } Then the daemon is started again: "restart scan" is until it reports idle with nothing queued (it must queue nothing); then RSS (VmRSS, sampled every second) and CPU (utime+stime from /proc) over ${idleMs / 1000} s with no status polling; finally a new 4 KiB file is written into one of the folders and timed until the server lists it with the right sha256. Syncthing's idle figures on the same tree were not measured.`,
+      } Then the daemon is started again: "restart scan" is until it reports idle with nothing queued (it must queue nothing), "every folder watched" until its watcher has set up its watches (chokidar's walk, which starts after the scan); then RSS (VmRSS, sampled every second) and CPU (utime+stime from /proc) over ${idleMs / 1000} s with no status polling; finally a new 4 KiB file is written into one of the folders and timed until the server lists it with the right sha256. Syncthing's idle figures on the same tree were not measured.`,
     );
     await again.stop();
   } finally {
