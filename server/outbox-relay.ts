@@ -123,29 +123,41 @@ export class OutboxRelay implements BackgroundTask {
     let relayed = 0;
     for (;;) {
       const entries = await this.deps.metadata.listOutbox(this.batchSize);
-      let progressed = 0;
-      for (const entry of entries) {
-        if (await this.relay(entry)) progressed += 1;
-      }
+      const progressed = await this.relay(entries);
       relayed += progressed;
       if (entries.length < this.batchSize || progressed === 0) return relayed;
     }
   }
 
-  private async relay(entry: OutboxEntry): Promise<boolean> {
-    if (!isQueueName(entry.queue)) {
+  /**
+   * Publishes the entries all at once, then deletes those that went out (an entry leaves
+   * the outbox only after its job is published). On the embedded queue and SQLite the
+   * publishes share one commit, and so do the deletions: one entry after the other took
+   * two fsyncs each, and a backlog of small uploads waited on them. Throws the first
+   * failure once the others are settled.
+   */
+  private async relay(entries: readonly OutboxEntry[]): Promise<number> {
+    const known = entries.filter((entry): entry is OutboxEntry & { queue: QueueName } => {
+      if (isQueueName(entry.queue)) return true;
       // Kept, not dropped: a newer process may know the queue.
       this.deps.logger.error({ outboxId: entry.id, queue: entry.queue }, 'outbox relay: unknown queue');
       return false;
-    }
-    await this.deps.queue.publish({
-      queue: entry.queue,
-      payload: entry.payload,
-      idempotencyKey: entry.idempotencyKey,
-      priority: entry.priority,
     });
-    await this.deps.metadata.deleteOutbox(entry.id);
-    return true;
+    const published = await Promise.allSettled(
+      known.map((entry) =>
+        this.deps.queue.publish({
+          queue: entry.queue,
+          payload: entry.payload,
+          idempotencyKey: entry.idempotencyKey,
+          priority: entry.priority,
+        }),
+      ),
+    );
+    const sent = known.filter((_, i) => published[i]?.status === 'fulfilled');
+    await Promise.all(sent.map((entry) => this.deps.metadata.deleteOutbox(entry.id)));
+    const failed = published.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return sent.length;
   }
 }
 

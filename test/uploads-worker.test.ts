@@ -224,6 +224,33 @@ describe('outbox relay', () => {
     expect((await metadata.listOutbox(10)).map((e) => e.queue)).toEqual(['no.such.queue']);
   });
 
+  it('keeps an entry whose publish failed and deletes the others of its round, then reports the failure', async () => {
+    h = await startHarness({ worker: false, relay: false });
+    const { metadata, queue } = h.t.deps;
+    for (const n of [1, 2, 3]) {
+      await metadata.addOutbox({
+        queue: 'file.download',
+        payload: { n },
+        idempotencyKey: `f${n}`,
+        priority: 5,
+      });
+    }
+    // The real queue, refusing one job (as a broker that is going away would).
+    const refusing: typeof queue = Object.create(queue) as typeof queue;
+    refusing.publish = async (spec) => {
+      if (spec.idempotencyKey === 'f2') throw new Error('broker went away');
+      return queue.publish(spec);
+    };
+    const relay = new OutboxRelay({ ...h.t.deps, queue: refusing }, { intervalMs: 60_000 });
+    await expect(relay.drain()).rejects.toThrow('broker went away');
+    expect((await queue.depth('file.download')).ready).toBe(2);
+    expect((await metadata.listOutbox(10)).map((e) => e.idempotencyKey)).toEqual(['f2']);
+    // The next round relays it.
+    expect(await new OutboxRelay(h.t.deps, { intervalMs: 60_000 }).drain()).toBe(1);
+    expect(await metadata.listOutbox(10)).toEqual([]);
+    expect((await queue.depth('file.download')).ready).toBe(3);
+  });
+
   it('relays at once when kicked, long before its next poll', async () => {
     h = await startHarness({ worker: false, relay: false });
     const { metadata, queue, cache } = h.t.deps;

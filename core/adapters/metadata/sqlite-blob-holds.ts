@@ -8,7 +8,7 @@
  * with it, and a lost release only leaves a hold to expire. Two or three fsyncs fewer
  * per upload.
  */
-import { cachedStatement, type SqliteDatabase } from '../../sqlite.js';
+import { cachedStatement, withoutFsync, type SqliteDatabase } from '../../sqlite.js';
 import type { SqliteTree } from './sqlite-tree.js';
 
 export class SqliteBlobHolds {
@@ -31,14 +31,7 @@ export class SqliteBlobHolds {
 
   /** Runs `body` with this connection's commits not fsynced (see above). */
   private relaxed<T>(body: () => T): T {
-    const before = Number(this.db.pragma('synchronous', { simple: true }));
-    if (before <= 1) return body(); // already OFF or NORMAL
-    this.db.pragma('synchronous = NORMAL');
-    try {
-      return body();
-    } finally {
-      this.db.pragma(`synchronous = ${before}`);
-    }
+    return withoutFsync(this.db, body);
   }
 
   private holdTx(holder: string, sha256s: readonly string[], now: Date, until: Date): boolean {

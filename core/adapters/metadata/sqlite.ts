@@ -8,7 +8,7 @@
  */
 import { UnavailableError } from '../../../contract/errors.js';
 import { systemClock, type Clock } from '../../domain/clock.js';
-import { migrate, StampedMemo, type SqliteDatabase } from '../../sqlite.js';
+import { groupCommitOf, migrate, StampedMemo, type GroupCommit, type SqliteDatabase } from '../../sqlite.js';
 import type {
   ApiToken,
   AuditEntry,
@@ -72,6 +72,7 @@ export class SqliteMetadataStore implements MetadataStore {
   private readonly transfers: SqliteTransfers;
   private readonly blobHolds: SqliteBlobHolds;
   private readonly clock: Clock;
+  private readonly writes: GroupCommit;
   private closed = false;
   /**
    * Lookups made on every request (the user behind a token; a path, folder by folder),
@@ -97,13 +98,14 @@ export class SqliteMetadataStore implements MetadataStore {
     this.transfers = new SqliteTransfers(db, clock);
     this.blobHolds = new SqliteBlobHolds(db, this.tree);
     this.clock = clock;
+    this.writes = groupCommitOf(db);
     this.users = new StampedMemo(db, MEMO_USERS);
     this.children = new StampedMemo(db, MEMO_CHILDREN);
     this.paths = new StampedMemo(db, MEMO_PATHS);
   }
 
   async createUser(input: NewUser): Promise<User> {
-    return this.run(() => this.accounts.createUser(input));
+    return this.write(() => this.accounts.createUser(input));
   }
   async getUserById(id: string): Promise<User | null> {
     return this.run(() => this.users.get(id, () => frozen(this.accounts.getUserById(id))));
@@ -112,18 +114,18 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.run(() => this.accounts.getUserByEmail(email));
   }
   async updateUser(id: string, patch: UserPatch): Promise<User> {
-    return this.run(() => this.accounts.updateUser(id, patch));
+    return this.write(() => this.accounts.updateUser(id, patch));
   }
 
   async createRefreshSession(input: NewRefreshSession): Promise<RefreshSession> {
-    return this.run(() => this.accounts.createRefreshSession(input));
+    return this.write(() => this.accounts.createRefreshSession(input));
   }
   async rotateRefreshSession(
     tokenHash: string,
     next: { tokenHash: string; expiresAt: Date },
     now: Date,
   ): Promise<RotateResult> {
-    return this.run(() => this.accounts.rotateRefreshSession(tokenHash, next, now));
+    return this.write(() => this.accounts.rotateRefreshSession(tokenHash, next, now));
   }
   async getRefreshSessionByHash(tokenHash: string): Promise<RefreshSession | null> {
     return this.run(() => this.accounts.getRefreshSessionByHash(tokenHash));
@@ -132,14 +134,14 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.run(() => this.accounts.isSessionFamilyActive(familyId, now));
   }
   async revokeSessionFamily(familyId: string, now: Date): Promise<void> {
-    return this.run(() => this.accounts.revokeSessionFamily(familyId, now));
+    return this.write(() => this.accounts.revokeSessionFamily(familyId, now));
   }
   async revokeAllSessions(userId: string, now: Date): Promise<void> {
-    return this.run(() => this.accounts.revokeAllSessions(userId, now));
+    return this.write(() => this.accounts.revokeAllSessions(userId, now));
   }
 
   async createApiToken(input: NewApiToken): Promise<ApiToken> {
-    return this.run(() => this.accounts.createApiToken(input));
+    return this.write(() => this.accounts.createApiToken(input));
   }
   async listApiTokens(userId: string): Promise<ApiToken[]> {
     return this.run(() => this.accounts.listApiTokens(userId));
@@ -148,14 +150,14 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.run(() => this.accounts.getApiTokenByHash(tokenHash));
   }
   async revokeApiToken(userId: string, id: string, now: Date): Promise<boolean> {
-    return this.run(() => this.accounts.revokeApiToken(userId, id, now));
+    return this.write(() => this.accounts.revokeApiToken(userId, id, now));
   }
   async touchApiToken(id: string, now: Date): Promise<void> {
-    return this.run(() => this.accounts.touchApiToken(id, now));
+    return this.write(() => this.accounts.touchApiToken(id, now));
   }
 
   async appendAudit(entry: NewAuditEntry): Promise<AuditEntry> {
-    return this.run(() => this.accounts.appendAudit(entry));
+    return this.write(() => this.accounts.appendAudit(entry));
   }
   async listAudit(
     userId: string,
@@ -202,25 +204,25 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.run(() => this.tree.listChildren(ownerId, parentId, options));
   }
   async createFolder(ownerId: string, parentId: string | null, name: string): Promise<TreeNode> {
-    return this.run(() => this.tree.createFolder(ownerId, parentId, name));
+    return this.write(() => this.tree.createFolder(ownerId, parentId, name));
   }
   async commitFile(input: CommitFileInput): Promise<CommitFileResult> {
-    return this.run(() => this.tree.commitFile(input));
+    return this.write(() => this.tree.commitFile(input));
   }
   async listRevisions(ownerId: string, fileId: string): Promise<FileRevision[]> {
     return this.run(() => this.tree.listRevisions(ownerId, fileId));
   }
   async moveNode(ownerId: string, id: string, parentId: string | null, name: string): Promise<TreeNode> {
-    return this.run(() => this.tree.moveNode(ownerId, id, parentId, name));
+    return this.write(() => this.tree.moveNode(ownerId, id, parentId, name));
   }
   async trashNode(ownerId: string, id: string, now: Date): Promise<TreeNode> {
-    return this.run(() => this.trash.trashNode(ownerId, id, now));
+    return this.write(() => this.trash.trashNode(ownerId, id, now));
   }
   async restoreNode(ownerId: string, id: string): Promise<TreeNode> {
-    return this.run(() => this.trash.restoreNode(ownerId, id));
+    return this.write(() => this.trash.restoreNode(ownerId, id));
   }
   async purgeNode(ownerId: string, id: string): Promise<{ droppedBlobs: string[] }> {
-    return this.run(() => this.trash.purgeNode(ownerId, id));
+    return this.write(() => this.trash.purgeNode(ownerId, id));
   }
   async listTrashedBefore(before: Date, limit: number): Promise<TreeNode[]> {
     return this.run(() => this.trash.listTrashedBefore(before, limit));
@@ -253,7 +255,7 @@ export class SqliteMetadataStore implements MetadataStore {
     nodeId: string | null,
     data: Record<string, unknown>,
   ): Promise<Change> {
-    return this.run(() =>
+    return this.write(() =>
       this.db
         .transaction(() => appendChangeTx(this.db, ownerId, kind, nodeId, data, this.clock.now().getTime()))
         .immediate(),
@@ -267,11 +269,11 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.run(() => listNotifications(this.db, ownerId, options));
   }
   async markNotificationsRead(ownerId: string, seqs: readonly number[] | 'all', now: Date): Promise<number> {
-    return this.run(() => markNotificationsRead(this.db, ownerId, seqs, now.getTime()));
+    return this.write(() => markNotificationsRead(this.db, ownerId, seqs, now.getTime()));
   }
 
   async createUpload(input: NewUploadSession): Promise<UploadSession> {
-    return this.run(() => this.transfers.createUpload(input));
+    return this.write(() => this.transfers.createUpload(input));
   }
   async getUpload(uploaderId: string, id: string): Promise<UploadSession | null> {
     return this.run(() => this.transfers.getUpload(uploaderId, id));
@@ -280,16 +282,16 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.run(() => this.transfers.getUploadById(id));
   }
   async advanceUpload(id: string, from: number, to: number): Promise<UploadSession | null> {
-    return this.run(() => this.transfers.advanceUpload(id, from, to));
+    return this.write(() => this.transfers.advanceUpload(id, from, to));
   }
   async finishUpload(id: string, job: NewOutboxEntry): Promise<UploadSession | null> {
-    return this.run(() => this.transfers.finishUpload(id, job));
+    return this.write(() => this.transfers.finishUpload(id, job));
   }
   async createUploads(inputs: readonly NewUploadSession[]): Promise<UploadSession[]> {
-    return this.run(() => this.transfers.createUploads(inputs));
+    return this.write(() => this.transfers.createUploads(inputs));
   }
   async finishUploads(ids: readonly string[], job: NewOutboxEntry): Promise<UploadSession[]> {
-    return this.run(() => this.transfers.finishUploads(ids, job));
+    return this.write(() => this.transfers.finishUploads(ids, job));
   }
   async listBatchUploads(uploaderId: string, batchId: string): Promise<UploadSession[]> {
     return this.run(() => this.transfers.listBatchUploads(uploaderId, batchId));
@@ -299,7 +301,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
   /** One IMMEDIATE transaction; each item is a savepoint, so a refused item leaves no trace. */
   async commitUploads(items: readonly CommitUploadInput[]): Promise<CommitUploadOutcome[]> {
-    return this.run(() =>
+    return this.write(() =>
       this.db
         .transaction((): CommitUploadOutcome[] =>
           items.map((item): CommitUploadOutcome => {
@@ -344,23 +346,23 @@ export class SqliteMetadataStore implements MetadataStore {
     status: UploadStatus,
     fields?: { error?: string | null; fileId?: string | null; revision?: number | null; sha256?: string },
   ): Promise<UploadSession | null> {
-    return this.run(() => this.transfers.setUploadStatus(id, status, fields));
+    return this.write(() => this.transfers.setUploadStatus(id, status, fields));
   }
   async listExpiredUploads(now: Date, limit: number): Promise<UploadSession[]> {
     return this.run(() => this.transfers.listExpiredUploads(now, limit));
   }
   async addOutbox(job: NewOutboxEntry): Promise<OutboxEntry> {
-    return this.run(() => this.transfers.addOutbox(job));
+    return this.write(() => this.transfers.addOutbox(job));
   }
   async listOutbox(limit: number): Promise<OutboxEntry[]> {
     return this.run(() => this.transfers.listOutbox(limit));
   }
   async deleteOutbox(id: string): Promise<void> {
-    return this.run(() => this.transfers.deleteOutbox(id));
+    return this.write(() => this.transfers.deleteOutbox(id));
   }
 
   async createShare(input: NewShare): Promise<Share> {
-    return this.run(() => this.transfers.createShare(input));
+    return this.write(() => this.transfers.createShare(input));
   }
   async getShare(ownerId: string, id: string): Promise<Share | null> {
     return this.run(() => this.transfers.getShare(ownerId, id));
@@ -375,22 +377,33 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.run(() => this.transfers.listSharesWithUser(granteeId));
   }
   async revokeShare(ownerId: string, id: string, now: Date): Promise<boolean> {
-    return this.run(() => this.transfers.revokeShare(ownerId, id, now));
+    return this.write(() => this.transfers.revokeShare(ownerId, id, now));
   }
   async recordShareDownload(id: string): Promise<Share | null> {
-    return this.run(() => this.transfers.recordShareDownload(id));
+    return this.write(() => this.transfers.recordShareDownload(id));
   }
   async markShareOpened(id: string, now: Date): Promise<boolean> {
-    return this.run(() => this.transfers.markShareOpened(id, now));
+    return this.write(() => this.transfers.markShareOpened(id, now));
   }
 
   async ping(): Promise<void> {
     this.run(() => this.db.prepare('SELECT 1').get());
   }
 
-  /** Stops serving calls; the database stays open (its opener closes it). */
+  /** Stops serving calls, once the writes already handed in are committed; the database stays open (its opener closes it). */
   async close(): Promise<void> {
+    if (!this.closed && this.db.open) this.writes.flush();
     this.closed = true;
+  }
+
+  /**
+   * A write: runs in the next group commit (see `GroupCommit`), resolves once committed.
+   * Blob holds and claims run at once instead: they commit without an fsync of their own
+   * (`SqliteBlobHolds`), which a group's transaction cannot.
+   */
+  private write<T>(body: () => T): Promise<T> {
+    if (this.closed || !this.db.open) throw new UnavailableError('The metadata store is closed.');
+    return this.writes.run(() => this.run(body));
   }
 
   /** Runs a synchronous body; refuses after close() and when the database is closed. */

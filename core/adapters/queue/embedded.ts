@@ -27,7 +27,7 @@ import type {
   QueueDepth,
   QueueName,
 } from '../../ports/job-queue.js';
-import type { SqliteDatabase } from '../../sqlite.js';
+import { groupCommitOf, type SqliteDatabase } from '../../sqlite.js';
 import { jobPriority, retryPolicy } from './backoff.js';
 import { PollingConsumer } from './embedded-consumer.js';
 import { EmbeddedJobStore } from './embedded-store.js';
@@ -69,7 +69,16 @@ export class EmbeddedJobQueue implements JobQueue {
   async publish(spec: JobSpec): Promise<{ id: string }> {
     this.assertOpen();
     const priority = jobPriority(spec);
-    const id = this.guard('publish', () => this.store.insert(spec, priority, this.clock.now().getTime()));
+    // In the connection's group commit: a job published beside metadata writes (the outbox
+    // relay, a worker's follow-up job) shares their fsync.
+    let id: string;
+    try {
+      id = await groupCommitOf(this.db).run(() =>
+        this.store.insert(spec, priority, this.clock.now().getTime()),
+      );
+    } catch (err) {
+      throw failure('publish', err);
+    }
     notifyPublish(this.db, spec.queue);
     return { id };
   }
@@ -136,8 +145,13 @@ export class EmbeddedJobQueue implements JobQueue {
     try {
       return fn();
     } catch (err) {
-      if (err instanceof RangeError) throw err;
-      throw new UnavailableError(`The embedded job queue could not ${what}.`, err);
+      throw failure(what, err);
     }
   }
+}
+
+/** What a failed database call surfaces as: `UnavailableError`, but a caller's bad input as is. */
+function failure(what: string, err: unknown): unknown {
+  if (err instanceof RangeError) return err;
+  return new UnavailableError(`The embedded job queue could not ${what}.`, err);
 }
