@@ -98,13 +98,23 @@ export class EmbeddedJobStore {
        VALUES (@id, @queue, @payload, @key, @priority, 'ready', @now, @now)`,
     );
     // One statement: the subquery picks and the UPDATE takes the row under the same
-    // write lock, so two consumers (or processes) can never claim the same job.
+    // write lock, so two consumers (or processes) can never claim the same job. The best
+    // ready job and the best one whose lease expired are each the first row of a walk of
+    // `jobs_claim` in its order; one query with both statuses OR-ed sorted every job of the
+    // queue on every claim (5,000 waiting: ~0.5 ms a claim).
     this.claimStmt = db.prepare(
       `UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_until = @lease, lock_token = @token
        WHERE seq = (
-         SELECT seq FROM jobs
-         WHERE queue = @queue
-           AND ((status = 'ready' AND available_at <= @now) OR (status = 'running' AND locked_until <= @now))
+         SELECT seq FROM (
+           SELECT * FROM (
+             SELECT seq, priority, available_at FROM jobs
+             WHERE queue = @queue AND status = 'ready' AND available_at <= @now
+             ORDER BY priority DESC, available_at, seq LIMIT 1)
+           UNION ALL
+           SELECT * FROM (
+             SELECT seq, priority, available_at FROM jobs
+             WHERE queue = @queue AND status = 'running' AND locked_until <= @now
+             ORDER BY priority DESC, available_at, seq LIMIT 1))
          ORDER BY priority DESC, available_at, seq
          LIMIT 1)
        RETURNING ${COLUMNS}`,
