@@ -158,9 +158,9 @@ export class SyncFolder {
   onWatchHint: (rel: string) => void = (rel) => this.hint([rel]);
 
   /**
-   * The first scan runs before the watcher starts, and the work it queued before the
-   * watcher sets up its watches (at most `watchDeferMs`, 5 s, after the scan): chokidar's
-   * first walk lstats every entry through promises and the thread pool. Run beside the
+   * The first scan runs before the watcher starts, and so does the work that scan queued
+   * (the watcher waits for it at most `watchDeferMs`, 5 s): chokidar's first walk lstats
+   * every entry through promises and the thread pool. Run beside the
    * scan it made the scan 4–5 times slower (5,050 files on the 2-core test VM: 550–690 ms
    * against 130–180 ms); run beside the first push it held the push's first requests back
    * by ~0.3 s of the main thread and took CPU the server needed. The watcher then hints
