@@ -160,12 +160,12 @@ export class SyncFolder {
   /**
    * The first scan runs before the watcher starts, and so does the work that scan queued
    * (the watcher waits for it at most `watchDeferMs`, 5 s): chokidar's first walk lstats
-   * every entry through promises and the thread pool. Run beside the
-   * scan it made the scan 4–5 times slower (5,050 files on the 2-core test VM: 550–690 ms
-   * against 130–180 ms); run beside the first push it held the push's first requests back
-   * by ~0.3 s of the main thread and took CPU the server needed. The watcher then hints
-   * what changed since the scan began (`FolderWatcher.start`), so a change in between is
-   * not missed, only noticed when the walk gets to it.
+   * every entry through promises and the thread pool. Run beside the scan it made the
+   * scan 4–5 times slower (5,050 files on the 2-core test VM: 550–690 ms against
+   * 130–180 ms); run beside the first push it held the push's first requests back by
+   * ~0.3 s of the main thread and took CPU the server needed. The watcher then hints what
+   * changed since the scan began (`FolderWatcher.start`), so a change in between is not
+   * missed, only noticed when the walk gets to it.
    */
   start(): void {
     this.timers.push(setInterval(() => this.scanAll(), this.deps.tunables.rescanMs));
