@@ -166,8 +166,8 @@ type WriteOutcome = { ok: true; value: unknown } | { ok: false; error: unknown }
  * `synchronous = FULL` every commit waits for an fsync of the WAL, on the thread that
  * runs it: 50 clients uploading small files made ~10 commits per upload, one fsync each,
  * all on the event loop. Now the writes of every request and job that arrived together
- * share one. A write alone in its turn runs as before (its own IMMEDIATE transaction),
- * one `setImmediate` later.
+ * share one. A write alone in its turn costs a savepoint more than before, and one
+ * `setImmediate`.
  */
 export class GroupCommit {
   private pending: PendingWrite[] = [];
@@ -193,26 +193,21 @@ export class GroupCommit {
     if (group.length === 0) return;
     const outcomes: WriteOutcome[] = [];
     try {
-      if (group.length === 1) {
-        const [write] = group as [PendingWrite];
-        outcomes.push({ ok: true, value: this.db.transaction(write.body).immediate() });
-      } else {
-        this.db
-          .transaction(() => {
-            for (const write of group) {
-              try {
-                // Nested: a savepoint inside the group's transaction.
-                outcomes.push({ ok: true, value: this.db.transaction(write.body)() });
-              } catch (error) {
-                // Some errors (I/O, a full disk) make SQLite roll the whole transaction
-                // back: what ran before is gone, and what follows would autocommit.
-                if (!this.db.inTransaction) throw error;
-                outcomes.push({ ok: false, error });
-              }
+      this.db
+        .transaction(() => {
+          for (const write of group) {
+            try {
+              // Nested: a savepoint inside the group's transaction.
+              outcomes.push({ ok: true, value: this.db.transaction(write.body)() });
+            } catch (error) {
+              // Some errors (I/O, a full disk) make SQLite roll the whole transaction
+              // back: what ran before is gone, and what follows would autocommit.
+              if (!this.db.inTransaction) throw error;
+              outcomes.push({ ok: false, error });
             }
-          })
-          .immediate();
-      }
+          }
+        })
+        .immediate();
     } catch (error) {
       for (const write of group) write.reject(error);
       return;

@@ -179,8 +179,8 @@ export class SyncFolder {
     this.scanAll();
     const scanned = (): void => {
       if (this.stopped) return;
+      // A second call (the cap after the drain) is a no-op: `FolderWatcher.start` runs once.
       const watch = (): void => {
-        if (this.startWatcher !== watch) return;
         this.startWatcher = null;
         if (!this.stopped) this.watcher.start(scanStarted);
       };

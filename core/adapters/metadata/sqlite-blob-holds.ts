@@ -18,20 +18,15 @@ export class SqliteBlobHolds {
   ) {}
 
   hold(holder: string, sha256s: readonly string[], now: Date, until: Date): boolean {
-    return this.relaxed(() => this.holdTx(holder, sha256s, now, until));
+    return withoutFsync(this.db, () => this.holdTx(holder, sha256s, now, until));
   }
 
   claimDeletion(holder: string, sha256: string, now: Date, until: Date): boolean {
-    return this.relaxed(() => this.claimTx(holder, sha256, now, until));
+    return withoutFsync(this.db, () => this.claimTx(holder, sha256, now, until));
   }
 
   release(holder: string, now: Date): void {
-    this.relaxed(() => this.releaseTx(holder, now));
-  }
-
-  /** Runs `body` with this connection's commits not fsynced (see above). */
-  private relaxed<T>(body: () => T): T {
-    return withoutFsync(this.db, body);
+    withoutFsync(this.db, () => this.releaseTx(holder, now));
   }
 
   private holdTx(holder: string, sha256s: readonly string[], now: Date, until: Date): boolean {
