@@ -120,6 +120,7 @@ interface FolderJson {
   remote: string;
   state: string;
   queued: number;
+  watching: boolean;
   errors: Array<{ op: string; path: string; error: string; attempts: number }>;
 }
 
@@ -171,6 +172,14 @@ describe('aio daemon as a process', () => {
     expect(['scanning', 'syncing', 'idle']).toContain(folder.state);
     expect(folder.queued).toBeGreaterThanOrEqual(0);
     expect(folder.errors).toEqual([]);
+    // The watcher sets up its watches once the first push is done: then the status says so,
+    // and a change is seen at once.
+    await waitFor(async () => (await folderStatus(s)).watching, 15_000);
+    const human = await aio(['status'], { env: s.env });
+    expect(human.exitCode, human.stderr).toBe(0);
+    expect(human.stdout).not.toMatch(/watcher starting/);
+    await fs.writeFile(path.join(local, 'w.txt'), 'watched');
+    await waitFor(async () => (await onServer(s, '/remote')).get('w.txt') === sha('watched'), 15_000);
 
     const paused = await aio(['pause'], { env: s.env });
     expect(paused.exitCode, paused.stderr).toBe(0);
