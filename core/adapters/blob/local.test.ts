@@ -197,53 +197,6 @@ describe('LocalBlobStore on disk', () => {
     await fs.rm(root, { recursive: true, force: true });
   });
 
-  it('writes medium bodies through reused copy buffers: many at once, any chunking, a broken source, the same bytes on disk', async () => {
-    const root = await tempRoot();
-    const store = await LocalBlobStore.open(root);
-    const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
-    // Chunks that straddle the 1 MiB copy buffers, one bigger than a buffer.
-    async function* oddChunks(bytes: Buffer): AsyncGenerator<Uint8Array> {
-      const sizes = [65_536, 3, 1024 * 1024 + 17, 70_001];
-      for (let at = 0, i = 0; at < bytes.length; i++) {
-        const end = Math.min(bytes.length, at + (sizes[i % sizes.length] as number));
-        yield bytes.subarray(at, end);
-        at = end;
-      }
-    }
-    // Two rounds of ten at once: the second reuses the buffers the first gave back.
-    for (const round of [0, 1]) {
-      const bodies = Array.from({ length: 10 }, (_, i) => randomBytes(256 * 1024 + i * 777_777 + round));
-      const appended = await Promise.all(
-        bodies.map((bytes, i) =>
-          store.appendStaging(`medium-${round}-${i}`, 0, oddChunks(bytes), bytes.length),
-        ),
-      );
-      expect(appended).toEqual(bodies.map((bytes) => ({ size: bytes.length, sha256: sha(bytes) })));
-      for (const [i, bytes] of bodies.entries())
-        expect(await store.hashStaging(`medium-${round}-${i}`)).toEqual({
-          sha256: sha(bytes),
-          size: bytes.length,
-        });
-    }
-    // Resumed at an offset, and a source that fails part-way (what arrived is kept).
-    const body = randomBytes(3 * 1024 * 1024 + 5);
-    const cut = 1_500_000;
-    async function* broken(): AsyncGenerator<Uint8Array> {
-      yield* oddChunks(body.subarray(0, cut));
-      throw new Error('client went away');
-    }
-    expect(await store.appendStaging('medium-resumed', 0, broken(), body.length)).toEqual({
-      size: cut,
-      sha256: sha(body.subarray(0, cut)),
-    });
-    expect(
-      await store.appendStaging('medium-resumed', cut, oddChunks(body.subarray(cut)), body.length - cut),
-    ).toEqual({ size: body.length, sha256: sha(body.subarray(cut)) });
-    expect(await store.hashStaging('medium-resumed')).toEqual({ sha256: sha(body), size: body.length });
-    await store.close();
-    await fs.rm(root, { recursive: true, force: true });
-  });
-
   it('hashes big bodies beyond its hashing threads inline, and writes those beyond its direct writers through the page cache, with the same answers', async () => {
     for (const options of [
       { hashThreads: 0 },

@@ -61,15 +61,6 @@ const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
  */
 const DIRECT_MIN_BYTES = 16 * 1024 * 1024;
 /**
- * A buffered body of at least this many bytes is copied into reused buffers as it arrives
- * (`writeCopied`) instead of being held in the request's own chunks until written.
- */
-const COPY_MIN_BYTES = 256 * 1024;
-/** The buffers of `writeCopied`: one filling and one being written per body. */
-const COPY_BUFFER_BYTES = 1024 * 1024;
-/** Idle copy buffers kept for the next bodies (the rest are left to the GC). */
-const COPY_BUFFERS_KEPT = 8;
-/**
  * Blocks of a direct write: one filling while the others are written (a slow write of
  * the disk does not stop the socket's reading at once).
  */
@@ -113,8 +104,6 @@ export class LocalBlobStore implements BlobStore {
   private readonly blocks: AlignedBlocks;
   /** Hashers of direct writes (threads, kept between uploads). */
   private readonly hashers: Hashers;
-  /** Buffers that buffered bodies are copied into (see `writeCopied`), reused. */
-  private readonly copyBuffers = new CopyBuffers(COPY_BUFFERS_KEPT);
 
   private constructor(
     readonly root: string,
@@ -260,9 +249,7 @@ export class LocalBlobStore implements BlobStore {
       try {
         appended = direct
           ? await writeThroughBlocks(handle, source, offset, maxBytes, direct)
-          : maxBytes >= COPY_MIN_BYTES
-            ? await writeCopied(handle, source, offset, maxBytes, this.copyBuffers)
-            : await writeGathered(handle, source, offset, maxBytes);
+          : await writeGathered(handle, source, offset, maxBytes);
       } finally {
         if (direct) {
           await this.hashers.give(direct.hasher);
@@ -590,84 +577,6 @@ async function writeGathered(
   await dispatch();
   await writes.settled();
   return { size: position, sha256: hash.digest('hex') };
-}
-
-/**
- * Writes `source` (at most `maxBytes` of it) at `start` through the page cache: each chunk
- * is hashed and copied into a buffer of `CopyBuffers` as it arrives, and a full buffer is
- * written while the next one fills (one write in flight: the backpressure). Errors as
- * `writeGathered`.
- *
- * Why copy: holding the request's own chunks until a batch is written keeps them alive
- * across the young collections that `server/body-memory.ts` runs every 8 MiB of body (8
- * bodies of 4 MiB at once hold up to 32 MiB of them), so they were moved to the old
- * generation, and V8 ran a full collection every 50–80 ms while `aio sync` sent 200
- * files of 4 MiB (server CPU 4.3–6.0 s; 3.4–4.0 s with no early collections at all).
- * Copied, every chunk dies young, as in `writeThroughBlocks`. docs/performance.md,
- * thirteenth pass.
- */
-async function writeCopied(
-  handle: FileHandle,
-  source: AsyncIterable<Uint8Array>,
-  start: number,
-  maxBytes: number,
-  buffers: CopyBuffers,
-): Promise<AppendedBytes> {
-  const hash = createHash('sha256');
-  let position = start;
-  const writes = new OneWriteInFlight();
-  let buffer = buffers.take();
-  let filled = 0;
-  /** The buffer of the write in flight; given back once that write is done. */
-  let writing: Buffer | null = null;
-  const flush = async (): Promise<void> => {
-    await writes.settled();
-    if (writing) buffers.give(writing);
-    writing = null;
-    if (filled === 0) return;
-    const bytes = filled;
-    const at = position;
-    position += bytes;
-    writing = buffer;
-    writes.start(writeFully(handle, [buffer.subarray(0, bytes)], bytes, at));
-    buffer = buffers.take();
-    filled = 0;
-  };
-  try {
-    await eachChunk(source, maxBytes, async (chunk) => {
-      hash.update(chunk);
-      let from = 0;
-      while (from < chunk.byteLength) {
-        const n = Math.min(chunk.byteLength - from, buffer.byteLength - filled);
-        buffer.set(n === chunk.byteLength ? chunk : chunk.subarray(from, from + n), filled);
-        filled += n;
-        from += n;
-        if (filled === buffer.byteLength) await flush();
-      }
-    });
-    await flush();
-  } finally {
-    // No write may still read a buffer that goes back to the pool.
-    await writes.drained();
-    if (writing) buffers.give(writing);
-    buffers.give(buffer);
-  }
-  return { size: position, sha256: hash.digest('hex') };
-}
-
-/** The buffers `writeCopied` copies bodies into: any number in use, up to `keep` idle ones kept. */
-class CopyBuffers {
-  private readonly free: Buffer[] = [];
-
-  constructor(private readonly keep: number) {}
-
-  take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(COPY_BUFFER_BYTES);
-  }
-
-  give(buffer: Buffer): void {
-    if (this.free.length < this.keep) this.free.push(buffer);
-  }
 }
 
 /**
