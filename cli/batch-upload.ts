@@ -22,6 +22,8 @@ export interface BatchItem {
   size: number;
   /** Known already (e.g. `aio sync` hashed it to compare). */
   sha256?: string;
+  /** A big file without `sha256`: hashed before it is sent (see `UploadFileOptions.hashFirst`). */
+  hashFirst?: boolean;
 }
 
 export interface BatchOptions {
@@ -154,6 +156,7 @@ async function uploadOne(
       priority: options.priority,
       serverHas,
       sha256: item.sha256,
+      hashFirst: item.hashFirst,
       onProgress: (n) => bar.update(n),
     });
     return { ok: true, value };

@@ -73,6 +73,12 @@ export interface UploadFileOptions {
    * the mismatch and the upload fails; nothing wrong is stored.
    */
   sha256?: string;
+  /**
+   * Hash a big file before its upload is created, so the server can answer with content
+   * it has already (`deduplicated`, nothing sent), as `aio sync` wants for files that
+   * were moved; otherwise a big file is hashed as it is sent (one read).
+   */
+  hashFirst?: boolean;
 }
 
 /** Files up to this size are read whole and sent with the creation request when new. */
@@ -125,8 +131,9 @@ export async function uploadFile(options: UploadFileOptions): Promise<UploadOutc
       ready: created.status === 'ready',
       bytesSent: body.length,
     });
-  } else if (options.sha256 !== undefined || stat.size <= SMALL_FILE) {
-    // A small file is hashed first: the server may have its content (no bytes sent then).
+  } else if (options.sha256 !== undefined || stat.size <= SMALL_FILE || options.hashFirst === true) {
+    // A small file (or one the caller asked for) is hashed first: the server may have its
+    // content (no bytes sent then).
     sha256 = options.sha256 ?? (await sha256File(options.local)).sha256;
   } else {
     // A large one is hashed while it is sent: no extra read.

@@ -275,6 +275,36 @@ describe('aio against a real server', () => {
     );
   }, 60_000);
 
+  it('sync hashes a big new file just before sending it, so one the server has (a moved file) sends no bytes', async () => {
+    const src = await tempDir('aio-cli-big-known-');
+    const have = randomBytes(1536 * 1024);
+    const fresh = randomBytes(1536 * 1024 + 1);
+    const seed = path.join(await tempDir('aio-cli-big-seed-'), 'seed.bin');
+    await fs.writeFile(seed, have);
+    expect((await aio(['upload', seed, '/big-seed.bin'], { env })).exitCode).toBe(0);
+    await fs.writeFile(path.join(src, 'moved.bin'), have);
+    await fs.writeFile(path.join(src, 'new.bin'), fresh);
+    const r = await aio(['sync', src, '/big-known', '--json'], { env });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; remote?: string; bytesSent?: number; how?: string });
+    const sent = new Map(events.filter((e) => e.event === 'uploaded').map((e) => [e.remote, e]));
+    expect(sent.get('/big-known/moved.bin')).toMatchObject({ bytesSent: 0, how: 'deduplicated' });
+    expect(sent.get('/big-known/new.bin')).toMatchObject({ bytesSent: fresh.length, how: 'uploaded' });
+    const listed = JSON.parse((await aio(['ls', '/big-known', '--json'], { env })).stdout) as Array<{
+      name: string;
+      sha256: string;
+    }>;
+    expect(new Map(listed.map((e) => [e.name, e.sha256]))).toEqual(
+      new Map([
+        ['moved.bin', sha(have)],
+        ['new.bin', sha(fresh)],
+      ]),
+    );
+  }, 60_000);
+
   it('ends with the documented exit codes for real failures', async () => {
     const badLogin = await aio(['login', '--email', 'ada@example.test', '--password-stdin'], {
       env: { ...env, AIO_CONFIG_DIR: await tempDir('aio-cli-bad-') },

@@ -100,17 +100,20 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
 
   // Like rclone and Syncthing: a file whose size and modification time match what the
   // server recorded at its last upload is unchanged and not read; the rest is hashed
-  // (--checksum: everything is). A new small file is not hashed here either: it goes into
-  // a batch, which hashes it once, as it reads it to send it.
+  // (--checksum: everything is). A new file is not hashed here: a small one goes into a
+  // batch, which hashes it once, as it reads it to send it; a big one is hashed in its
+  // transfer slot just before it is sent (the server may have its content: then nothing
+  // is sent), so its hashing overlaps the other transfers instead of holding them all
+  // back (200 new files of 4 MiB: 4.5-5.3 s -> 4.0-4.1 s, client peak RSS 164-175 -> 108-116 MiB).
   const toHash = walked.files.filter((file) => {
     const existing = remoteFiles.get(file.relative);
-    if (existing === undefined && file.size <= SMALL_FILE) {
+    if (existing === undefined) {
       actions.push({ op: 'upload', local: file, remote: joinRemote(root, file.relative), reason: 'new' });
       return false;
     }
     return (
       flags.checksum === true ||
-      existing?.kind !== 'file' ||
+      existing.kind !== 'file' ||
       existing.size !== file.size ||
       existing.mtime === null ||
       existing.mtime !== Math.round(file.mtimeMs)
@@ -193,7 +196,13 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
   const uploads = actions.filter((a): a is Extract<Action, { op: 'upload' }> => a.op === 'upload');
   const deletes = actions.filter((a): a is Extract<Action, { op: 'delete' }> => a.op === 'delete');
   const uploaded = await uploadBatch(
-    uploads.map((a) => ({ local: a.local.absolute, remote: a.remote, size: a.local.size, sha256: a.sha256 })),
+    uploads.map((a) => ({
+      local: a.local.absolute,
+      remote: a.remote,
+      size: a.local.size,
+      sha256: a.sha256,
+      hashFirst: true,
+    })),
     {
       client: ctx.client,
       configDir: ctx.envToken ? null : ctx.configDir,
