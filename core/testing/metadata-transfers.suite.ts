@@ -246,6 +246,8 @@ export function transferTests(ctx: SuiteContext): void {
         'ok',
       ]);
       expect((await ctx.store.latestChangeSeq(user.id)) - before).toBe(2);
+      // Written once: nothing of an attempt the refused items undid is left behind.
+      expect(outcomes.map((o) => o.ok && o.result.duplicate)).toEqual([false, false, false, false]);
       const statuses = await Promise.all(uploads.map((u) => ctx.store.getUploadById(u.id)));
       expect(statuses.map((u) => [u?.status, u?.error])).toEqual([
         ['ready', null],

@@ -161,6 +161,14 @@ export class SqliteTree {
     return this.db.transaction((): CommitFileResult => this.commitFileTx(input)).immediate();
   }
 
+  /**
+   * `commitFile` inside the caller's transaction, with no savepoint of its own: a throw
+   * may leave part of its writes, which the caller must roll back (`commitUploads` does).
+   */
+  commitFileInTransaction(input: CommitFileInput): CommitFileResult {
+    return this.commitFileTx(input);
+  }
+
   listRevisions(ownerId: string, fileId: string): FileRevision[] {
     const node = this.nodeRow(ownerId, fileId);
     if (!node) throw new NotFoundError('No such file.');

@@ -300,46 +300,75 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.run(() => this.transfers.countBatchPending(uploaderId, batchId));
   }
   /** One IMMEDIATE transaction; each item is a savepoint, so a refused item leaves no trace. */
+  /**
+   * Every item in one savepoint first; only when one of them meets a final error is that
+   * rolled back and the batch done again with a savepoint per item (so the failed one
+   * leaves nothing). Why: a savepoint per item cost ~0.1 ms to release (SQLite, WAL, on
+   * the 2-core VM), more than the item's own ten statements, and it grew with the
+   * transaction: 1,000 files committed in 90–400 ms, most of it in `RELEASE`.
+   */
   async commitUploads(items: readonly CommitUploadInput[]): Promise<CommitUploadOutcome[]> {
     return this.write(() =>
       this.db
-        .transaction((): CommitUploadOutcome[] =>
-          items.map((item): CommitUploadOutcome => {
-            let result: CommitFileResult;
+        .transaction((): CommitUploadOutcome[] => {
+          try {
+            return this.db.transaction(() =>
+              items.map((item) =>
+                this.commitUpload(item, (input) => this.tree.commitFileInTransaction(input)),
+              ),
+            )();
+          } catch (err) {
+            if (!(err instanceof FinalCommitError)) throw err;
+          }
+          return items.map((item) => {
             try {
-              result = this.tree.commitFile(item.file);
+              return this.commitUpload(item, (input) => this.tree.commitFile(input));
             } catch (err) {
-              const code = finalCommitError(err);
-              if (code === null) throw err;
-              const message = err instanceof Error ? err.message : code;
-              this.transfers.markUpload(item.uploadId, 'failed', { error: code });
-              this.accounts.appendAudit({
-                ...item.audit,
-                action: 'file.upload_failed',
-                details: { uploadId: item.uploadId, ownerId: item.file.ownerId, error: code, message },
-              });
-              return { ok: false, code, message };
+              if (!(err instanceof FinalCommitError)) throw err;
+              return this.failUpload(item, err.code, err.message);
             }
-            this.transfers.markUpload(item.uploadId, 'ready', {
-              fileId: result.node.id,
-              revision: result.revision.revision,
-              error: null,
-            });
-            if (!result.duplicate) {
-              this.accounts.appendAudit({
-                ...item.audit,
-                details: {
-                  ...item.audit.details,
-                  fileId: result.node.id,
-                  revision: result.revision.revision,
-                },
-              });
-            }
-            return { ok: true, result };
-          }),
-        )
+          });
+        })
         .immediate(),
     );
+  }
+
+  /** One item of `commitUploads`: the revision, the upload `ready`, the audit entry. */
+  private commitUpload(
+    item: CommitUploadInput,
+    commit: (input: CommitFileInput) => CommitFileResult,
+  ): CommitUploadOutcome {
+    let result: CommitFileResult;
+    try {
+      result = commit(item.file);
+    } catch (err) {
+      // Rolls the whole first attempt back (see commitUploads); rethrown as it is otherwise.
+      const code = finalCommitError(err);
+      if (code !== null) throw new FinalCommitError(code, err instanceof Error ? err.message : code);
+      throw err;
+    }
+    this.transfers.markUpload(item.uploadId, 'ready', {
+      fileId: result.node.id,
+      revision: result.revision.revision,
+      error: null,
+    });
+    if (!result.duplicate) {
+      this.accounts.appendAudit({
+        ...item.audit,
+        details: { ...item.audit.details, fileId: result.node.id, revision: result.revision.revision },
+      });
+    }
+    return { ok: true, result };
+  }
+
+  private failUpload(item: CommitUploadInput, code: string, message: string): CommitUploadOutcome {
+    this.transfers.markUpload(item.uploadId, 'failed', { error: code });
+    this.accounts.appendAudit({
+      ...item.audit,
+      action: 'file.upload_failed',
+      details: { uploadId: item.uploadId, ownerId: item.file.ownerId, error: code, message },
+    });
+    return { ok: false, code, message };
   }
   async setUploadStatus(
     id: string,
@@ -410,5 +439,15 @@ export class SqliteMetadataStore implements MetadataStore {
   private run<T>(body: () => T): T {
     if (this.closed || !this.db.open) throw new UnavailableError('The metadata store is closed.');
     return body();
+  }
+}
+
+/** A final error of one `commitUploads` item (`FINAL_COMMIT_ERRORS`), with its code. */
+class FinalCommitError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
   }
 }
