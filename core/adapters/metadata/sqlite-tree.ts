@@ -318,10 +318,15 @@ export class SqliteTree {
       `INSERT INTO file_revisions (file_id, revision, sha256, size, mtime, media_type, source_id, created_at)
          VALUES (@file_id, @revision, @sha256, @size, @mtime, @media_type, @source_id, @created_at)`,
     ).run(revision);
-    const dropped = cachedStatement(
-      this.db,
-      'SELECT revision, sha256 FROM file_revisions WHERE file_id = ? ORDER BY revision DESC LIMIT -1 OFFSET ?',
-    ).all(row.id, keep) as { revision: number; sha256: string }[];
+    // Revisions are numbered from 1 without repeats: a file at revision `keep` or lower
+    // has no more than `keep` of them (every new file), and nothing to drop.
+    const dropped =
+      row.revision <= keep
+        ? []
+        : (cachedStatement(
+            this.db,
+            'SELECT revision, sha256 FROM file_revisions WHERE file_id = ? ORDER BY revision DESC LIMIT -1 OFFSET ?',
+          ).all(row.id, keep) as { revision: number; sha256: string }[]);
     if (dropped.length > 0) {
       const newestDropped = Math.max(...dropped.map((d) => d.revision));
       cachedStatement(this.db, 'DELETE FROM file_revisions WHERE file_id = ? AND revision <= ?').run(
