@@ -245,25 +245,30 @@ describe('aio against a real server', () => {
     expect(listed.find((e) => e.name === 'q2.txt')?.sha256).toBe(sha(Buffer.from('two 2')));
   }, 60_000);
 
-  it('sync sends small new files in batches but still skips the bytes of contents the server has', async () => {
+  /**
+   * `aio sync` of a folder with `copy.bin` (content the server was given before, under
+   * another name: a moved file) and `new.bin` (fresh content), both of about `size` bytes:
+   * the copy sends no bytes, the new one all of them, and both are listed with their sha256.
+   */
+  async function syncKnownAndFresh(remote: string, size: number): Promise<void> {
     const src = await tempDir('aio-cli-known-');
-    const have = randomBytes(4096);
-    const fresh = randomBytes(4096);
+    const have = randomBytes(size);
+    const fresh = randomBytes(size + 1);
     const seed = path.join(await tempDir('aio-cli-seed-'), 'seed.bin');
     await fs.writeFile(seed, have);
-    expect((await aio(['upload', seed, '/known-seed.bin'], { env })).exitCode).toBe(0);
+    expect((await aio(['upload', seed, `${remote}-seed.bin`], { env })).exitCode).toBe(0);
     await fs.writeFile(path.join(src, 'copy.bin'), have);
     await fs.writeFile(path.join(src, 'new.bin'), fresh);
-    const r = await aio(['sync', src, '/known', '--json'], { env });
+    const r = await aio(['sync', src, remote, '--json'], { env });
     expect(r.exitCode, r.stderr).toBe(0);
     const events = r.stdout
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as { event: string; remote?: string; bytesSent?: number; how?: string });
     const sent = new Map(events.filter((e) => e.event === 'uploaded').map((e) => [e.remote, e]));
-    expect(sent.get('/known/copy.bin')).toMatchObject({ bytesSent: 0, how: 'deduplicated' });
-    expect(sent.get('/known/new.bin')).toMatchObject({ bytesSent: 4096, how: 'uploaded' });
-    const listed = JSON.parse((await aio(['ls', '/known', '--json'], { env })).stdout) as Array<{
+    expect(sent.get(`${remote}/copy.bin`)).toMatchObject({ bytesSent: 0, how: 'deduplicated' });
+    expect(sent.get(`${remote}/new.bin`)).toMatchObject({ bytesSent: fresh.length, how: 'uploaded' });
+    const listed = JSON.parse((await aio(['ls', remote, '--json'], { env })).stdout) as Array<{
       name: string;
       sha256: string;
     }>;
@@ -273,36 +278,14 @@ describe('aio against a real server', () => {
         ['new.bin', sha(fresh)],
       ]),
     );
+  }
+
+  it('sync sends small new files in batches but still skips the bytes of contents the server has', async () => {
+    await syncKnownAndFresh('/known', 4096);
   }, 60_000);
 
   it('sync hashes a big new file just before sending it, so one the server has (a moved file) sends no bytes', async () => {
-    const src = await tempDir('aio-cli-big-known-');
-    const have = randomBytes(1536 * 1024);
-    const fresh = randomBytes(1536 * 1024 + 1);
-    const seed = path.join(await tempDir('aio-cli-big-seed-'), 'seed.bin');
-    await fs.writeFile(seed, have);
-    expect((await aio(['upload', seed, '/big-seed.bin'], { env })).exitCode).toBe(0);
-    await fs.writeFile(path.join(src, 'moved.bin'), have);
-    await fs.writeFile(path.join(src, 'new.bin'), fresh);
-    const r = await aio(['sync', src, '/big-known', '--json'], { env });
-    expect(r.exitCode, r.stderr).toBe(0);
-    const events = r.stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { event: string; remote?: string; bytesSent?: number; how?: string });
-    const sent = new Map(events.filter((e) => e.event === 'uploaded').map((e) => [e.remote, e]));
-    expect(sent.get('/big-known/moved.bin')).toMatchObject({ bytesSent: 0, how: 'deduplicated' });
-    expect(sent.get('/big-known/new.bin')).toMatchObject({ bytesSent: fresh.length, how: 'uploaded' });
-    const listed = JSON.parse((await aio(['ls', '/big-known', '--json'], { env })).stdout) as Array<{
-      name: string;
-      sha256: string;
-    }>;
-    expect(new Map(listed.map((e) => [e.name, e.sha256]))).toEqual(
-      new Map([
-        ['moved.bin', sha(have)],
-        ['new.bin', sha(fresh)],
-      ]),
-    );
+    await syncKnownAndFresh('/big-known', 1536 * 1024);
   }, 60_000);
 
   it('ends with the documented exit codes for real failures', async () => {
