@@ -158,15 +158,7 @@ export class SqliteTree {
   }
 
   commitFile(input: CommitFileInput): CommitFileResult {
-    return this.db.transaction((): CommitFileResult => this.commitFileTx(input)).immediate();
-  }
-
-  /**
-   * `commitFile` inside the caller's transaction, with no savepoint of its own: a throw
-   * may leave part of its writes, which the caller must roll back (`commitUploads` does).
-   */
-  commitFileInTransaction(input: CommitFileInput): CommitFileResult {
-    return this.commitFileTx(input);
+    return this.db.transaction((): CommitFileResult => this.commitFileInTransaction(input)).immediate();
   }
 
   listRevisions(ownerId: string, fileId: string): FileRevision[] {
@@ -253,7 +245,11 @@ export class SqliteTree {
       throw new NotFoundError('No such folder.');
   }
 
-  private commitFileTx(input: CommitFileInput): CommitFileResult {
+  /**
+   * `commitFile` inside the caller's transaction, with no savepoint of its own: a throw
+   * may leave part of its writes, which the caller must roll back (`commitUploads` does).
+   */
+  commitFileInTransaction(input: CommitFileInput): CommitFileResult {
     const now = this.clock.now().getTime();
     const keep = Math.max(1, Math.floor(input.keepRevisions ?? DEFAULT_KEEP_REVISIONS));
     // Idempotency is looked up across the owner's files, so a retry finds its revision
