@@ -171,19 +171,24 @@ export class EmbeddedJobStore {
 
   /** False when the lease was lost (expired and claimed by someone else). */
   extend(id: string, token: string, lease: number): boolean {
-    return withoutFsync(this.db, () => this.extendStmt.run({ id, token, lease })).changes === 1;
+    return this.leased(this.extendStmt, { id, token, lease });
   }
 
   complete(id: string, token: string): boolean {
-    return withoutFsync(this.db, () => this.completeStmt.run({ id, token })).changes === 1;
+    return this.leased(this.completeStmt, { id, token });
   }
 
   retry(id: string, token: string, at: number, error: string): boolean {
-    return withoutFsync(this.db, () => this.retryStmt.run({ id, token, at, error })).changes === 1;
+    return this.leased(this.retryStmt, { id, token, at, error });
   }
 
   bury(id: string, token: string, now: number, error: string): boolean {
-    return withoutFsync(this.db, () => this.deadStmt.run({ id, token, now, error })).changes === 1;
+    return this.leased(this.deadStmt, { id, token, now, error });
+  }
+
+  /** Runs a write on a leased job, not fsynced (see above); false when the lease was lost. */
+  private leased(statement: Statement, params: Record<string, unknown>): boolean {
+    return withoutFsync(this.db, () => statement.run(params)).changes === 1;
   }
 
   listDead(queue: QueueName, limit: number): DeadJob[] {
