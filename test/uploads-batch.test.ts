@@ -258,16 +258,14 @@ describe('the batch job', () => {
     await h.close();
   });
 
-  it('is idempotent: a redelivered job makes no second revision', async () => {
-    const files = [file('/r/a.txt', 50, 1), file('/r/b.txt', 60, 2)];
-    const res = await post(encodeBatch(files));
-    const { batchId } = res.body as UploadBatchResponse;
+  /** The `file.upload` job the API queued (in its outbox) for the batch. */
+  async function batchJob(batchId: string, id: string): Promise<Job> {
     const entry = (await h.t.deps.metadata.listOutbox(10)).find(
       (e) => e.idempotencyKey === `batch:${batchId}`,
     );
     expect(entry?.payload).toMatchObject({ batchId });
-    const job: Job = {
-      id: 'j1',
+    return {
+      id,
       queue: 'file.upload',
       payload: entry?.payload ?? {},
       attempt: 1,
@@ -275,6 +273,13 @@ describe('the batch job', () => {
       priority: 0,
       publishedAt: new Date(),
     };
+  }
+
+  it('is idempotent: a redelivered job makes no second revision', async () => {
+    const files = [file('/r/a.txt', 50, 1), file('/r/b.txt', 60, 2)];
+    const res = await post(encodeBatch(files));
+    const { batchId } = res.body as UploadBatchResponse;
+    const job = await batchJob(batchId, 'j1');
     const handler = fileUploadHandler(h.t.deps);
     await handler(job);
     await handler({ ...job, attempt: 2 });
@@ -287,25 +292,49 @@ describe('the batch job', () => {
     const files = [file('/o/a.txt', 30, 7), file('/o/b.txt', 40, 8), file('/o/c.txt', 50, 9)];
     const res = await post(encodeBatch(files));
     const { batchId } = res.body as UploadBatchResponse;
-    const entry = (await h.t.deps.metadata.listOutbox(10)).find(
-      (e) => e.idempotencyKey === `batch:${batchId}`,
-    );
-    const ids = (entry?.payload.uploadIds ?? []) as string[];
+    const queued = await batchJob(batchId, 'j2');
+    const ids = (queued.payload.uploadIds ?? []) as string[];
     expect(ids).toHaveLength(3);
     const job: Job = {
-      id: 'j2',
-      queue: 'file.upload',
+      ...queued,
       // A made-up id first (it names no uploader), then the real ones backwards.
-      payload: { ...entry?.payload, uploadIds: ['u_made_up_0000000000', ...[...ids].reverse()] },
-      attempt: 1,
-      idempotencyKey: entry?.idempotencyKey ?? '',
-      priority: 0,
-      publishedAt: new Date(),
+      payload: { ...queued.payload, uploadIds: ['u_made_up_0000000000', ...[...ids].reverse()] },
     };
     await fileUploadHandler(h.t.deps)(job);
     for (const f of files) expect(await stat(f.path)).toMatchObject({ sha256: f.sha256, revision: 1 });
     const view = await waitDone(batchId);
     expect(view.files.map((f) => f.status)).toEqual(['ready', 'ready', 'ready']);
+  });
+
+  it('commits the rest of a batch when one file meets a conflict only at commit time, and leaves nothing of it', async () => {
+    const files = [file('/k/a.txt', 30, 11), file('/k/b.txt', 40, 12), file('/k/c.txt', 50, 13)];
+    const res = await post(encodeBatch(files));
+    expect(res.status).toBe(202);
+    const { batchId } = res.body as UploadBatchResponse;
+    // Accepted by the API; a folder takes the second name before the worker commits.
+    const mkdir = await request(h.app).post('/api/v1/fs/mkdir').set(user.headers).send({ path: '/k/b.txt' });
+    expect(mkdir.status).toBe(201);
+    const before = await h.t.deps.metadata.latestChangeSeq(user.id);
+    await fileUploadHandler(h.t.deps)(await batchJob(batchId, 'j3'));
+    const view = await waitDone(batchId);
+    expect(view.files.map((f) => [f.path, f.status, f.error])).toEqual([
+      ['/k/a.txt', 'ready', null],
+      ['/k/b.txt', 'failed', 'NAME_CONFLICT'],
+      ['/k/c.txt', 'ready', null],
+    ]);
+    expect(await stat('/k/a.txt')).toMatchObject({ kind: 'file', sha256: files[0]?.sha256, revision: 1 });
+    expect(await stat('/k/b.txt')).toMatchObject({ kind: 'folder' });
+    expect(await stat('/k/c.txt')).toMatchObject({ kind: 'file', sha256: files[2]?.sha256, revision: 1 });
+    // One change per committed file, nothing for the refused one.
+    const changes = await h.t.deps.metadata.listChanges(user.id, before, 100);
+    expect(changes.map((c) => [c.kind, c.data.name])).toEqual([
+      ['create', 'a.txt'],
+      ['create', 'c.txt'],
+    ]);
+    const audit = (await h.t.deps.metadata.listAudit(user.id, { limit: 100 })).items.filter((e) =>
+      view.files.some((f) => f.uploadId === e.details.uploadId),
+    );
+    expect(audit.map((e) => e.action).sort()).toEqual(['file.upload', 'file.upload', 'file.upload_failed']);
   });
 
   it('splits lists into batches within the limits', () => {
