@@ -237,6 +237,57 @@ describe('mkdir', () => {
   });
 });
 
+describe('mkdirs', () => {
+  it('makes many folders (mkdir -p each) and answers per path, in order', async () => {
+    await putFile(f.t, user, '/md/file', 'x');
+    await post('/api/v1/fs/mkdir', { path: '/md/old' }).expect(201);
+    const paths = [
+      '/md/a',
+      '/md/a/b/c',
+      '/md/a/b',
+      ...Array.from({ length: 40 }, (_, i) => `/md/s${i}`),
+      '/md/old',
+      '/md/file',
+      '/md/file/sub',
+      '/md/bad/../x',
+      '/',
+    ];
+    const res = await post('/api/v1/fs/mkdirs', { paths }).expect(200);
+    const items = res.body.items as Array<{ path: string; entry?: Entry; error?: { code: string } }>;
+    expect(items.map((i) => i.path)).toEqual(paths);
+    const byPath = new Map(items.map((i) => [i.path, i]));
+    for (const p of ['/md/a', '/md/a/b/c', '/md/a/b', '/md/s0', '/md/s39', '/md/old']) {
+      const item = byPath.get(p);
+      expect(item?.entry).toMatchObject({ path: p, kind: 'folder' });
+      const stat = await get(`/api/v1/fs/stat?path=${encodeURIComponent(p)}`).expect(200);
+      expect(stat.body.id).toBe(item?.entry?.id);
+    }
+    expect(byPath.get('/md/file')?.error?.code).toBe('NAME_CONFLICT');
+    // As `mkdir -p` through a file alone answers (409).
+    expect(byPath.get('/md/file/sub')?.error?.code).toBe('CONFLICT');
+    expect(byPath.get('/md/bad/../x')?.error?.code).toBe('INVALID_PATH');
+    expect(byPath.get('/')?.entry).toMatchObject({ path: '/', kind: 'folder' });
+    // Each folder once, though three paths needed /md/a at the same time.
+    const names = (await listAll('/md')).map((e) => e.name);
+    expect(names.filter((n) => n === 'a')).toHaveLength(1);
+    expect(names).toHaveLength(3 + 40); // a, file, old and s0–s39
+    expect((await listAll('/md/a')).map((e) => e.name)).toEqual(['b']);
+    // Again: every folder exists now, nothing new.
+    const again = await post('/api/v1/fs/mkdirs', { paths: paths.slice(0, 5) }).expect(200);
+    expect(again.body.items.map((i: { entry?: Entry }) => i.entry?.id)).toEqual(
+      items.slice(0, 5).map((i) => i.entry?.id),
+    );
+  });
+
+  it('refuses an empty list and more than 1,000 paths as a whole', async () => {
+    const empty = await post('/api/v1/fs/mkdirs', { paths: [] }).expect(400);
+    expect(empty.body.error.code).toBe('VALIDATION_FAILED');
+    const many = Array.from({ length: 1001 }, (_, i) => `/mx/${i}`);
+    await post('/api/v1/fs/mkdirs', { paths: many }).expect(400);
+    await get('/api/v1/fs/stat?path=/mx').expect(404);
+  });
+});
+
 describe('bad names', () => {
   const bad = [
     '../x',

@@ -39,6 +39,18 @@ export const statQuerySchema = z.strictObject({ path: pathSchema });
 export const mkdirBodySchema = z.strictObject({ path: pathSchema, parents: z.boolean().default(false) });
 export type MkdirBody = z.infer<typeof mkdirBodySchema>;
 
+/** Most folders in one `POST /fs/mkdirs`. */
+export const MAX_MKDIRS = 1000;
+
+/**
+ * `POST /fs/mkdirs`: many `mkdir -p` in one request (a new tree's folders). Each path is
+ * checked on its own: a bad one is that item's error, not the request's.
+ */
+export const mkdirsBodySchema = z.strictObject({
+  paths: z.array(z.string().max(MAX_PATH_CHARS)).min(1).max(MAX_MKDIRS),
+});
+export type MkdirsBody = z.infer<typeof mkdirsBodySchema>;
+
 /** `POST /fs/move` and `POST /fs/copy`: `to` is the full new path (its parent must exist). */
 export const moveBodySchema = z.strictObject({ from: pathSchema, to: pathSchema });
 export type MoveBody = z.infer<typeof moveBodySchema>;
@@ -126,6 +138,14 @@ export const treeQuerySchema = z.strictObject({
 });
 
 export const entryPageSchema = z.object({ items: z.array(entrySchema), nextCursor: z.string().nullable() });
+
+/** One path of `POST /fs/mkdirs`, in request order: the folder, or why it could not be made. */
+export const mkdirsItemSchema = z.union([
+  z.object({ path: z.string(), entry: entrySchema }),
+  z.object({ path: z.string(), error: z.object({ code: z.string(), message: z.string() }) }),
+]);
+export const mkdirsResponseSchema = z.object({ items: z.array(mkdirsItemSchema) });
+export type MkdirsResponse = z.infer<typeof mkdirsResponseSchema>;
 export type EntryPage = z.infer<typeof entryPageSchema>;
 
 export const revisionSchema = z.object({

@@ -7,6 +7,8 @@
  * - `GET  /fs/list?path=&limit=&cursor=&sort=name|mtime|size&order=asc|desc` → `{ items, nextCursor }`
  * - `GET  /fs/stat?path=` → entry (`id: null` for `/`)
  * - `POST /fs/mkdir {path, parents?}` → 201 entry (200 when `parents` and it exists)
+ * - `POST /fs/mkdirs {paths}` → `{ items }`: per path (≤ 1,000, in order) `{path, entry}`
+ *   or `{path, error: {code, message}}`, each a `mkdir -p`
  * - `POST /fs/move {from, to}` → entry; `to` is the full new path
  * - `POST /fs/copy {from, to}` → 201 entry of the copy
  * - `POST /fs/delete {path}` → entry, now in the trash
@@ -25,13 +27,16 @@ import {
   deleteBodySchema,
   listQuerySchema,
   mkdirBodySchema,
+  mkdirsBodySchema,
   moveBodySchema,
   statQuerySchema,
   treeQuerySchema,
   type Entry,
   type EntryPage,
   type ListQuery,
+  type MkdirsResponse,
 } from '../../contract/schemas/files.js';
+import { runPool } from '../../core/domain/pool.js';
 import { splitPath } from '../../core/domain/names.js';
 import type { ListOptions, Page, TreeNode } from '../../core/ports/metadata-store.js';
 import { ensureFolders } from '../../core/tree.js';
@@ -154,6 +159,8 @@ export function appEtag(app: Application): EtagOf {
 
 /** Children read per query while walking a tree. */
 const TREE_PAGE = 1000;
+/** Paths of one `POST /fs/mkdirs` worked on at once. */
+const MKDIRS_IN_FLIGHT = 16;
 
 function ownerOf(req: Request): string {
   return authOf(req).user.id;
@@ -278,14 +285,8 @@ export function fsRoutes(deps: AppDeps): Router {
       return;
     }
     if (body.parents) {
-      const found = await placeOrNull(deps, userId, segments);
-      if (found?.node?.kind === 'folder') {
-        res.json(placeEntry({ ...found, node: found.node }));
-        return;
-      }
-      if (found) throw new ConflictError('NAME_CONFLICT', `A file exists at ${path}.`);
-      const folder = await mkdirParents(deps, userId, segments);
-      res.status(201).json(toEntry(folder, path));
+      const made = await mkdirP(userId, segments);
+      res.status(made.created ? 201 : 200).json(made.entry);
       return;
     }
     const parent = await folderAt(deps, userId, segments.slice(0, -1));
@@ -294,6 +295,40 @@ export function fsRoutes(deps: AppDeps): Router {
     await announceBoth(deps, userId, parent);
     res.status(201).json(toEntry(folder, path));
   });
+
+  // Many `mkdir -p` at once (a new tree's folders): several in flight, so that their
+  // writes share the store's group commits instead of one commit (and fsync) each.
+  router.post('/mkdirs', write, async (req, res) => {
+    const { paths } = mkdirsBodySchema.parse(req.body);
+    const userId = ownerOf(req);
+    const made = await runPool(paths, MKDIRS_IN_FLIGHT, async (raw) => {
+      const segments = splitPath(raw);
+      if (segments.length === 0) return { entry: rootEntry(deps.clock.now()), created: false };
+      return mkdirP(userId, segments);
+    });
+    const items: MkdirsResponse['items'] = made.map((r, i) => {
+      const path = paths[i] as string;
+      if (r.ok) return { path, entry: r.value.entry };
+      // Only what a path itself can cause is its item's error; anything else fails the request.
+      if (!(r.error instanceof AppError)) throw r.error;
+      return { path, error: { code: r.error.code, message: r.error.message } };
+    });
+    res.json({ items } satisfies MkdirsResponse);
+  });
+
+  /** mkdir -p of `segments` (not the root): the folder, and whether it was made now. */
+  async function mkdirP(
+    userId: string,
+    segments: readonly string[],
+  ): Promise<{ entry: Entry; created: boolean }> {
+    const path = pathFrom(segments);
+    const found = await placeOrNull(deps, userId, segments);
+    if (found?.node?.kind === 'folder')
+      return { entry: placeEntry({ ...found, node: found.node }), created: false };
+    if (found) throw new ConflictError('NAME_CONFLICT', `A file exists at ${path}.`);
+    const folder = await mkdirParents(deps, userId, segments);
+    return { entry: toEntry(folder, path), created: true };
+  }
 
   router.post('/move', write, async (req, res) => {
     const body = moveBodySchema.parse(req.body);
