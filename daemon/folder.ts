@@ -321,6 +321,9 @@ export class SyncFolder {
       });
     }
     this.state = this.deps.journal.countOps(this.folderId) > 0 ? 'syncing' : 'idle';
+    // Nothing to do and nothing queued: in sync now. (The syncer's `onIdle` leaves this to
+    // the scan when one is running as the queue drains, so only here is it recorded.)
+    if (this.state === 'idle') this.deps.journal.setLastSync(this.folderId, Date.now());
     this.syncer.resume();
     this.syncer.kick();
   }
