@@ -15,7 +15,7 @@ import type { Connectivity } from './connectivity.js';
 import { IGNORE_FILE, IgnoreRules } from './ignore.js';
 import type { Journal } from './journal.js';
 import type { Logger } from './logger.js';
-import { runOperation, uploadMany, type OperationContext } from './operations.js';
+import { mkdirMany, runOperation, uploadMany, type OperationContext } from './operations.js';
 import { Puller } from './puller.js';
 import { RemoteFolder } from './remote.js';
 import { Scanner, type ScanPlan } from './scanner.js';
@@ -119,6 +119,7 @@ export class SyncFolder {
       log: this.log,
       run: (op) => runOperation(opContext, op),
       runBatch: (ops) => uploadMany(opContext, ops),
+      runMkdirs: (ops) => mkdirMany(opContext, ops),
       onRescan: (paths, remoteToo) => {
         if (paths.length) this.hint(paths);
         if (remoteToo) this.rescanRemote();

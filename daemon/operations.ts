@@ -293,6 +293,61 @@ async function conflict(ctx: OperationContext, rel: string): Promise<Outcome> {
   return DONE;
 }
 
+/** Paths per `POST /fs/mkdirs`, and their characters (the server's JSON bodies are ≤ 1 MB). */
+const MKDIRS_PATHS = 1000;
+const MKDIRS_CHARS = 256 * 1024;
+
+/**
+ * Many `mkdir` operations in few requests (`POST /fs/mkdirs`, each path a `mkdir -p`):
+ * each gets the same checks and journal entry as `mkdirRemote`. A path the server refused
+ * fails that operation alone; an older server without the route answers every one
+ * `single`. A request that fails as a whole fails its operations.
+ */
+export async function mkdirMany(ctx: OperationContext, ops: readonly Operation[]): Promise<BatchResult> {
+  const out: BatchResult = new Map();
+  const dirs: Array<{ op: Operation; node: LocalNode }> = [];
+  for (const op of ops) {
+    try {
+      const { node } = statLocalSync(ctx.root, op.path);
+      if (node?.kind === 'dir') dirs.push({ op, node });
+      else out.set(op.id, { outcome: { kind: 'done', rescanLocal: [op.path] } });
+    } catch (error) {
+      out.set(op.id, { error });
+    }
+  }
+  for (let i = 0; i < dirs.length;) {
+    let chars = 0;
+    let end = i;
+    while (end < dirs.length && end - i < MKDIRS_PATHS) {
+      chars += ctx.remote.pathOf((dirs[end] as (typeof dirs)[number]).op.path).length + 3;
+      if (end > i && chars > MKDIRS_CHARS) break;
+      end++;
+    }
+    const chunk = dirs.slice(i, end);
+    i = end;
+    let items: Awaited<ReturnType<RemoteFolder['mkdirs']>>;
+    try {
+      items = await ctx.remote.mkdirs(chunk.map((d) => d.op.path));
+    } catch (error) {
+      for (const { op } of chunk) out.set(op.id, { error });
+      continue;
+    }
+    chunk.forEach(({ op, node }, n) => {
+      const item = items?.[n];
+      if (!items) out.set(op.id, { outcome: { kind: 'single' } });
+      else if (item && 'entry' in item)
+        out.set(op.id, { outcome: { kind: 'done', entry: synced(node, item.entry, null) } });
+      else {
+        const code = item && isErrorCode(item.error.code) ? item.error.code : 'INTERNAL';
+        out.set(op.id, {
+          error: new AppError(code, item?.error.message ?? 'The server did not answer for this folder.'),
+        });
+      }
+    });
+  }
+  return out;
+}
+
 async function mkdirRemote(ctx: OperationContext, rel: string): Promise<Outcome> {
   const { node } = await statLocal(ctx.root, rel);
   if (!node || node.kind !== 'dir') return { kind: 'done', rescanLocal: [rel] };

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type { ApiClient } from '../contract/client.js';
 import { AppError } from '../contract/errors.js';
-import type { Entry } from '../contract/schemas/files.js';
+import type { Entry, MkdirsResponse } from '../contract/schemas/files.js';
 import { readRemoteTree } from '../contract/tree-client.js';
 import { createUpload, sendFrom, uploadOffset, waitForUpload } from '../contract/tus-client.js';
 
@@ -57,6 +57,22 @@ export class RemoteFolder {
 
   async mkdir(relPath: string): Promise<Entry> {
     return this.client.post<Entry>('/api/v1/fs/mkdir', { path: this.pathOf(relPath), parents: true });
+  }
+
+  /**
+   * `mkdir -p` of many folders in one request (`POST /fs/mkdirs`): per path, in order,
+   * its entry or its error. Null when the server has no such route (an older one).
+   */
+  async mkdirs(relPaths: readonly string[]): Promise<MkdirsResponse['items'] | null> {
+    try {
+      const res = await this.client.post<MkdirsResponse>('/api/v1/fs/mkdirs', {
+        paths: relPaths.map((p) => this.pathOf(p)),
+      });
+      return res.items;
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'ROUTE_NOT_FOUND') return null;
+      throw err;
+    }
   }
 
   /** Moves the node to the server's trash; already gone counts as done. */

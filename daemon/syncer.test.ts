@@ -2,7 +2,7 @@
  * The syncer's batching of uploads: at most `batchesInFlight` batches of at most
  * `batchSize` uploads run at once, other operations a little further down the queue still
  * start beside them within `concurrency`, and every queued upload ends up in exactly one
- * batch.
+ * batch. A new tree's mkdirs go as one batch before the uploads below them.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -100,6 +100,91 @@ describe('Syncer batches', () => {
     }
     expect(peakBatches).toBe(3);
     expect(batched.sort()).toEqual(Array.from({ length: 1_600 }, (_, i) => `d/f${i}.bin`).sort());
+    expect(journal.countOps(folderId)).toBe(0);
+    await syncer.stop();
+  });
+
+  it('sends a new tree’s mkdirs as one batch, nested ones too, before the uploads below them', async () => {
+    const journal = openJournal();
+    const folderId = journal.folder('/tmp/x', '/x', 'acct').id;
+    const dirs = ['a', 'a/b', 'a/b/c', 'd'];
+    for (const d of dirs) journal.enqueue(folderId, 'mkdir', d);
+    for (const d of dirs) journal.enqueue(folderId, 'upload', `${d}/f.bin`);
+
+    const events: string[] = [];
+    const mkdirGate = gate();
+    const done: Outcome = { kind: 'done' };
+    let idle = false;
+    const syncer = new Syncer({
+      folderId,
+      journal,
+      connectivity: new Connectivity(1_000),
+      concurrency: 4,
+      retryBaseMs: 10,
+      retryMaxMs: 100,
+      log: pino({ level: 'silent' }),
+      run: async (op) => {
+        events.push(`${op.op} ${op.path}`);
+        return done;
+      },
+      runBatch: async (ops): Promise<BatchResult> => {
+        events.push(`uploads ${ops.map((op) => op.path).join(',')}`);
+        return new Map(ops.map((op) => [op.id, { outcome: done }]));
+      },
+      runMkdirs: async (ops): Promise<BatchResult> => {
+        events.push(`mkdirs ${ops.map((op) => op.path).join(',')}`);
+        await mkdirGate.promise;
+        return new Map(ops.map((op) => [op.id, { outcome: done }]));
+      },
+      onRescan: () => undefined,
+      onIdle: () => {
+        idle = true;
+      },
+    });
+    syncer.kick();
+    await until('the mkdirs', () => events.length > 0);
+    await new Promise((r) => setTimeout(r, 30));
+    // One request for all four folders; nothing below them starts while it runs.
+    expect(events).toEqual(['mkdirs a,a/b,a/b/c,d']);
+    mkdirGate.open();
+    await until('idle', () => idle);
+    expect(events).toEqual(['mkdirs a,a/b,a/b/c,d', 'uploads a/f.bin,a/b/f.bin,a/b/c/f.bin,d/f.bin']);
+    expect(journal.countOps(folderId)).toBe(0);
+    await syncer.stop();
+  });
+
+  it('runs the mkdirs one by one when the batch answers single (an older server)', async () => {
+    const journal = openJournal();
+    const folderId = journal.folder('/tmp/x', '/x', 'acct').id;
+    for (const d of ['p', 'q']) journal.enqueue(folderId, 'mkdir', d);
+    const singles: string[] = [];
+    let batches = 0;
+    let idle = false;
+    const syncer = new Syncer({
+      folderId,
+      journal,
+      connectivity: new Connectivity(1_000),
+      concurrency: 4,
+      retryBaseMs: 10,
+      retryMaxMs: 100,
+      log: pino({ level: 'silent' }),
+      run: async (op) => {
+        singles.push(op.path);
+        return { kind: 'done' };
+      },
+      runMkdirs: async (ops): Promise<BatchResult> => {
+        batches++;
+        return new Map(ops.map((op) => [op.id, { outcome: { kind: 'single' } }]));
+      },
+      onRescan: () => undefined,
+      onIdle: () => {
+        idle = true;
+      },
+    });
+    syncer.kick();
+    await until('idle', () => idle);
+    expect(batches).toBe(1);
+    expect(singles.sort()).toEqual(['p', 'q']);
     expect(journal.countOps(folderId)).toBe(0);
     await syncer.stop();
   });
