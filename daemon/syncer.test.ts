@@ -153,6 +153,50 @@ describe('Syncer batches', () => {
     await syncer.stop();
   });
 
+  it('starts the mkdirs at the head of the queue before the operations after them fill the pool', async () => {
+    const journal = openJournal();
+    const folderId = journal.folder('/tmp/x', '/x', 'acct').id;
+    for (const d of ['m1', 'm2']) journal.enqueue(folderId, 'mkdir', d);
+    for (let i = 0; i < 6; i++) journal.enqueue(folderId, 'delete', `old${i}`);
+    const started: string[] = [];
+    const gates: Array<() => void> = [];
+    const hold = async (what: string): Promise<BatchResult | Outcome> => {
+      started.push(what);
+      const g = gate();
+      gates.push(g.open);
+      await g.promise;
+      return { kind: 'done' };
+    };
+    let idle = false;
+    const syncer = new Syncer({
+      folderId,
+      journal,
+      connectivity: new Connectivity(1_000),
+      concurrency: 2,
+      retryBaseMs: 10,
+      retryMaxMs: 100,
+      log: pino({ level: 'silent' }),
+      run: async (op) => (await hold(`${op.op} ${op.path}`)) as Outcome,
+      runMkdirs: async (ops) => {
+        await hold(`mkdirs ${ops.map((op) => op.path).join(',')}`);
+        return new Map(ops.map((op) => [op.id, { outcome: { kind: 'done' } as Outcome }]));
+      },
+      onRescan: () => undefined,
+      onIdle: () => {
+        idle = true;
+      },
+    });
+    syncer.kick();
+    await until('two tasks', () => started.length === 2);
+    expect(started).toEqual(['mkdirs m1,m2', 'delete old0']);
+    while (!idle) {
+      gates.shift()?.();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(journal.countOps(folderId)).toBe(0);
+    await syncer.stop();
+  });
+
   it('runs the mkdirs one by one when the batch answers single (an older server)', async () => {
     const journal = openJournal();
     const folderId = journal.folder('/tmp/x', '/x', 'acct').id;

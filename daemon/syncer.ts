@@ -229,6 +229,12 @@ export class Syncer {
           if (mkdirs.length >= MKDIRS_PER_REQUEST) startMkdirs();
           continue;
         }
+        // The mkdirs gathered so far come first in the queue: they take their slot before
+        // this operation takes one, or operations further down could keep them waiting.
+        if (mkdirs.length) {
+          startMkdirs();
+          if (this.tasks.size >= concurrency) break;
+        }
         this.start([op], 'one');
       }
       if (ops.length < QUEUE_PAGE || deferred >= QUEUE_PAGE) break;
