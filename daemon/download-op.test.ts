@@ -8,18 +8,16 @@
  *   comes back later, when the local file becomes a conflicted copy.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../contract/client.js';
 import { createFilesTestApp, putFile, type FilesTestApp } from '../test/fs-helpers.js';
 import { createTestUser, type TestUser } from '../test/helpers/app.js';
+import { opFolder } from '../test/helpers/op-context.js';
 import { serveForUser, type Served } from '../test/helpers/serve.js';
 import { IgnoreRules } from './ignore.js';
-import { Journal, type Operation } from './journal.js';
+import type { Operation } from './journal.js';
 import { runOperation, type OperationContext } from './operations.js';
-import { RemoteFolder } from './remote.js';
 import { Scanner } from './scanner.js';
 
 let f: FilesTestApp;
@@ -43,26 +41,8 @@ afterEach(() => {
 });
 
 function folder(remoteRoot: string): { root: string; ctx: OperationContext; scanner: Scanner } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aio-download-op-'));
-  const root = path.join(dir, 'local');
-  fs.mkdirSync(root);
-  const journal = Journal.open(path.join(dir, 'journal.db'));
-  cleanups.push(() => {
-    journal.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  const folderId = journal.folder(root, remoteRoot, 'test').id;
-  const ctx: OperationContext = {
-    root,
-    folderId,
-    journal,
-    remote: new RemoteFolder(client, remoteRoot),
-    host: 'test-host',
-    trashDir: path.join(dir, 'trash'),
-    settleMs: 50,
-    log: pino({ level: 'silent' }),
-  };
-  return { root, ctx, scanner: new Scanner(root, folderId, journal, new IgnoreRules(root)) };
+  const { root, ctx } = opFolder(remoteRoot, client, cleanups);
+  return { root, ctx, scanner: new Scanner(root, ctx.folderId, ctx.journal, new IgnoreRules(root)) };
 }
 
 /** Calls `act` (once) when `name` appears in `dir`. */

@@ -6,18 +6,16 @@
  */
 import fs from 'node:fs';
 import type http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../contract/errors.js';
 import type { Entry } from '../contract/schemas/files.js';
 import { createFilesTestApp, putFile, type FilesTestApp } from '../test/fs-helpers.js';
 import { createTestUser, type TestUser } from '../test/helpers/app.js';
+import { opFolder } from '../test/helpers/op-context.js';
 import { serveForUser, type Served } from '../test/helpers/serve.js';
-import { Journal, type Operation } from './journal.js';
+import type { Operation } from './journal.js';
 import { mkdirMany, type OperationContext } from './operations.js';
-import { RemoteFolder } from './remote.js';
 
 let f: FilesTestApp;
 let user: TestUser;
@@ -49,28 +47,8 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-function folder(remoteRoot: string, via: Served): { root: string; ctx: OperationContext } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aio-mkdir-op-'));
-  const root = path.join(dir, 'local');
-  fs.mkdirSync(root);
-  const journal = Journal.open(path.join(dir, 'journal.db'));
-  cleanups.push(() => {
-    journal.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  const folderId = journal.folder(root, remoteRoot, 'test').id;
-  const ctx: OperationContext = {
-    root,
-    folderId,
-    journal,
-    remote: new RemoteFolder(via.client, remoteRoot),
-    host: 'test-host',
-    trashDir: path.join(dir, 'trash'),
-    settleMs: 50,
-    log: pino({ level: 'silent' }),
-  };
-  return { root, ctx };
-}
+const folder = (remoteRoot: string, via: Served): { root: string; ctx: OperationContext } =>
+  opFolder(remoteRoot, via.client, cleanups);
 
 const mkdirOps = (paths: string[]): Operation[] =>
   paths.map((p, i) => ({

@@ -10,9 +10,9 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Connectivity } from './connectivity.js';
-import { Journal, type Operation } from './journal.js';
+import { Journal, type OpKind, type Operation } from './journal.js';
 import type { BatchResult, Outcome } from './operations.js';
-import { Syncer } from './syncer.js';
+import { Syncer, type SyncerOptions } from './syncer.js';
 
 const dirs: string[] = [];
 const journals: Journal[] = [];
@@ -43,49 +43,72 @@ const until = async (what: string, check: () => boolean): Promise<void> => {
   if (!check()) throw new Error(`timed out waiting for ${what}`);
 };
 
+type Queued = Array<[OpKind, string]>;
+
+/**
+ * A syncer over a fresh journal holding `queue`, with the test's task runners; `idle()`
+ * says whether the queue has drained. Call `syncer.stop()` at the end.
+ */
+function syncerFor(
+  queue: Queued,
+  runners: Pick<SyncerOptions, 'run' | 'runBatch' | 'runMkdirs'>,
+  concurrency = 4,
+): { syncer: Syncer; left: () => number; idle: () => boolean } {
+  const journal = openJournal();
+  const folderId = journal.folder('/tmp/x', '/x', 'acct').id;
+  journal.transaction(() => {
+    for (const [op, p] of queue) journal.enqueue(folderId, op, p);
+  });
+  let idle = false;
+  const syncer = new Syncer({
+    folderId,
+    journal,
+    connectivity: new Connectivity(1_000),
+    concurrency,
+    retryBaseMs: 10,
+    retryMaxMs: 100,
+    log: pino({ level: 'silent' }),
+    ...runners,
+    onRescan: () => undefined,
+    onIdle: () => {
+      idle = true;
+    },
+  });
+  return { syncer, left: () => journal.countOps(folderId), idle: () => idle };
+}
+
+const allDone = (ops: Operation[], outcome: Outcome = { kind: 'done' }): BatchResult =>
+  new Map(ops.map((op) => [op.id, { outcome }]));
+
 describe('Syncer batches', () => {
   it('runs at most three batches of at most 500 uploads at once, and other operations beside them', async () => {
-    const journal = openJournal();
-    const folderId = journal.folder('/tmp/x', '/x', 'acct').id;
-    for (let i = 0; i < 1_100; i++) journal.enqueue(folderId, 'upload', `d/f${i}.bin`);
-    journal.enqueue(folderId, 'mkdir', 'other');
-    for (let i = 1_100; i < 1_600; i++) journal.enqueue(folderId, 'upload', `d/f${i}.bin`);
-
+    const uploads = (from: number, to: number): Queued =>
+      Array.from({ length: to - from }, (_, i) => ['upload', `d/f${from + i}.bin`]);
     const running: Array<{ ops: Operation[]; done: () => void }> = [];
     const batched: string[] = [];
     let peakBatches = 0;
     const singles: string[] = [];
-    const done: Outcome = { kind: 'done' };
-    let idle = false;
-    const syncer = new Syncer({
-      folderId,
-      journal,
-      connectivity: new Connectivity(1_000),
-      concurrency: 4,
-      retryBaseMs: 10,
-      retryMaxMs: 100,
-      log: pino({ level: 'silent' }),
-      run: async (op) => {
-        singles.push(op.path);
-        return done;
+    const { syncer, left, idle } = syncerFor(
+      [...uploads(0, 1_100), ['mkdir', 'other'], ...uploads(1_100, 1_600)],
+      {
+        run: async (op) => {
+          singles.push(op.path);
+          return { kind: 'done' };
+        },
+        runBatch: async (ops) => {
+          const g = gate();
+          running.push({ ops, done: g.open });
+          peakBatches = Math.max(peakBatches, running.length);
+          await g.promise;
+          running.splice(
+            running.findIndex((r) => r.ops === ops),
+            1,
+          );
+          batched.push(...ops.map((op) => op.path));
+          return allDone(ops);
+        },
       },
-      runBatch: async (ops): Promise<BatchResult> => {
-        const g = gate();
-        running.push({ ops, done: g.open });
-        peakBatches = Math.max(peakBatches, running.length);
-        await g.promise;
-        running.splice(
-          running.findIndex((r) => r.ops === ops),
-          1,
-        );
-        batched.push(...ops.map((op) => op.path));
-        return new Map(ops.map((op) => [op.id, { outcome: done }]));
-      },
-      onRescan: () => undefined,
-      onIdle: () => {
-        idle = true;
-      },
-    });
+    );
     syncer.kick();
     await until('three batches', () => running.length === 3);
     expect(running.map((r) => r.ops.length)).toEqual([500, 500, 500]);
@@ -93,143 +116,113 @@ describe('Syncer batches', () => {
     await until('the mkdir', () => singles.includes('other'));
     expect(singles).toEqual(['other']);
     // Finishing a batch lets the next one start, never a fourth at once.
-    while (!idle) {
+    while (!idle()) {
       const next = running[0];
       if (next) next.done();
       await new Promise((r) => setTimeout(r, 5));
     }
     expect(peakBatches).toBe(3);
     expect(batched.sort()).toEqual(Array.from({ length: 1_600 }, (_, i) => `d/f${i}.bin`).sort());
-    expect(journal.countOps(folderId)).toBe(0);
+    expect(left()).toBe(0);
     await syncer.stop();
   });
 
   it('sends a new tree’s mkdirs as one batch, nested ones too, before the uploads below them', async () => {
-    const journal = openJournal();
-    const folderId = journal.folder('/tmp/x', '/x', 'acct').id;
     const dirs = ['a', 'a/b', 'a/b/c', 'd'];
-    for (const d of dirs) journal.enqueue(folderId, 'mkdir', d);
-    for (const d of dirs) journal.enqueue(folderId, 'upload', `${d}/f.bin`);
-
     const events: string[] = [];
     const mkdirGate = gate();
-    const done: Outcome = { kind: 'done' };
-    let idle = false;
-    const syncer = new Syncer({
-      folderId,
-      journal,
-      connectivity: new Connectivity(1_000),
-      concurrency: 4,
-      retryBaseMs: 10,
-      retryMaxMs: 100,
-      log: pino({ level: 'silent' }),
-      run: async (op) => {
-        events.push(`${op.op} ${op.path}`);
-        return done;
+    const { syncer, left, idle } = syncerFor(
+      [
+        ...dirs.map((d): [OpKind, string] => ['mkdir', d]),
+        ...dirs.map((d): [OpKind, string] => ['upload', `${d}/f.bin`]),
+      ],
+      {
+        run: async (op) => {
+          events.push(`${op.op} ${op.path}`);
+          return { kind: 'done' };
+        },
+        runBatch: async (ops) => {
+          events.push(`uploads ${ops.map((op) => op.path).join(',')}`);
+          return allDone(ops);
+        },
+        runMkdirs: async (ops) => {
+          events.push(`mkdirs ${ops.map((op) => op.path).join(',')}`);
+          await mkdirGate.promise;
+          return allDone(ops);
+        },
       },
-      runBatch: async (ops): Promise<BatchResult> => {
-        events.push(`uploads ${ops.map((op) => op.path).join(',')}`);
-        return new Map(ops.map((op) => [op.id, { outcome: done }]));
-      },
-      runMkdirs: async (ops): Promise<BatchResult> => {
-        events.push(`mkdirs ${ops.map((op) => op.path).join(',')}`);
-        await mkdirGate.promise;
-        return new Map(ops.map((op) => [op.id, { outcome: done }]));
-      },
-      onRescan: () => undefined,
-      onIdle: () => {
-        idle = true;
-      },
-    });
+    );
     syncer.kick();
     await until('the mkdirs', () => events.length > 0);
     await new Promise((r) => setTimeout(r, 30));
     // One request for all four folders; nothing below them starts while it runs.
     expect(events).toEqual(['mkdirs a,a/b,a/b/c,d']);
     mkdirGate.open();
-    await until('idle', () => idle);
+    await until('idle', idle);
     expect(events).toEqual(['mkdirs a,a/b,a/b/c,d', 'uploads a/f.bin,a/b/f.bin,a/b/c/f.bin,d/f.bin']);
-    expect(journal.countOps(folderId)).toBe(0);
+    expect(left()).toBe(0);
     await syncer.stop();
   });
 
   it('starts the mkdirs at the head of the queue before the operations after them fill the pool', async () => {
-    const journal = openJournal();
-    const folderId = journal.folder('/tmp/x', '/x', 'acct').id;
-    for (const d of ['m1', 'm2']) journal.enqueue(folderId, 'mkdir', d);
-    for (let i = 0; i < 6; i++) journal.enqueue(folderId, 'delete', `old${i}`);
     const started: string[] = [];
     const gates: Array<() => void> = [];
-    const hold = async (what: string): Promise<BatchResult | Outcome> => {
+    const hold = async (what: string): Promise<void> => {
       started.push(what);
       const g = gate();
       gates.push(g.open);
       await g.promise;
-      return { kind: 'done' };
     };
-    let idle = false;
-    const syncer = new Syncer({
-      folderId,
-      journal,
-      connectivity: new Connectivity(1_000),
-      concurrency: 2,
-      retryBaseMs: 10,
-      retryMaxMs: 100,
-      log: pino({ level: 'silent' }),
-      run: async (op) => (await hold(`${op.op} ${op.path}`)) as Outcome,
-      runMkdirs: async (ops) => {
-        await hold(`mkdirs ${ops.map((op) => op.path).join(',')}`);
-        return new Map(ops.map((op) => [op.id, { outcome: { kind: 'done' } as Outcome }]));
+    const deletes = Array.from({ length: 6 }, (_, i): [OpKind, string] => ['delete', `old${i}`]);
+    const { syncer, left, idle } = syncerFor(
+      [['mkdir', 'm1'], ['mkdir', 'm2'], ...deletes],
+      {
+        run: async (op) => {
+          await hold(`${op.op} ${op.path}`);
+          return { kind: 'done' };
+        },
+        runMkdirs: async (ops) => {
+          await hold(`mkdirs ${ops.map((op) => op.path).join(',')}`);
+          return allDone(ops);
+        },
       },
-      onRescan: () => undefined,
-      onIdle: () => {
-        idle = true;
-      },
-    });
+      2,
+    );
     syncer.kick();
     await until('two tasks', () => started.length === 2);
     expect(started).toEqual(['mkdirs m1,m2', 'delete old0']);
-    while (!idle) {
+    while (!idle()) {
       gates.shift()?.();
       await new Promise((r) => setTimeout(r, 5));
     }
-    expect(journal.countOps(folderId)).toBe(0);
+    expect(left()).toBe(0);
     await syncer.stop();
   });
 
   it('runs the mkdirs one by one when the batch answers single (an older server)', async () => {
-    const journal = openJournal();
-    const folderId = journal.folder('/tmp/x', '/x', 'acct').id;
-    for (const d of ['p', 'q']) journal.enqueue(folderId, 'mkdir', d);
     const singles: string[] = [];
     let batches = 0;
-    let idle = false;
-    const syncer = new Syncer({
-      folderId,
-      journal,
-      connectivity: new Connectivity(1_000),
-      concurrency: 4,
-      retryBaseMs: 10,
-      retryMaxMs: 100,
-      log: pino({ level: 'silent' }),
-      run: async (op) => {
-        singles.push(op.path);
-        return { kind: 'done' };
+    const { syncer, left, idle } = syncerFor(
+      [
+        ['mkdir', 'p'],
+        ['mkdir', 'q'],
+      ],
+      {
+        run: async (op) => {
+          singles.push(op.path);
+          return { kind: 'done' };
+        },
+        runMkdirs: async (ops) => {
+          batches++;
+          return allDone(ops, { kind: 'single' });
+        },
       },
-      runMkdirs: async (ops): Promise<BatchResult> => {
-        batches++;
-        return new Map(ops.map((op) => [op.id, { outcome: { kind: 'single' } }]));
-      },
-      onRescan: () => undefined,
-      onIdle: () => {
-        idle = true;
-      },
-    });
+    );
     syncer.kick();
-    await until('idle', () => idle);
+    await until('idle', idle);
     expect(batches).toBe(1);
     expect(singles.sort()).toEqual(['p', 'q']);
-    expect(journal.countOps(folderId)).toBe(0);
+    expect(left()).toBe(0);
     await syncer.stop();
   });
 });
