@@ -53,7 +53,7 @@ function syncerFor(
   queue: Queued,
   runners: Pick<SyncerOptions, 'run' | 'runBatch' | 'runMkdirs'>,
   concurrency = 4,
-): { syncer: Syncer; left: () => number; idle: () => boolean } {
+): { syncer: Syncer; journal: Journal; left: () => number; idle: () => boolean } {
   const journal = openJournal();
   const folderId = journal.folder('/tmp/x', '/x', 'acct').id;
   journal.transaction(() => {
@@ -74,7 +74,7 @@ function syncerFor(
       idle = true;
     },
   });
-  return { syncer, left: () => journal.countOps(folderId), idle: () => idle };
+  return { syncer, journal, left: () => journal.countOps(folderId), idle: () => idle };
 }
 
 const allDone = (ops: Operation[], outcome: Outcome = { kind: 'done' }): BatchResult =>
@@ -195,6 +195,37 @@ describe('Syncer batches', () => {
       gates.shift()?.();
       await new Promise((r) => setTimeout(r, 5));
     }
+    expect(left()).toBe(0);
+    await syncer.stop();
+  });
+
+  it('reads a page or so of the queue per turn while a new tree’s files wait for its mkdirs', async () => {
+    const files = Array.from({ length: 5_000 }, (_, i): [OpKind, string] => [
+      'upload',
+      `${i % 2 ? 'a' : 'b'}/f${i}`,
+    ]);
+    const mkdirsGate = gate();
+    const { syncer, journal, left, idle } = syncerFor([['mkdir', 'a'], ['mkdir', 'b'], ...files], {
+      run: async () => ({ kind: 'done' }),
+      runBatch: async (ops) => allDone(ops),
+      runMkdirs: async (ops) => {
+        await mkdirsGate.promise;
+        return allDone(ops);
+      },
+    });
+    let rowsRead = 0;
+    const opsAfter = journal.opsAfter.bind(journal);
+    journal.opsAfter = (...args: Parameters<Journal['opsAfter']>) => {
+      const rows = opsAfter(...args);
+      rowsRead += rows.length;
+      return rows;
+    };
+    syncer.kick();
+    for (let i = 0; i < 5; i++) syncer.kick();
+    // Six turns while the mkdirs run: each stops a page past the files that must wait.
+    expect(rowsRead).toBeLessThanOrEqual(6 * 2 * 256);
+    mkdirsGate.open();
+    await until('idle', idle);
     expect(left()).toBe(0);
     await syncer.stop();
   });

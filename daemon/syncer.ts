@@ -174,7 +174,7 @@ export class Syncer {
     const batchSize = this.options.runBatch ? (this.options.batchSize ?? BATCH_SIZE) : 0;
     const batchLimit = this.options.batchesInFlight ?? BATCHES_IN_FLIGHT;
     let batch: Operation[] = [];
-    /** Uploads passed over because every batch slot is taken. */
+    /** Operations passed over: waiting for an earlier one, or uploads without a batch slot. */
     let deferred = 0;
     const startBatch = (): void => {
       if (batch.length) this.start(batch, batch.length > 1 ? 'uploads' : 'one');
@@ -205,7 +205,16 @@ export class Syncer {
           if (op.op !== 'mkdir') earlierNotMkdir.add(p);
           for (const a of ancestors(p)) earlierAncestors.add(a);
         }
-        if (blocked || this.inFlight.has(op.id)) continue;
+        if (this.inFlight.has(op.id)) continue;
+        // Waiting for an earlier operation (files below a folder being made, say). Past a
+        // page of those, the rest of the queue waits too, as for uploads without a batch
+        // slot below: a new tree of 100,000 files behind its folders' mkdirs cost a pass
+        // over the whole queue on every turn (the daemon's first scan 1.1 → 1.7–2.0 s).
+        if (blocked) {
+          deferred++;
+          if (deferred >= QUEUE_PAGE) break;
+          continue;
+        }
         if (op.nextAttemptAt > now) {
           nextDue = Math.min(nextDue, op.nextAttemptAt);
           continue;
