@@ -11,7 +11,7 @@ import { downloadFile, type Landed } from '../contract/download-client.js';
 import { planBatches, uploadBatch, type BatchFile, type UploadBatchFile } from '../contract/batch-client.js';
 import { AppError, isErrorCode } from '../contract/errors.js';
 import { readSmallFile } from '../contract/small-file.js';
-import type { Entry } from '../contract/schemas/files.js';
+import { MAX_MKDIRS, type Entry, type MkdirsResponse } from '../contract/schemas/files.js';
 import { sha256File } from '../core/domain/hash.js';
 import { conflictedCopyPath } from './conflicts.js';
 import type { Journal, JournalEntry, Operation } from './journal.js';
@@ -293,8 +293,7 @@ async function conflict(ctx: OperationContext, rel: string): Promise<Outcome> {
   return DONE;
 }
 
-/** Paths per `POST /fs/mkdirs`, and their characters (the server's JSON bodies are ≤ 1 MB). */
-const MKDIRS_PATHS = 1000;
+/** Characters of paths per `POST /fs/mkdirs` (the server's JSON bodies are at most 1 MB). */
 const MKDIRS_CHARS = 256 * 1024;
 
 /**
@@ -305,47 +304,40 @@ const MKDIRS_CHARS = 256 * 1024;
  */
 export async function mkdirMany(ctx: OperationContext, ops: readonly Operation[]): Promise<BatchResult> {
   const out: BatchResult = new Map();
-  const dirs: Array<{ op: Operation; node: LocalNode }> = [];
+  const dirs: Array<{ op: Operation; node: LocalNode; size: number }> = [];
   for (const op of ops) {
     try {
       const { node } = statLocalSync(ctx.root, op.path);
-      if (node?.kind === 'dir') dirs.push({ op, node });
+      if (node?.kind === 'dir') dirs.push({ op, node, size: ctx.remote.pathOf(op.path).length + 3 });
       else out.set(op.id, { outcome: { kind: 'done', rescanLocal: [op.path] } });
     } catch (error) {
       out.set(op.id, { error });
     }
   }
-  for (let i = 0; i < dirs.length;) {
-    let chars = 0;
-    let end = i;
-    while (end < dirs.length && end - i < MKDIRS_PATHS) {
-      chars += ctx.remote.pathOf((dirs[end] as (typeof dirs)[number]).op.path).length + 3;
-      if (end > i && chars > MKDIRS_CHARS) break;
-      end++;
-    }
-    const chunk = dirs.slice(i, end);
-    i = end;
-    let items: Awaited<ReturnType<RemoteFolder['mkdirs']>>;
+  for (const chunk of planBatches(dirs, { maxFiles: MAX_MKDIRS, maxBytes: MKDIRS_CHARS })) {
+    let items: MkdirsResponse['items'] | null;
     try {
       items = await ctx.remote.mkdirs(chunk.map((d) => d.op.path));
     } catch (error) {
       for (const { op } of chunk) out.set(op.id, { error });
       continue;
     }
-    chunk.forEach(({ op, node }, n) => {
-      const item = items?.[n];
-      if (!items) out.set(op.id, { outcome: { kind: 'single' } });
-      else if (item && 'entry' in item)
-        out.set(op.id, { outcome: { kind: 'done', entry: synced(node, item.entry, null) } });
-      else {
-        const code = item && isErrorCode(item.error.code) ? item.error.code : 'INTERNAL';
-        out.set(op.id, {
-          error: new AppError(code, item?.error.message ?? 'The server did not answer for this folder.'),
-        });
-      }
-    });
+    chunk.forEach(({ op, node }, n) => out.set(op.id, mkdirResult(node, items, n)));
   }
   return out;
+}
+
+/** One path's answer of `POST /fs/mkdirs` (`items` null: the server has no such route). */
+function mkdirResult(
+  node: LocalNode,
+  items: MkdirsResponse['items'] | null,
+  n: number,
+): { outcome: Outcome } | { error: unknown } {
+  if (!items) return { outcome: { kind: 'single' } };
+  const item = items[n];
+  if (item && 'entry' in item) return { outcome: { kind: 'done', entry: synced(node, item.entry, null) } };
+  const code = item && isErrorCode(item.error.code) ? item.error.code : 'INTERNAL';
+  return { error: new AppError(code, item?.error.message ?? 'The server did not answer for this folder.') };
 }
 
 async function mkdirRemote(ctx: OperationContext, rel: string): Promise<Outcome> {
