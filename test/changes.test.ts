@@ -119,6 +119,21 @@ describe('long-poll', () => {
     expect(at - committedAt).toBeLessThan(200);
   });
 
+  it('wakes a waiting reader once POST /fs/mkdirs has made its folders, with all of them', async () => {
+    const user = await createTestUser(f.t);
+    const cursor = await f.t.deps.metadata.latestChangeSeq(user.id);
+    const poll = feed(user, `cursor=${cursor}&wait=20`).then((res) => ({ res, at: performance.now() }));
+    await new Promise((r) => setTimeout(r, 300));
+    const paths = ['/md/a', '/md/b', '/md/a/c'];
+    const startedAt = performance.now();
+    await request(f.app).post('/api/v1/fs/mkdirs').set(user.headers).send({ paths }).expect(200);
+    const { res, at } = await poll;
+    const names = (res.body as ChangesResponse).changes.map((c) => c.data.name);
+    expect(names.sort()).toEqual(['a', 'b', 'c', 'md']);
+    // Announced: well before the re-read about every second would have found them.
+    expect(at - startedAt).toBeLessThan(500);
+  });
+
   it('still finds an unannounced commit by re-reading about every second', async () => {
     const user = await createTestUser(f.t);
     const poll = feed(user, 'cursor=0&wait=20').then((res) => ({ res, at: performance.now() }));

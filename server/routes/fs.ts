@@ -172,6 +172,11 @@ async function announceBoth(deps: AppDeps, userId: string, place: Place): Promis
   if (place.ownerId !== userId) await announceLatest(deps, userId);
 }
 
+/** Announces the newest change of every owner in `owners` (once each). */
+async function announceAll(deps: AppDeps, owners: ReadonlySet<string>): Promise<void> {
+  for (const owner of owners) await announceLatest(deps, owner);
+}
+
 export function fsRoutes(deps: AppDeps): Router {
   const router = Router();
   router.use(authenticate(deps));
@@ -285,7 +290,9 @@ export function fsRoutes(deps: AppDeps): Router {
       return;
     }
     if (body.parents) {
-      const made = await mkdirP(userId, segments);
+      const changed = new Set<string>();
+      const made = await mkdirP(userId, segments, changed);
+      await announceAll(deps, changed);
       res.status(made.created ? 201 : 200).json(made.entry);
       return;
     }
@@ -301,11 +308,14 @@ export function fsRoutes(deps: AppDeps): Router {
   router.post('/mkdirs', write, async (req, res) => {
     const { paths } = mkdirsBodySchema.parse(req.body);
     const userId = ownerOf(req);
+    const changed = new Set<string>();
     const made = await runPool(paths, MKDIRS_IN_FLIGHT, async (raw) => {
       const segments = splitPath(raw);
       if (segments.length === 0) return { entry: rootEntry(deps.clock.now()), created: false };
-      return mkdirP(userId, segments);
+      return mkdirP(userId, segments, changed);
     });
+    // Once per owner whose tree changed, not once per folder.
+    await announceAll(deps, changed);
     const items: MkdirsResponse['items'] = made.map((r, i) => {
       const path = paths[i] as string;
       if (r.ok) return { path, entry: r.value.entry };
@@ -316,17 +326,21 @@ export function fsRoutes(deps: AppDeps): Router {
     res.json({ items } satisfies MkdirsResponse);
   });
 
-  /** mkdir -p of `segments` (not the root): the folder, and whether it was made now. */
+  /**
+   * mkdir -p of `segments` (not the root): the folder, and whether it was made now. The
+   * owners whose trees changed go into `changed`, for the caller to announce.
+   */
   async function mkdirP(
     userId: string,
     segments: readonly string[],
+    changed: Set<string>,
   ): Promise<{ entry: Entry; created: boolean }> {
     const path = pathFrom(segments);
     const found = await placeOrNull(deps, userId, segments);
     if (found?.node?.kind === 'folder')
       return { entry: placeEntry({ ...found, node: found.node }), created: false };
     if (found) throw new ConflictError('NAME_CONFLICT', `A file exists at ${path}.`);
-    const folder = await mkdirParents(deps, userId, segments);
+    const folder = await mkdirParents(deps, userId, segments, changed);
     return { entry: toEntry(folder, path), created: true };
   }
 
@@ -381,8 +395,13 @@ export function fsRoutes(deps: AppDeps): Router {
     res.json(toEntry(trashed, pathFrom(segments)));
   });
 
-  /** mkdir -p in the caller's tree, or below a mount they may write to. */
-  async function mkdirParents(deps: AppDeps, userId: string, segments: readonly string[]): Promise<TreeNode> {
+  /** mkdir -p in the caller's tree, or below a mount they may write to (see `mkdirP`). */
+  async function mkdirParents(
+    deps: AppDeps,
+    userId: string,
+    segments: readonly string[],
+    changed: Set<string>,
+  ): Promise<TreeNode> {
     // The deepest existing ancestor decides whose tree the new folders go into.
     let found = segments.length - 1;
     let base: Place | null = await placeOrNull(deps, userId, segments.slice(0, found));
@@ -392,7 +411,7 @@ export function fsRoutes(deps: AppDeps): Router {
     }
     if (base === null || base.mount === null) {
       const id = (await ensureFolders(deps.metadata, userId, segments)) as string;
-      await announceLatest(deps, userId);
+      changed.add(userId);
       return (await deps.metadata.getNode(userId, id)) as TreeNode;
     }
     if (base.node?.kind !== 'folder')
@@ -407,7 +426,7 @@ export function fsRoutes(deps: AppDeps): Router {
       if (folder.kind !== 'folder') throw new ConflictError('NAME_CONFLICT', `A file exists at ${name}.`);
       parentId = folder.id;
     }
-    await announceBoth(deps, userId, base);
+    changed.add(base.ownerId).add(userId);
     return folder;
   }
 
