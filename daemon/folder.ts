@@ -128,8 +128,7 @@ export class SyncFolder {
         // A scan under way decides the state when it is done: an empty queue before the
         // scan of `resume` has planned anything is not "idle".
         if (this.scanRunning !== null) return;
-        if (this.state === 'syncing' || this.state === 'scanning') this.state = 'idle';
-        if (this.state === 'idle') deps.journal.setLastSync(this.folderId, Date.now());
+        if (this.state === 'syncing' || this.state === 'scanning' || this.state === 'idle') this.settle();
         this.startWatcher?.();
       },
     });
@@ -321,12 +320,18 @@ export class SyncFolder {
         }
       });
     }
-    this.state = this.deps.journal.countOps(this.folderId) > 0 ? 'syncing' : 'idle';
     // Nothing to do and nothing queued: in sync now. (The syncer's `onIdle` leaves this to
-    // the scan when one is running as the queue drains, so only here is it recorded.)
-    if (this.state === 'idle') this.deps.journal.setLastSync(this.folderId, Date.now());
+    // the scan when one is running as the queue drains.)
+    if (this.deps.journal.countOps(this.folderId) > 0) this.state = 'syncing';
+    else this.settle();
     this.syncer.resume();
     this.syncer.kick();
+  }
+
+  /** Idle, in sync as of now: every way into `idle` records the sync. */
+  private settle(): void {
+    this.state = 'idle';
+    this.deps.journal.setLastSync(this.folderId, Date.now());
   }
 
   private onQueued(): void {
