@@ -302,9 +302,10 @@ export class SqliteMetadataStore implements MetadataStore {
   /**
    * One IMMEDIATE transaction, every item in one savepoint first; only when one of them
    * meets a final error is that rolled back and the batch done again with a savepoint per
-   * item (so the failed one leaves nothing). Why: a savepoint per item cost ~0.1 ms to release (SQLite, WAL, on
-   * the 2-core VM), more than the item's own ten statements, and it grew with the
-   * transaction: 1,000 files committed in 90–400 ms, most of it in `RELEASE`.
+   * item (so the failed one leaves nothing). Why: a savepoint per item cost ~0.1 ms to
+   * release (SQLite, WAL, on the 2-core VM), more than the item's own ten statements, and
+   * it grew with the transaction: 1,000 files committed in 90–400 ms, most of it in
+   * `RELEASE`.
    */
   async commitUploads(items: readonly CommitUploadInput[]): Promise<CommitUploadOutcome[]> {
     return this.write(() =>
