@@ -84,8 +84,11 @@ export async function withBlobHold<T>(
 }
 
 /**
- * Deletes the blob if no revision references it and no one holds it, under a deletion
- * claim; true when it was deleted. Call it after releasing your own hold on it.
+ * Deletes the blob if nothing references it (a revision, or a transcode record as its
+ * poster or preview) and no one holds it, under a deletion claim; true when it was
+ * deleted. What was derived from it goes with it: its transcode record, then the poster
+ * and preview blobs that nothing else references. Call it after releasing your own hold
+ * on it.
  */
 export async function deleteBlobIfUnreferenced(
   deps: Deps & { blobs: BlobStore },
@@ -97,8 +100,14 @@ export async function deleteBlobIfUnreferenced(
     return false;
   try {
     await deps.blobs.delete(sha256);
-    return true;
   } finally {
     await releaseBlobs(deps, holder);
   }
+  // Read first: most blobs have no record, and a read costs no commit.
+  if ((await deps.metadata.getTranscode(sha256)) !== null) {
+    const record = await deps.metadata.deleteTranscode(sha256);
+    for (const output of [record?.posterSha256, record?.previewSha256])
+      if (output) await deleteBlobIfUnreferenced(deps, output);
+  }
+  return true;
 }

@@ -2,12 +2,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import type { Express } from 'express';
 import request from 'supertest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PRIORITY, type Job } from '../core/ports/job-queue.js';
 import { verifyDownload } from '../core/signed-url.js';
-import { readTranscode } from '../core/transcode-record.js';
 import { videoTranscodeHandler } from '../worker/jobs/video-transcode.js';
 import { createTestApp, createTestUser, type TestApp, type TestUser } from './helpers/app.js';
 import { appWithJobRoutes, writeFile } from './jobs-app.js';
@@ -69,7 +69,7 @@ describe('video poster and preview URLs', () => {
       expect(poster.body.error.details).toEqual({ transcode: 'skipped' });
       return;
     }
-    const record = await readTranscode(t.deps.cache, sha256);
+    const record = await t.deps.metadata.getTranscode(sha256);
     expect(poster.status).toBe(200);
     const posterGrant = verifyDownload(
       t.deps.jwtSecret,
@@ -101,6 +101,81 @@ describe('video poster and preview URLs', () => {
     const res = await request(app).get(`/api/v1/files/${fileId}/poster`).set(bob.headers);
     expect(res.status).toBe(404);
     expect(res.body.error.details).toBeUndefined();
+  });
+
+  /** A done record for alice's video, with real poster and preview blobs (no ffmpeg needed). */
+  async function recordedPreviews(
+    on: TestApp = t,
+  ): Promise<{ fileId: string; poster: Buffer; preview: Buffer }> {
+    const video = await writeFile(on, alice.id, null, 'trip.mp4', Buffer.from(`video ${Math.random()}`), {
+      mediaType: 'video/mp4',
+    });
+    const poster = Buffer.from(`poster of ${video.id}`);
+    const preview = Buffer.from(`preview of ${video.id}`);
+    const stored = [
+      await on.deps.blobs.put(Readable.from([poster])),
+      await on.deps.blobs.put(Readable.from([preview])),
+    ];
+    await on.deps.metadata.putTranscode({
+      sha256: video.sha256 as string,
+      status: 'done',
+      fileId: video.id,
+      posterSha256: stored[0]?.sha256 ?? null,
+      previewSha256: stored[1]?.sha256 ?? null,
+      reason: null,
+      updatedAt: new Date(),
+    });
+    return { fileId: video.id, poster, preview };
+  }
+
+  /** The bytes behind a poster or preview URL, fetched as a client would. */
+  async function fetched(on: Express, fileId: string, kind: 'poster' | 'preview'): Promise<Buffer> {
+    const grant = await request(on).get(`/api/v1/files/${fileId}/${kind}`).set(alice.headers).expect(200);
+    const res = await request(on)
+      .get(grant.body.url)
+      .buffer(true)
+      .parse((r, done) => {
+        const chunks: Buffer[] = [];
+        r.on('data', (c: Buffer) => chunks.push(c));
+        r.on('end', () => done(null, Buffer.concat(chunks)));
+      })
+      .expect(200);
+    return res.body as Buffer;
+  }
+
+  it('keeps posters and previews across a restart (a new, empty Cache on the same data)', async () => {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'aio-preview-restart-'));
+    try {
+      const before = await createTestApp({ dataDir });
+      alice = await createTestUser(before);
+      const { fileId, poster } = await recordedPreviews(before);
+      await before.close();
+      const after = await createTestApp({ dataDir });
+      try {
+        expect(await fetched(appWithJobRoutes(after), fileId, 'poster')).toEqual(poster);
+      } finally {
+        await after.close();
+      }
+    } finally {
+      await fs.rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("keeps a preview when a file with the same bytes is purged, and drops it with the video's last copy", async () => {
+    const { fileId, poster, preview } = await recordedPreviews();
+    // A user's own copy of the poster, e.g. downloaded and uploaded again, then deleted for good.
+    const copy = await writeFile(t, alice.id, null, 'poster.jpg', poster);
+    await request(app).post('/api/v1/fs/delete').set(alice.headers).send({ path: '/poster.jpg' }).expect(200);
+    await request(app).delete(`/api/v1/trash/${copy.id}`).set(alice.headers).expect(204);
+    expect(await fetched(app, fileId, 'poster')).toEqual(poster);
+    expect(await fetched(app, fileId, 'preview')).toEqual(preview);
+
+    const video = await t.deps.metadata.getNode(alice.id, fileId);
+    const posterSha = (await t.deps.metadata.getTranscode(video?.sha256 as string))?.posterSha256 as string;
+    await request(app).post('/api/v1/fs/delete').set(alice.headers).send({ path: '/trip.mp4' }).expect(200);
+    await request(app).delete(`/api/v1/trash/${fileId}`).set(alice.headers).expect(204);
+    expect(await t.deps.metadata.getTranscode(video?.sha256 as string)).toBeNull();
+    expect(await t.deps.blobs.stat(posterSha)).toBeNull();
   });
 
   it('answers 404 pending for a file that was never transcoded', async () => {

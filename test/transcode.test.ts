@@ -4,7 +4,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PRIORITY, type Job } from '../core/ports/job-queue.js';
-import { readTranscode } from '../core/transcode-record.js';
 import { videoTranscodeHandler } from '../worker/jobs/video-transcode.js';
 import { createTestApp, createTestUser, type TestApp, type TestUser } from './helpers/app.js';
 import { writeFile } from './jobs-app.js';
@@ -68,7 +67,7 @@ describe('video.transcode', () => {
   it('makes a JPEG poster and an H.264 MP4 preview of at most 720p, or records skipped without ffmpeg', async () => {
     const { fileId, sha256 } = await storeClip();
     await videoTranscodeHandler(t.deps)(transcodeJob(alice.id, fileId, sha256));
-    const record = await readTranscode(t.deps.cache, sha256);
+    const record = await t.deps.metadata.getTranscode(sha256);
 
     if (!hasFfmpeg) {
       expect(record).toMatchObject({ status: 'skipped', fileId });
@@ -107,19 +106,19 @@ describe('video.transcode', () => {
     const { fileId, sha256 } = await storeClip();
     const missing = path.join(scratch, 'no-such-ffmpeg');
     await videoTranscodeHandler(t.deps, { ffmpegPath: missing })(transcodeJob(alice.id, fileId, sha256));
-    const record = await readTranscode(t.deps.cache, sha256);
+    const record = await t.deps.metadata.getTranscode(sha256);
     expect(record).toMatchObject({ status: 'skipped', fileId });
     expect(record?.reason).toBe(`ffmpeg is not available at "${missing}" (ENOENT).`);
-    expect(record?.posterSha256).toBeUndefined();
+    expect(record?.posterSha256).toBeNull();
   });
 
   it('returns at once for content transcoded already; without ffmpeg a redelivery checks again', async () => {
     const { fileId, sha256 } = await storeClip();
     const handler = videoTranscodeHandler(t.deps);
     await handler(transcodeJob(alice.id, fileId, sha256));
-    const first = await readTranscode(t.deps.cache, sha256);
+    const first = await t.deps.metadata.getTranscode(sha256);
     await handler({ ...transcodeJob(alice.id, fileId, sha256), attempt: 2 });
-    const second = await readTranscode(t.deps.cache, sha256);
+    const second = await t.deps.metadata.getTranscode(sha256);
     if (!hasFfmpeg) {
       // Skipped is not final: once ffmpeg is installed the next delivery makes the preview.
       expect([first?.status, second?.status]).toEqual(['skipped', 'skipped']);
@@ -153,7 +152,7 @@ describe('video.transcode', () => {
     });
     const sha256 = node.sha256 as string;
     await videoTranscodeHandler(t.deps)(transcodeJob(alice.id, node.id, sha256));
-    const record = await readTranscode(t.deps.cache, sha256);
+    const record = await t.deps.metadata.getTranscode(sha256);
     if (!hasFfmpeg) {
       expect(record?.status).toBe('skipped');
       return;
@@ -166,7 +165,7 @@ describe('video.transcode', () => {
   it('kills ffmpeg past its time limit and records failed', async () => {
     const { fileId, sha256 } = await storeClip();
     await videoTranscodeHandler(t.deps, { timeoutMs: 1 })(transcodeJob(alice.id, fileId, sha256));
-    const record = await readTranscode(t.deps.cache, sha256);
+    const record = await t.deps.metadata.getTranscode(sha256);
     if (!hasFfmpeg) {
       expect(record?.status).toBe('skipped');
       return;

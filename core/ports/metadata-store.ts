@@ -312,6 +312,30 @@ export interface OutboxEntry {
 
 export type NewOutboxEntry = Omit<OutboxEntry, 'id' | 'createdAt'>;
 
+// ---------- derived content ----------
+
+/**
+ * The outcome of transcoding one video content (`video.transcode`): keyed by the source
+ * content's sha256, so every file with those bytes shares one poster and preview. A
+ * `done` record references its poster and preview blobs as a revision references its
+ * content: they are not deleted while it stands (`isBlobReferenced`).
+ */
+export interface TranscodeRecord {
+  /** The source video's content. */
+  sha256: string;
+  /** `skipped`: ffmpeg is not installed; `failed`: ffmpeg refused the input or timed out. */
+  status: 'done' | 'skipped' | 'failed';
+  /** The file whose upload asked for it (the latest one, for logs). */
+  fileId: string;
+  /** Blob of the poster JPEG, when done. */
+  posterSha256: string | null;
+  /** Blob of the MP4 preview, when done. */
+  previewSha256: string | null;
+  /** Why it was skipped or failed. */
+  reason: string | null;
+  updatedAt: Date;
+}
+
 // ---------- shares ----------
 
 export interface Share {
@@ -412,7 +436,10 @@ export interface MetadataStore {
   purgeNode(ownerId: string, id: string): Promise<{ droppedBlobs: string[] }>;
   /** Trashed nodes whose `trashedAt` is before `before` (for the 30-day purge), any owner. */
   listTrashedBefore(before: Date, limit: number): Promise<TreeNode[]>;
-  /** True while any revision of any user still references the blob. */
+  /**
+   * True while any revision of any user, or a `done` transcode record (as its poster or
+   * preview), still references the blob.
+   */
   isBlobReferenced(sha256: string): Promise<boolean>;
   /**
    * Blob holds keep a content-addressed blob from being deleted between the moment code
@@ -435,6 +462,19 @@ export interface MetadataStore {
   claimBlobDeletion(holder: string, sha256: string, now: Date, until: Date): Promise<boolean>;
   /** Drops every hold and claim of `holder`, and any hold or claim expired at `now`. */
   releaseBlobs(holder: string, now: Date): Promise<void>;
+  /**
+   * Records the outcome of transcoding `record.sha256`, replacing any earlier one. A `done`
+   * record's blobs must be held while it is committed (`withBlobHold`), as for a revision.
+   */
+  putTranscode(record: TranscodeRecord): Promise<void>;
+  /** The recorded transcode outcome for this source content, or null. */
+  getTranscode(sha256: string): Promise<TranscodeRecord | null>;
+  /**
+   * Drops the transcode record of this source content (once the content itself is gone);
+   * returns it, or null when there was none. Its blobs are then unreferenced unless
+   * something else references them.
+   */
+  deleteTranscode(sha256: string): Promise<TranscodeRecord | null>;
   /** A ready file of this owner whose current revision has this sha256 (deduplication). */
   findFileBySha256(ownerId: string, sha256: string): Promise<TreeNode | null>;
 

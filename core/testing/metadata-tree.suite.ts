@@ -308,4 +308,70 @@ export function treeTests(ctx: SuiteContext): void {
       }
     });
   });
+
+  describe('transcode records', () => {
+    const at = (ms: number) => new Date(Date.UTC(2026, 0, 1) + ms);
+    const unique = (label: string) => sha(`${label}-${randomUUID()}`);
+
+    it('keeps one record per source content: put replaces, get reads it back, delete returns it once', async () => {
+      const source = unique('video');
+      expect(await ctx.store.getTranscode(source)).toBeNull();
+      const skipped = {
+        sha256: source,
+        status: 'skipped' as const,
+        fileId: 'f1',
+        posterSha256: null,
+        previewSha256: null,
+        reason: 'ffmpeg is not installed',
+        updatedAt: at(1_000),
+      };
+      await ctx.store.putTranscode(skipped);
+      expect(await ctx.store.getTranscode(source)).toEqual(skipped);
+      const done = {
+        ...skipped,
+        status: 'done' as const,
+        fileId: 'f2',
+        posterSha256: unique('poster'),
+        previewSha256: unique('preview'),
+        reason: null,
+        updatedAt: at(2_000),
+      };
+      await ctx.store.putTranscode(done);
+      expect(await ctx.store.getTranscode(source)).toEqual(done);
+      expect(await ctx.store.getTranscode(unique('other'))).toBeNull();
+      expect(await ctx.store.deleteTranscode(source)).toEqual(done);
+      expect(await ctx.store.deleteTranscode(source)).toBeNull();
+      expect(await ctx.store.getTranscode(source)).toBeNull();
+    });
+
+    it("references a done record's poster and preview: no deletion claim on them until it goes", async () => {
+      const source = unique('video');
+      const poster = unique('poster');
+      const preview = unique('preview');
+      const record = {
+        sha256: source,
+        status: 'done' as const,
+        fileId: 'f1',
+        posterSha256: poster,
+        previewSha256: preview,
+        reason: null,
+        updatedAt: at(0),
+      };
+      await ctx.store.putTranscode(record);
+      expect(await ctx.store.isBlobReferenced(poster)).toBe(true);
+      expect(await ctx.store.isBlobReferenced(preview)).toBe(true);
+      // The source itself is referenced by revisions, not by its own record.
+      expect(await ctx.store.isBlobReferenced(source)).toBe(false);
+      expect(await ctx.store.claimBlobDeletion('d1', poster, at(1), at(60_000))).toBe(false);
+      expect(await ctx.store.claimBlobDeletion('d1', preview, at(2), at(60_000))).toBe(false);
+      // A failed attempt recorded later references nothing.
+      await ctx.store.putTranscode({ ...record, status: 'failed', reason: 'broken', updatedAt: at(3) });
+      expect(await ctx.store.isBlobReferenced(poster)).toBe(false);
+      await ctx.store.putTranscode(record);
+      await ctx.store.deleteTranscode(source);
+      expect(await ctx.store.claimBlobDeletion('d1', poster, at(4), at(60_000))).toBe(true);
+      expect(await ctx.store.claimBlobDeletion('d1', preview, at(5), at(60_000))).toBe(true);
+      await ctx.store.releaseBlobs('d1', at(6));
+    });
+  });
 }

@@ -12,7 +12,6 @@
 import { Router, type Request } from 'express';
 import { AppError, NotFoundError } from '../../contract/errors.js';
 import { signDownload } from '../../core/signed-url.js';
-import { readTranscode } from '../../core/transcode-record.js';
 import type { AppDeps } from '../deps.js';
 import { authOf, authenticate, requireScope } from '../middleware/authenticate.js';
 import { apiRateLimit } from '../middleware/rate-limit.js';
@@ -53,10 +52,10 @@ async function signedUrl(
   ) {
     throw new NotFoundError('No such file.');
   }
-  const record = await readTranscode(deps.cache, file.sha256);
+  const record = await deps.metadata.getTranscode(file.sha256);
   const spec = KINDS[kind];
-  const sha256 = record?.status === 'done' ? record[spec.field] : undefined;
-  if (sha256 === undefined) {
+  const sha256 = record?.status === 'done' ? record[spec.field] : null;
+  if (sha256 === null) {
     throw new AppError('NOT_FOUND', `This file has no ${kind}.`, {
       details: { transcode: record?.status ?? 'pending' },
     });

@@ -5,26 +5,31 @@
  * ffmpeg runs under the guards of `video-transcode-ffmpeg.ts`, on the blob's local path
  * when the store has one, else on a temp copy.
  *
- * The outcome is kept in the Cache under `transcode:<sha256>` (`core/transcode-record.ts`):
- * `done` with both blob hashes (kept without expiry), `skipped` when ffmpeg is not
- * installed, `failed` when ffmpeg refuses the input or times out (both kept 24 h, so a
- * later upload of the same content tries again). A done transcode is audited
- * `video.transcode`.
+ * The outcome is recorded in the metadata store by source content (`putTranscode`):
+ * `done` with both blob hashes, `skipped` when ffmpeg is not installed, `failed` when
+ * ffmpeg refuses the input or times out (a later job for the same content tries again).
+ * A done record references its two blobs: it is committed under a hold on them
+ * (`withBlobHold`), so no blob deletion can slip between storing them and the record,
+ * and none takes them while it stands. A done transcode is audited `video.transcode`.
  *
- * Idempotent: a job whose content is `done` already returns at once; two workers on
- * the same content meet on a Cache lock and the later one retries after the first.
+ * Idempotent: a job whose content is `done` already (with both blobs there) returns at
+ * once; two workers on the same content meet on a Cache lock and the later one retries
+ * after the first.
  *
  * Errors: a malformed payload or a missing blob throws `PermanentJobError`; ffmpeg
  * failing on the input is recorded and acknowledged (hostile or broken input does not
  * get better with retries); anything else (disk, Cache, store) is rethrown for a retry.
  */
+import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { videoTranscodePayloadSchema } from '../../contract/schemas/jobs.js';
-import { readTranscode, transcodeKey, type TranscodeRecord } from '../../core/transcode-record.js';
+import { withBlobHold } from '../../core/blob-holds.js';
+import { sha256File } from '../../core/domain/hash.js';
+import type { TranscodeRecord } from '../../core/ports/metadata-store.js';
 import { PermanentJobError, type Job, type JobHandler } from '../../core/ports/job-queue.js';
 import type { WorkerDeps } from '../deps.js';
 import { inputGuards, probeFfmpeg, runFfmpeg, type FfmpegRun } from './video-transcode-ffmpeg.js';
@@ -42,7 +47,6 @@ export interface VideoTranscodeOptions {
   tmpDir?: string;
 }
 
-const UNFINISHED_TTL_MS = 24 * 60 * 60 * 1000;
 const MAX_POSTER_BYTES = 8 * 1024 * 1024;
 /** Scale down to fit 1280×720 (never up), even dimensions as H.264 4:2:0 needs. */
 const FIT_720P =
@@ -60,13 +64,20 @@ export function videoTranscodeHandler(deps: WorkerDeps, options: VideoTranscodeO
       throw new PermanentJobError('Malformed video.transcode payload.', { cause: parsed.error });
     const { ownerId, fileId, sha256 } = parsed.data;
     const log = deps.logger.child({ queue: 'video.transcode', fileId, sha256 });
-    const record = async (outcome: Omit<TranscodeRecord, 'fileId' | 'updatedAt'>): Promise<void> => {
-      const value: TranscodeRecord = { ...outcome, fileId, updatedAt: deps.clock.now().toISOString() };
-      const ttl = outcome.status === 'done' ? undefined : UNFINISHED_TTL_MS;
-      await deps.cache.set(transcodeKey(sha256), JSON.stringify(value), ttl);
-    };
+    const record = (
+      outcome: Pick<TranscodeRecord, 'status'> & Partial<Pick<TranscodeRecord, 'reason'>>,
+    ): Promise<void> =>
+      deps.metadata.putTranscode({
+        sha256,
+        fileId,
+        posterSha256: null,
+        previewSha256: null,
+        reason: null,
+        ...outcome,
+        updatedAt: deps.clock.now(),
+      });
 
-    if ((await readTranscode(deps.cache, sha256))?.status === 'done') {
+    if (await transcodedAlready(deps, sha256)) {
       log.info('already transcoded');
       return;
     }
@@ -80,7 +91,7 @@ export function videoTranscodeHandler(deps: WorkerDeps, options: VideoTranscodeO
       await record({ status: 'failed', reason: 'The video content is missing from storage.' });
       throw new PermanentJobError(`No blob ${sha256} to transcode.`);
     }
-    const lock = await deps.cache.tryLock(`lock:${transcodeKey(sha256)}`, 3 * timeoutMs + 60_000);
+    const lock = await deps.cache.tryLock(`lock:transcode:${sha256}`, 3 * timeoutMs + 60_000);
     if (lock === null) throw new Error(`Another worker is transcoding ${sha256}; retrying later.`);
 
     const dir = await fs.mkdtemp(path.join(options.tmpDir ?? os.tmpdir(), 'aio-transcode-'));
@@ -100,9 +111,29 @@ export function videoTranscodeHandler(deps: WorkerDeps, options: VideoTranscodeO
         log.warn({ reason, stderr: run.stderr }, 'ffmpeg could not transcode the video');
         return;
       }
-      const posterBlob = await deps.blobs.put(createReadStream(poster));
-      const previewBlob = await deps.blobs.put(createReadStream(preview));
-      await record({ status: 'done', posterSha256: posterBlob.sha256, previewSha256: previewBlob.sha256 });
+      // Held from before their bytes go in until the record referencing them is committed.
+      const outputs = [(await sha256File(poster)).sha256, (await sha256File(preview)).sha256];
+      const { posterBlob, previewBlob } = await withBlobHold(
+        deps,
+        `transcode:${randomUUID()}`,
+        outputs,
+        async () => {
+          const stored = {
+            posterBlob: await deps.blobs.put(createReadStream(poster)),
+            previewBlob: await deps.blobs.put(createReadStream(preview)),
+          };
+          await deps.metadata.putTranscode({
+            sha256,
+            status: 'done',
+            fileId,
+            posterSha256: stored.posterBlob.sha256,
+            previewSha256: stored.previewBlob.sha256,
+            reason: null,
+            updatedAt: deps.clock.now(),
+          });
+          return stored;
+        },
+      );
       await deps.metadata.appendAudit({
         userId: ownerId,
         action: 'video.transcode',
@@ -117,6 +148,16 @@ export function videoTranscodeHandler(deps: WorkerDeps, options: VideoTranscodeO
       await lock.release().catch((err: unknown) => log.warn({ err }, 'could not release the transcode lock'));
     }
   };
+}
+
+/** True when `sha256` is recorded `done` and both its outputs are still in the blob store. */
+async function transcodedAlready(deps: WorkerDeps, sha256: string): Promise<boolean> {
+  const done = await deps.metadata.getTranscode(sha256);
+  if (done?.status !== 'done' || done.posterSha256 === null || done.previewSha256 === null) return false;
+  return (
+    (await deps.blobs.stat(done.posterSha256)) !== null &&
+    (await deps.blobs.stat(done.previewSha256)) !== null
+  );
 }
 
 /** The blob's own file when the store is local, else a copy in `dir`. */

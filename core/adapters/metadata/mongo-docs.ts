@@ -184,3 +184,15 @@ export interface BlobLockDoc {
   _id: string;
   version: number;
 }
+
+/** A transcode outcome by source content (`TranscodeRecord` in the port). */
+export interface TranscodeDoc {
+  /** The source content's sha256. */
+  _id: string;
+  status: 'done' | 'skipped' | 'failed';
+  fileId: string;
+  posterSha256: string | null;
+  previewSha256: string | null;
+  reason: string | null;
+  updatedAt: Date;
+}

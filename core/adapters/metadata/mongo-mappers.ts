@@ -11,6 +11,7 @@ import type {
   OutboxEntry,
   RefreshSession,
   Share,
+  TranscodeRecord,
   TreeNode,
   UploadSession,
   User,
@@ -24,6 +25,7 @@ import type {
   RevisionDoc,
   SessionDoc,
   ShareDoc,
+  TranscodeDoc,
   UploadDoc,
   UserDoc,
 } from './mongo-models.js';
@@ -184,4 +186,16 @@ export function translateMongoError(
   if (isDuplicateKey(err)) throw new ConflictError(code, undefined, err);
   if (isUnavailable(err)) throw new UnavailableError('MongoDB is unavailable.', err);
   throw err;
+}
+
+export function toTranscode(d: TranscodeDoc): TranscodeRecord {
+  return {
+    sha256: d._id,
+    status: d.status,
+    fileId: d.fileId,
+    posterSha256: d.posterSha256 ?? null,
+    previewSha256: d.previewSha256 ?? null,
+    reason: d.reason ?? null,
+    updatedAt: d.updatedAt,
+  };
 }

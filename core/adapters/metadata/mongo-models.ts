@@ -18,6 +18,7 @@ import type {
   ShareDoc,
   BlobHoldDoc,
   BlobLockDoc,
+  TranscodeDoc,
 } from './mongo-docs.js';
 
 export type {
@@ -33,6 +34,7 @@ export type {
   ShareDoc,
   BlobHoldDoc,
   BlobLockDoc,
+  TranscodeDoc,
 } from './mongo-docs.js';
 
 export interface MetadataModels {
@@ -48,6 +50,7 @@ export interface MetadataModels {
   uploads: Model<UploadDoc>;
   outbox: Model<OutboxDoc>;
   shares: Model<ShareDoc>;
+  transcodes: Model<TranscodeDoc>;
 }
 
 // versionKey off: the store never relies on __v; minimize off: keep `{}` details and data.
@@ -277,6 +280,21 @@ export function defineModels(conn: Connection): MetadataModels {
 
   const blobLocks = schema<BlobLockDoc>({ version: { type: Number, default: 0 } }, 'blob_locks');
 
+  const transcodes = schema<TranscodeDoc>(
+    {
+      status: { type: String, required: true, enum: ['done', 'skipped', 'failed'] },
+      fileId: { type: String, required: true },
+      posterSha256: str,
+      previewSha256: str,
+      reason: str,
+      updatedAt: { type: Date, required: true },
+    },
+    'transcodes',
+  );
+  // A done record references its poster and preview blobs (`isBlobReferenced`).
+  transcodes.index({ posterSha256: 1 }, { partialFilterExpression: { posterSha256: { $type: 'string' } } });
+  transcodes.index({ previewSha256: 1 }, { partialFilterExpression: { previewSha256: { $type: 'string' } } });
+
   return {
     users: conn.model<UserDoc>('User', users),
     sessions: conn.model<SessionDoc>('RefreshSession', sessions),
@@ -290,6 +308,7 @@ export function defineModels(conn: Connection): MetadataModels {
     shares: conn.model<ShareDoc>('Share', shares),
     blobHolds: conn.model<BlobHoldDoc>('BlobHold', blobHolds),
     blobLocks: conn.model<BlobLockDoc>('BlobLock', blobLocks),
+    transcodes: conn.model<TranscodeDoc>('Transcode', transcodes),
   };
 }
 

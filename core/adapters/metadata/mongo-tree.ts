@@ -242,8 +242,17 @@ export class MongoTree {
     }
   }
 
+  /** A revision's content, or a done transcode's poster or preview (see the port). */
   async isBlobReferenced(sha256: string, session?: Session): Promise<boolean> {
-    return (await this.m.revisions.findOne({ sha256 }, { _id: 1 }, { session }).lean()) !== null;
+    if ((await this.m.revisions.findOne({ sha256 }, { _id: 1 }, { session }).lean()) !== null) return true;
+    const derived = await this.m.transcodes
+      .findOne(
+        { status: 'done', $or: [{ posterSha256: sha256 }, { previewSha256: sha256 }] },
+        { _id: 1 },
+        { session },
+      )
+      .lean();
+    return derived !== null;
   }
 
   /** Prefers a live file over one in the trash; both keep the blob alive. */

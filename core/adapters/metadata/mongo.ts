@@ -35,6 +35,7 @@ import type {
   RefreshSession,
   RotateResult,
   Share,
+  TranscodeRecord,
   TreeNode,
   UploadSession,
   UploadStatus,
@@ -42,9 +43,9 @@ import type {
   UserPatch,
 } from '../../ports/metadata-store.js';
 import { MongoAccounts } from './mongo-accounts.js';
-import { translateMongoError } from './mongo-mappers.js';
+import { toTranscode, translateMongoError } from './mongo-mappers.js';
 import { listNotifications, markNotificationsRead } from './mongo-feed.js';
-import { defineModels, type MetadataModels, type RunTx } from './mongo-models.js';
+import { defineModels, type MetadataModels, type RunTx, type TranscodeDoc } from './mongo-models.js';
 import { finalCommitError } from './shared.js';
 import { MongoTransfers } from './mongo-transfers.js';
 import { MongoBlobHolds } from './mongo-blob-holds.js';
@@ -229,6 +230,23 @@ export class MongoMetadataStore implements MetadataStore {
   }
   async findFileBySha256(ownerId: string, sha256: string): Promise<TreeNode | null> {
     return this.call(() => this.tree.findFileBySha256(ownerId, sha256));
+  }
+
+  async putTranscode(record: TranscodeRecord): Promise<void> {
+    const { sha256, ...rest } = record;
+    await this.call(() =>
+      this.models.transcodes.updateOne({ _id: sha256 }, { $set: rest }, { upsert: true }).exec(),
+    );
+  }
+  async getTranscode(sha256: string): Promise<TranscodeRecord | null> {
+    const doc = await this.call(() => this.models.transcodes.findById(sha256).lean<TranscodeDoc>().exec());
+    return doc ? toTranscode(doc) : null;
+  }
+  async deleteTranscode(sha256: string): Promise<TranscodeRecord | null> {
+    const doc = await this.call(() =>
+      this.models.transcodes.findOneAndDelete({ _id: sha256 }).lean<TranscodeDoc>().exec(),
+    );
+    return doc ? toTranscode(doc) : null;
   }
 
   async listChanges(ownerId: string, cursor: number, limit: number): Promise<Change[]> {

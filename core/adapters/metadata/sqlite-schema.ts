@@ -198,4 +198,20 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX blob_holds_holder ON blob_holds (holder);
   CREATE INDEX blob_holds_expiry ON blob_holds (expires_at);
   `,
+  `
+  -- Transcode outcomes by source content (they lived in the Cache, which an embedded
+  -- server's restart or a Redis restart emptied: every preview answered 'pending' again,
+  -- its blobs orphaned). A done record references its poster and preview blobs.
+  CREATE TABLE transcodes (
+    sha256 TEXT PRIMARY KEY,
+    status TEXT NOT NULL CHECK (status IN ('done', 'skipped', 'failed')),
+    file_id TEXT NOT NULL,
+    poster_sha256 TEXT,
+    preview_sha256 TEXT,
+    reason TEXT,
+    updated_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX transcodes_poster ON transcodes (poster_sha256) WHERE poster_sha256 IS NOT NULL;
+  CREATE INDEX transcodes_preview ON transcodes (preview_sha256) WHERE preview_sha256 IS NOT NULL;
+  `,
 ];

@@ -214,10 +214,16 @@ export class SqliteTree {
       .immediate();
   }
 
+  /** A revision's content, or a done transcode's poster or preview (see the port). */
   isBlobReferenced(sha256: string): boolean {
     return (
-      cachedStatement(this.db, 'SELECT 1 FROM file_revisions WHERE sha256 = ? LIMIT 1').get(sha256) !==
-      undefined
+      cachedStatement(
+        this.db,
+        `SELECT 1 FROM file_revisions WHERE sha256 = @sha256
+         UNION ALL SELECT 1 FROM transcodes WHERE poster_sha256 = @sha256 AND status = 'done'
+         UNION ALL SELECT 1 FROM transcodes WHERE preview_sha256 = @sha256 AND status = 'done'
+         LIMIT 1`,
+      ).get({ sha256 }) !== undefined
     );
   }
 

@@ -34,6 +34,7 @@ import type {
   RefreshSession,
   RotateResult,
   Share,
+  TranscodeRecord,
   TreeNode,
   UploadSession,
   UploadStatus,
@@ -51,6 +52,7 @@ import {
 import { finalCommitError } from './shared.js';
 import { SqliteBlobHolds } from './sqlite-blob-holds.js';
 import { MIGRATIONS } from './sqlite-schema.js';
+import * as transcodes from './sqlite-transcodes.js';
 import { SqliteTransfers } from './sqlite-transfers.js';
 import { SqliteTrash } from './sqlite-trash.js';
 import { SqliteTree } from './sqlite-tree.js';
@@ -232,6 +234,15 @@ export class SqliteMetadataStore implements MetadataStore {
   }
   async findFileBySha256(ownerId: string, sha256: string): Promise<TreeNode | null> {
     return this.run(() => this.tree.findFileBySha256(ownerId, sha256));
+  }
+  async putTranscode(record: TranscodeRecord): Promise<void> {
+    return this.write(() => transcodes.putTranscode(this.db, record));
+  }
+  async getTranscode(sha256: string): Promise<TranscodeRecord | null> {
+    return this.run(() => transcodes.getTranscode(this.db, sha256));
+  }
+  async deleteTranscode(sha256: string): Promise<TranscodeRecord | null> {
+    return this.write(() => transcodes.deleteTranscode(this.db, sha256));
   }
   async holdBlobs(holder: string, sha256s: readonly string[], now: Date, until: Date): Promise<boolean> {
     return this.run(() => this.blobHolds.hold(holder, sha256s, now, until));
