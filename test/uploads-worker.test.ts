@@ -141,6 +141,20 @@ describe('file.upload handler', () => {
     expect(file?.mediaType).toBe('video/mp4');
     expect((await h.t.deps.queue.depth('video.transcode')).ready).toBe(1);
   });
+
+  it('types random bytes with two MPEG-TS sync bytes by name, and queues no transcode', async () => {
+    h = await startHarness();
+    const alice = await createTestUser(h.t);
+    // file-type alone calls this video/mp2t (0x47 at 0 and 188): one random file in ~33,000.
+    const bytes = Buffer.alloc(4096, 0x11);
+    bytes[0] = 0x47;
+    bytes[188] = 0x47;
+    const id = await uploadWithBody(alice, { path: '/noise.bin' }, bytes);
+    expect((await waitForUpload(h, alice.headers, id)).status).toBe('ready');
+    const file = (await childrenOf(h, alice.id)).find((n) => n.name === 'noise.bin');
+    expect(file?.mediaType).toBe('application/octet-stream');
+    expect((await h.t.deps.queue.depth('video.transcode')).ready).toBe(0);
+  });
 });
 
 /** A new session for an existing user, signed at the clock's current time. */

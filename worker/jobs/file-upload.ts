@@ -22,8 +22,7 @@
  * revisions dropped) are deleted only after that hold is released, under a claim: a
  * concurrent upload of the same bytes keeps them.
  */
-import { fileTypeFromStream } from 'file-type';
-import { SNIFF_BYTES, mediaTypeFromName } from '../../core/domain/media-type.js';
+import { SNIFF_BYTES, mediaTypeFromName, mediaTypeOf } from '../../core/domain/media-type.js';
 import { mapPool } from '../../core/domain/pool.js';
 import { AppError } from '../../contract/errors.js';
 import {
@@ -422,19 +421,19 @@ async function sniffMediaType(
   sha256: string,
   size: number,
 ): Promise<string> {
-  if (size > 0) {
-    const range = { start: 0, end: Math.min(size, SNIFF_BYTES) - 1 };
-    const stream = staged ? deps.blobs.readStaging(upload.id, range) : await deps.blobs.read(sha256, range);
-    try {
-      const detected = await fileTypeFromStream(stream);
-      if (detected) return detected.mime;
-    } catch (err) {
-      deps.logger.debug({ err, uploadId: upload.id }, 'file.upload: type sniffing failed');
-    } finally {
-      stream.destroy();
-    }
+  if (size === 0) return mediaTypeFromName(upload.name);
+  const range = { start: 0, end: Math.min(size, SNIFF_BYTES) - 1 };
+  const stream = staged ? deps.blobs.readStaging(upload.id, range) : await deps.blobs.read(sha256, range);
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+  } catch (err) {
+    deps.logger.debug({ err, uploadId: upload.id }, 'file.upload: type sniffing failed');
+    return mediaTypeFromName(upload.name);
+  } finally {
+    stream.destroy();
   }
-  return mediaTypeFromName(upload.name);
+  return mediaTypeOf(Buffer.concat(chunks), upload.name);
 }
 
 async function fail(
