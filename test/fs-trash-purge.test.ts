@@ -34,7 +34,7 @@ describe('TrashPurge', () => {
 
     const result = await purge.runOnce();
 
-    expect(result).toEqual({ purged: 1, blobsDeleted: 1 });
+    expect(result).toEqual({ purged: 1, blobsDeleted: 1, keepsExpired: 0 });
     expect(await f.t.deps.metadata.getNode(user.id, old.id)).toBeNull();
     expect(await f.t.deps.blobs.stat(old.sha256)).toBeNull();
     expect(await f.t.deps.metadata.getNode(user.id, young.id)).not.toBeNull();
@@ -58,7 +58,7 @@ describe('TrashPurge', () => {
     const lock = await f.t.deps.cache.tryLock('lock:trash-purge', 60_000);
     expect(lock).not.toBeNull();
     const purge = new TrashPurge({ ...f.t.deps });
-    expect(await purge.runOnce()).toEqual({ purged: 0, blobsDeleted: 0 });
+    expect(await purge.runOnce()).toEqual({ purged: 0, blobsDeleted: 0, keepsExpired: 0 });
     expect(await f.t.deps.metadata.getNode(user.id, held.id)).not.toBeNull();
     await lock?.release();
     expect((await purge.runOnce()).purged).toBe(1);

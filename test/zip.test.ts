@@ -9,9 +9,11 @@ import type { Express } from 'express';
 import request from 'supertest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { zipResultSchema } from '../contract/schemas/jobs.js';
+import { ManualClock } from '../core/domain/clock.js';
 import { PermanentJobError, PRIORITY, type Job } from '../core/ports/job-queue.js';
 import { verifyDownload } from '../core/signed-url.js';
-import { fileDownloadHandler } from '../worker/jobs/file-download.js';
+import { TrashPurge } from '../server/files/trash-purge.js';
+import { fileDownloadHandler, ZIP_URL_TTL_MS } from '../worker/jobs/file-download.js';
 import { createTestApp, createTestUser, type TestApp, type TestUser } from './helpers/app.js';
 import { appWithJobRoutes, mkdir, waitFor, writeFile } from './jobs-app.js';
 
@@ -255,5 +257,76 @@ describe('folder zips (file.download)', () => {
     await fs.mkdir(out);
     extract(zipFile, out);
     expect(await listTree(out)).toEqual(['Docs/', 'Docs/inner.txt', 'top.txt']);
+  });
+});
+
+describe('a zip blob while its URL is valid, and after', () => {
+  const clock = new ManualClock(Date.UTC(2026, 4, 1));
+  let t: TestApp;
+  let app: Express;
+  let alice: TestUser;
+
+  beforeEach(async () => {
+    t = await createTestApp({ clock });
+    app = appWithJobRoutes(t);
+    alice = await createTestUser(t);
+  });
+
+  afterEach(async () => {
+    await t.close();
+  });
+
+  async function zipOf(folderName: string): Promise<{ sha256: string; bytes: Buffer }> {
+    const folder = await mkdir(t, alice.id, null, folderName);
+    await writeFile(t, alice.id, folder.id, 'a.txt', randomBytes(1000));
+    const { body } = await request(app)
+      .post('/api/v1/folders/zip')
+      .set(alice.headers)
+      .send({ id: folder.id });
+    await fileDownloadHandler(t.deps)({
+      id: 'delivery-1',
+      queue: 'file.download',
+      payload: { jobId: body.jobId, ownerId: alice.id, folderId: folder.id },
+      idempotencyKey: body.jobId,
+      priority: PRIORITY.interactive,
+      attempt: 1,
+      publishedAt: new Date(),
+    });
+    const status = await request(app).get(`/api/v1/jobs/${body.jobId}`).set(alice.headers).expect(200);
+    const { sha256 } = zipResultSchema.parse(status.body.result);
+    const chunks: Buffer[] = [];
+    for await (const chunk of await t.deps.blobs.read(sha256)) chunks.push(chunk as Buffer);
+    return { sha256, bytes: Buffer.concat(chunks) };
+  }
+
+  it('survives the purge of a file with the same bytes, and is deleted by the sweep once its URL expired', async () => {
+    const zip = await zipOf('Kept');
+    // The user downloads the zip, uploads it back, then deletes that copy for good.
+    const copy = await writeFile(t, alice.id, null, 'Kept.zip', zip.bytes);
+    expect(copy.sha256).toBe(zip.sha256);
+    await request(app).post('/api/v1/fs/delete').set(alice.headers).send({ path: '/Kept.zip' }).expect(200);
+    await request(app).delete(`/api/v1/trash/${copy.id}`).set(alice.headers).expect(204);
+    expect(await t.deps.blobs.stat(zip.sha256)).not.toBeNull();
+
+    const purge = new TrashPurge({ ...t.deps });
+    clock.advance(ZIP_URL_TTL_MS - 1);
+    expect(await purge.runOnce()).toMatchObject({ keepsExpired: 0 });
+    expect(await t.deps.blobs.stat(zip.sha256)).not.toBeNull();
+    clock.advance(1);
+    expect(await purge.runOnce()).toEqual({ purged: 0, blobsDeleted: 1, keepsExpired: 1 });
+    expect(await t.deps.blobs.stat(zip.sha256)).toBeNull();
+    expect(await t.deps.metadata.listExpiredBlobKeeps(clock.now(), 10)).toEqual([]);
+  });
+
+  it('leaves an expired zip whose bytes a file still references', async () => {
+    const zip = await zipOf('Shared');
+    await writeFile(t, alice.id, null, 'Shared.zip', zip.bytes);
+    clock.advance(ZIP_URL_TTL_MS);
+    expect(await new TrashPurge({ ...t.deps }).runOnce()).toEqual({
+      purged: 0,
+      blobsDeleted: 0,
+      keepsExpired: 1,
+    });
+    expect(await t.deps.blobs.stat(zip.sha256)).not.toBeNull();
   });
 });

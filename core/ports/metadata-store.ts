@@ -336,6 +336,13 @@ export interface TranscodeRecord {
   updatedAt: Date;
 }
 
+/** A blob kept referenced until a time (`keepBlob`): a zip behind a signed URL. */
+export interface BlobKeep {
+  holder: string;
+  sha256: string;
+  until: Date;
+}
+
 // ---------- shares ----------
 
 export interface Share {
@@ -437,8 +444,8 @@ export interface MetadataStore {
   /** Trashed nodes whose `trashedAt` is before `before` (for the 30-day purge), any owner. */
   listTrashedBefore(before: Date, limit: number): Promise<TreeNode[]>;
   /**
-   * True while any revision of any user, or a `done` transcode record (as its poster or
-   * preview), still references the blob.
+   * True while any revision of any user, a `done` transcode record (as its poster or
+   * preview) or an unexpired keep (`keepBlob`) still references the blob.
    */
   isBlobReferenced(sha256: string): Promise<boolean>;
   /**
@@ -475,6 +482,16 @@ export interface MetadataStore {
    * something else references them.
    */
   deleteTranscode(sha256: string): Promise<TranscodeRecord | null>;
+  /**
+   * Keeps the blob referenced for `holder` until `until` (a zip while its signed URL is
+   * valid): no deletion claim succeeds on it before then. Idempotent; a later `until`
+   * extends it. Commit it under a hold, as a revision.
+   */
+  keepBlob(holder: string, sha256: string, until: Date): Promise<void>;
+  /** Keeps expired at `now`, soonest expired first, at most `limit` (for the sweep that deletes their blobs). */
+  listExpiredBlobKeeps(now: Date, limit: number): Promise<BlobKeep[]>;
+  /** Drops a keep, expired or not (no-op when there is none). */
+  dropBlobKeep(holder: string, sha256: string): Promise<void>;
   /** A ready file of this owner whose current revision has this sha256 (deduplication). */
   findFileBySha256(ownerId: string, sha256: string): Promise<TreeNode | null>;
 

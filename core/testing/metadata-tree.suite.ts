@@ -309,6 +309,46 @@ export function treeTests(ctx: SuiteContext): void {
     });
   });
 
+  describe('blob keeps', () => {
+    const at = (ms: number) => new Date(Date.UTC(2026, 0, 1) + ms);
+    const unique = (label: string) => sha(`${label}-${randomUUID()}`);
+
+    it('keeps a blob from deletion claims until its time, then lists it for the sweep', async () => {
+      const zip = unique('zip');
+      const holder = `zip:${randomUUID()}`;
+      await ctx.store.keepBlob(holder, zip, at(10_000));
+      // A second keep with an earlier time does not shorten it.
+      await ctx.store.keepBlob(holder, zip, at(5_000));
+      expect(await ctx.store.claimBlobDeletion('d1', zip, at(9_999), at(60_000))).toBe(false);
+      expect(await ctx.store.listExpiredBlobKeeps(at(9_999), 1_000)).not.toContainEqual(
+        expect.objectContaining({ sha256: zip }),
+      );
+      const expired = await ctx.store.listExpiredBlobKeeps(at(10_000), 1_000);
+      expect(expired).toContainEqual({ holder, sha256: zip, until: at(10_000) });
+      expect(await ctx.store.claimBlobDeletion('d1', zip, at(10_000), at(60_000))).toBe(true);
+      await ctx.store.releaseBlobs('d1', at(10_001));
+      await ctx.store.dropBlobKeep(holder, zip);
+      expect(await ctx.store.listExpiredBlobKeeps(at(10_000), 1_000)).not.toContainEqual(
+        expect.objectContaining({ sha256: zip }),
+      );
+    });
+
+    it('counts an unexpired keep as a reference, whoever else keeps the blob', async () => {
+      const zip = unique('zip');
+      const soon = new Date(Date.now() + 3_600_000);
+      await ctx.store.keepBlob('zip:a', zip, soon);
+      await ctx.store.keepBlob('zip:b', zip, soon);
+      expect(await ctx.store.isBlobReferenced(zip)).toBe(true);
+      await ctx.store.dropBlobKeep('zip:a', zip);
+      expect(await ctx.store.isBlobReferenced(zip)).toBe(true);
+      await ctx.store.dropBlobKeep('zip:b', zip);
+      expect(await ctx.store.isBlobReferenced(zip)).toBe(false);
+      await ctx.store.keepBlob('zip:c', zip, new Date(Date.now() - 1_000));
+      expect(await ctx.store.isBlobReferenced(zip)).toBe(false);
+      await ctx.store.dropBlobKeep('zip:c', zip);
+    });
+  });
+
   describe('transcode records', () => {
     const at = (ms: number) => new Date(Date.UTC(2026, 0, 1) + ms);
     const unique = (label: string) => sha(`${label}-${randomUUID()}`);

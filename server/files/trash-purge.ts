@@ -1,7 +1,9 @@
 /**
  * `TrashPurge`: empties the trash of items older than the retention (30 days by
- * default), for every owner, and deletes the blobs nothing references any more.
- * Several API instances may run one each: a Cache lock lets only one sweep at a time.
+ * default), for every owner, and deletes the blobs nothing references any more; then
+ * deletes the blobs whose keeps expired (zips whose URL is no longer valid) unless
+ * something else references them. Several API instances may run one each: a Cache lock
+ * lets only one sweep at a time.
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../../core/domain/clock.js';
@@ -9,6 +11,7 @@ import type { BlobStore } from '../../core/ports/blob-store.js';
 import type { Cache } from '../../core/ports/cache.js';
 import type { MetadataStore } from '../../core/ports/metadata-store.js';
 import { announceLatest } from './announce.js';
+import { deleteBlobIfUnreferenced } from '../../core/blob-holds.js';
 import { deleteUnreferencedBlobs } from './blob-gc.js';
 
 export const TRASH_RETENTION_MS = 30 * 86_400_000;
@@ -29,7 +32,10 @@ export interface TrashPurgeOptions {
 
 export interface PurgeResult {
   purged: number;
+  /** Blobs deleted, of purged nodes and of expired keeps. */
   blobsDeleted: number;
+  /** Expired keeps dropped (`keepBlob`: zips past their URL's validity). */
+  keepsExpired: number;
 }
 
 const LOCK_KEY = 'lock:trash-purge';
@@ -80,12 +86,12 @@ export class TrashPurge {
     let lock: Awaited<ReturnType<Cache['tryLock']>> = null;
     try {
       lock = await cache.tryLock(LOCK_KEY, 10 * 60_000);
-      if (lock === null) return { purged: 0, blobsDeleted: 0 };
+      if (lock === null) return { purged: 0, blobsDeleted: 0, keepsExpired: 0 };
     } catch (err) {
       // Without the Cache there is no lock; purging is idempotent, so go on alone.
       this.options.logger?.warn({ err }, 'trash purge runs without a lock');
     }
-    const result: PurgeResult = { purged: 0, blobsDeleted: 0 };
+    const result: PurgeResult = { purged: 0, blobsDeleted: 0, keepsExpired: 0 };
     try {
       const before = new Date(clock.now().getTime() - retention);
       const failed = new Set<string>();
@@ -107,9 +113,35 @@ export class TrashPurge {
           }
         }
       }
+      await this.sweepExpiredKeeps(batch, result);
     } finally {
       await lock?.release().catch(() => undefined);
     }
     return result;
+  }
+
+  /**
+   * Deletes the blob of each expired keep unless something else references it, then drops
+   * the keep (in that order: a failed delete leaves the keep for the next sweep).
+   */
+  private async sweepExpiredKeeps(batch: number, result: PurgeResult): Promise<void> {
+    const { metadata, clock } = this.options;
+    const failed = new Set<string>();
+    for (;;) {
+      const keeps = (await metadata.listExpiredBlobKeeps(clock.now(), batch + failed.size)).filter(
+        (k) => !failed.has(`${k.sha256}:${k.holder}`),
+      );
+      if (keeps.length === 0) return;
+      for (const keep of keeps.slice(0, batch)) {
+        try {
+          if (await deleteBlobIfUnreferenced(this.options, keep.sha256)) result.blobsDeleted += 1;
+          await metadata.dropBlobKeep(keep.holder, keep.sha256);
+          result.keepsExpired += 1;
+        } catch (err) {
+          failed.add(`${keep.sha256}:${keep.holder}`);
+          this.options.logger?.warn({ err, sha256: keep.sha256 }, 'could not sweep an expired blob keep');
+        }
+      }
+    }
   }
 }

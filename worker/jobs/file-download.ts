@@ -2,7 +2,8 @@
  * `file.download`: builds the zip of a folder (published by `POST /api/v1/folders/zip`)
  * and makes it downloadable through a signed URL valid 24 hours.
  *
- * Steps: status `running` → zip the tree into a blob (`zip-folder.ts`) → status `done`
+ * Steps: status `running` → zip the tree into a blob (`zip-folder.ts`), kept referenced
+ * while its URL is valid (`keepBlob`; the trash purge's sweep deletes it after) → status `done`
  * with `{ sha256, size, url, name, files }` → a `notify` change `{ type: 'zip.ready',
  * jobId }` on the owner's feed, announced on the Cache.
  *
@@ -17,6 +18,7 @@
  */
 import { AppError } from '../../contract/errors.js';
 import { fileDownloadPayloadSchema, type ZipResult } from '../../contract/schemas/jobs.js';
+import { withBlobHold } from '../../core/blob-holds.js';
 import { announceChange } from '../../core/changes.js';
 import { JobStatusStore, type JobRef } from '../../core/job-status.js';
 import { PermanentJobError, type Job, type JobHandler } from '../../core/ports/job-queue.js';
@@ -54,7 +56,7 @@ export function fileDownloadHandler(deps: WorkerDeps, options: FileDownloadOptio
 
     let result: ZipResult;
     try {
-      result = await buildZip(deps, ownerId, folderId);
+      result = await buildZip(deps, jobId, ownerId, folderId);
     } catch (err) {
       const failure = asPermanent(err);
       const last = failure instanceof PermanentJobError || job.attempt >= maxAttempts;
@@ -80,7 +82,12 @@ export function fileDownloadHandler(deps: WorkerDeps, options: FileDownloadOptio
   };
 }
 
-async function buildZip(deps: WorkerDeps, ownerId: string, folderId: string | null): Promise<ZipResult> {
+async function buildZip(
+  deps: WorkerDeps,
+  jobId: string,
+  ownerId: string,
+  folderId: string | null,
+): Promise<ZipResult> {
   let name = ROOT_ZIP_NAME;
   if (folderId !== null) {
     const folder = await deps.metadata.getNode(ownerId, folderId);
@@ -90,12 +97,21 @@ async function buildZip(deps: WorkerDeps, ownerId: string, folderId: string | nu
     name = `${folder.name}.zip`;
   }
   const zip = await zipFolder(deps, ownerId, folderId);
+  const exp = deps.clock.now().getTime() + ZIP_URL_TTL_MS;
+  // Kept as long as its URL is valid (then the trash purge's sweep deletes it), committed
+  // under a hold like any reference: a purge of a file with the same bytes cannot take it.
+  const holder = `zip:${jobId}`;
+  await withBlobHold(deps, holder, [zip.sha256], async () => {
+    if ((await deps.blobs.stat(zip.sha256)) === null)
+      throw new Error('The zip was deleted before it could be kept; building it again.');
+    await deps.metadata.keepBlob(holder, zip.sha256, new Date(exp));
+  });
   const token = signDownload(deps.jwtSecret, {
     sha256: zip.sha256,
     name,
     mediaType: 'application/zip',
     ownerId,
-    exp: deps.clock.now().getTime() + ZIP_URL_TTL_MS,
+    exp,
   });
   return { sha256: zip.sha256, size: zip.size, url: `/api/v1/dl/${token}`, name, files: zip.files };
 }

@@ -6,7 +6,8 @@
  * driver's transaction loop and then sees the winner.
  */
 import type mongoose from 'mongoose';
-import { op, type MetadataModels, type RunTx } from './mongo-models.js';
+import type { BlobKeep } from '../../ports/metadata-store.js';
+import { op, type BlobKeepDoc, type MetadataModels, type RunTx } from './mongo-models.js';
 import type { MongoTree } from './mongo-tree.js';
 
 type Session = mongoose.mongo.ClientSession;
@@ -54,7 +55,7 @@ export class MongoBlobHolds {
   async claimDeletion(holder: string, sha256: string, now: Date, until: Date): Promise<boolean> {
     return this.tx(async (session) => {
       await this.lock([sha256], session);
-      if (await this.tree.isBlobReferenced(sha256, session)) return false;
+      if (await this.tree.isBlobReferenced(sha256, session, now)) return false;
       const held = await this.m.blobHolds
         .findOne(
           { sha256, holder: op({ $ne: holder }), expiresAt: op({ $gt: now }) },
@@ -75,6 +76,28 @@ export class MongoBlobHolds {
   async release(holder: string, now: Date): Promise<void> {
     await this.m.blobHolds.deleteMany({ holder });
     await this.m.blobHolds.deleteMany({ expiresAt: op({ $lte: now }) });
+  }
+
+  /** See `keepBlob` in the port; `$max` keeps a later expiry already set. */
+  async keep(holder: string, sha256: string, until: Date): Promise<void> {
+    await this.m.blobKeeps.updateOne(
+      { _id: `${sha256}:${holder}` },
+      { $set: { sha256, holder }, $max: { expiresAt: until } },
+      { upsert: true },
+    );
+  }
+
+  async listExpiredKeeps(now: Date, limit: number): Promise<BlobKeep[]> {
+    const docs = await this.m.blobKeeps
+      .find({ expiresAt: op({ $lte: now }) })
+      .sort({ expiresAt: 1 })
+      .limit(limit)
+      .lean<BlobKeepDoc[]>();
+    return docs.map((d) => ({ holder: d.holder, sha256: d.sha256, until: d.expiresAt }));
+  }
+
+  async dropKeep(holder: string, sha256: string): Promise<void> {
+    await this.m.blobKeeps.deleteOne({ _id: `${sha256}:${holder}` });
   }
 
   private async lock(sha256s: readonly string[], session: Session): Promise<void> {

@@ -196,3 +196,12 @@ export interface TranscodeDoc {
   reason: string | null;
   updatedAt: Date;
 }
+
+/** A blob kept referenced until `expiresAt` (`keepBlob` in the port). */
+export interface BlobKeepDoc {
+  /** `<sha256>:<holder>` */
+  _id: string;
+  sha256: string;
+  holder: string;
+  expiresAt: Date;
+}

@@ -19,6 +19,7 @@ import type {
   BlobHoldDoc,
   BlobLockDoc,
   TranscodeDoc,
+  BlobKeepDoc,
 } from './mongo-docs.js';
 
 export type {
@@ -35,6 +36,7 @@ export type {
   BlobHoldDoc,
   BlobLockDoc,
   TranscodeDoc,
+  BlobKeepDoc,
 } from './mongo-docs.js';
 
 export interface MetadataModels {
@@ -51,6 +53,7 @@ export interface MetadataModels {
   outbox: Model<OutboxDoc>;
   shares: Model<ShareDoc>;
   transcodes: Model<TranscodeDoc>;
+  blobKeeps: Model<BlobKeepDoc>;
 }
 
 // versionKey off: the store never relies on __v; minimize off: keep `{}` details and data.
@@ -291,6 +294,16 @@ export function defineModels(conn: Connection): MetadataModels {
     },
     'transcodes',
   );
+  const blobKeeps = schema<BlobKeepDoc>(
+    {
+      sha256: { type: String, required: true },
+      holder: { type: String, required: true },
+      expiresAt: { type: Date, required: true },
+    },
+    'blob_keeps',
+  );
+  blobKeeps.index({ sha256: 1, expiresAt: 1 });
+  blobKeeps.index({ expiresAt: 1 });
   // A done record references its poster and preview blobs (`isBlobReferenced`).
   transcodes.index({ posterSha256: 1 }, { partialFilterExpression: { posterSha256: { $type: 'string' } } });
   transcodes.index({ previewSha256: 1 }, { partialFilterExpression: { previewSha256: { $type: 'string' } } });
@@ -309,6 +322,7 @@ export function defineModels(conn: Connection): MetadataModels {
     blobHolds: conn.model<BlobHoldDoc>('BlobHold', blobHolds),
     blobLocks: conn.model<BlobLockDoc>('BlobLock', blobLocks),
     transcodes: conn.model<TranscodeDoc>('Transcode', transcodes),
+    blobKeeps: conn.model<BlobKeepDoc>('BlobKeep', blobKeeps),
   };
 }
 

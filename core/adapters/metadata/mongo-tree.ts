@@ -242,9 +242,13 @@ export class MongoTree {
     }
   }
 
-  /** A revision's content, or a done transcode's poster or preview (see the port). */
-  async isBlobReferenced(sha256: string, session?: Session): Promise<boolean> {
+  /** A revision's content, a done transcode's poster or preview, or kept until after `now` (see the port). */
+  async isBlobReferenced(sha256: string, session?: Session, now: Date = this.clock.now()): Promise<boolean> {
     if ((await this.m.revisions.findOne({ sha256 }, { _id: 1 }, { session }).lean()) !== null) return true;
+    const kept = await this.m.blobKeeps
+      .findOne({ sha256, expiresAt: op({ $gt: now }) }, { _id: 1 }, { session })
+      .lean();
+    if (kept !== null) return true;
     const derived = await this.m.transcodes
       .findOne(
         { status: 'done', $or: [{ posterSha256: sha256 }, { previewSha256: sha256 }] },

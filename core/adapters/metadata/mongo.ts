@@ -13,6 +13,7 @@ import { systemClock, type Clock } from '../../domain/clock.js';
 import type {
   ApiToken,
   AuditEntry,
+  BlobKeep,
   Change,
   ChangeKind,
   CommitFileInput,
@@ -241,6 +242,15 @@ export class MongoMetadataStore implements MetadataStore {
   async getTranscode(sha256: string): Promise<TranscodeRecord | null> {
     const doc = await this.call(() => this.models.transcodes.findById(sha256).lean<TranscodeDoc>().exec());
     return doc ? toTranscode(doc) : null;
+  }
+  async keepBlob(holder: string, sha256: string, until: Date): Promise<void> {
+    return this.call(() => this.blobHolds.keep(holder, sha256, until));
+  }
+  async listExpiredBlobKeeps(now: Date, limit: number): Promise<BlobKeep[]> {
+    return this.call(() => this.blobHolds.listExpiredKeeps(now, limit));
+  }
+  async dropBlobKeep(holder: string, sha256: string): Promise<void> {
+    return this.call(() => this.blobHolds.dropKeep(holder, sha256));
   }
   async deleteTranscode(sha256: string): Promise<TranscodeRecord | null> {
     const doc = await this.call(() =>

@@ -9,6 +9,7 @@
  * per upload.
  */
 import { cachedStatement, withoutFsync, type SqliteDatabase } from '../../sqlite.js';
+import type { BlobKeep } from '../../ports/metadata-store.js';
 import type { SqliteTree } from './sqlite-tree.js';
 
 export class SqliteBlobHolds {
@@ -52,7 +53,7 @@ export class SqliteBlobHolds {
   private claimTx(holder: string, sha256: string, now: Date, until: Date): boolean {
     return this.db
       .transaction(() => {
-        if (this.tree.isBlobReferenced(sha256)) return false;
+        if (this.tree.isBlobReferenced(sha256, now)) return false;
         const held = cachedStatement(
           this.db,
           'SELECT 1 FROM blob_holds WHERE sha256 = ? AND holder <> ? AND expires_at > ? LIMIT 1',
@@ -76,4 +77,25 @@ export class SqliteBlobHolds {
       })
       .immediate();
   }
+}
+
+/** Keeps (`blob_keeps`): blobs referenced until a time. See `keepBlob` in the port. */
+export function keepBlob(db: SqliteDatabase, holder: string, sha256: string, until: Date): void {
+  cachedStatement(
+    db,
+    `INSERT INTO blob_keeps (sha256, holder, expires_at) VALUES (?, ?, ?)
+       ON CONFLICT (sha256, holder) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)`,
+  ).run(sha256, holder, until.getTime());
+}
+
+export function listExpiredBlobKeeps(db: SqliteDatabase, now: Date, limit: number): BlobKeep[] {
+  const rows = cachedStatement(
+    db,
+    'SELECT sha256, holder, expires_at FROM blob_keeps WHERE expires_at <= ? ORDER BY expires_at LIMIT ?',
+  ).all(now.getTime(), limit) as Array<{ sha256: string; holder: string; expires_at: number }>;
+  return rows.map((r) => ({ holder: r.holder, sha256: r.sha256, until: new Date(r.expires_at) }));
+}
+
+export function dropBlobKeep(db: SqliteDatabase, holder: string, sha256: string): void {
+  cachedStatement(db, 'DELETE FROM blob_keeps WHERE sha256 = ? AND holder = ?').run(sha256, holder);
 }

@@ -214,4 +214,14 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX transcodes_poster ON transcodes (poster_sha256) WHERE poster_sha256 IS NOT NULL;
   CREATE INDEX transcodes_preview ON transcodes (preview_sha256) WHERE preview_sha256 IS NOT NULL;
   `,
+  `
+  -- Blobs kept referenced until a time (a zip while its signed URL is valid), then swept.
+  CREATE TABLE blob_keeps (
+    sha256 TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (sha256, holder)
+  ) WITHOUT ROWID;
+  CREATE INDEX blob_keeps_expiry ON blob_keeps (expires_at);
+  `,
 ];

@@ -214,16 +214,17 @@ export class SqliteTree {
       .immediate();
   }
 
-  /** A revision's content, or a done transcode's poster or preview (see the port). */
-  isBlobReferenced(sha256: string): boolean {
+  /** A revision's content, a done transcode's poster or preview, or kept until after `now` (see the port). */
+  isBlobReferenced(sha256: string, now: Date = this.clock.now()): boolean {
     return (
       cachedStatement(
         this.db,
         `SELECT 1 FROM file_revisions WHERE sha256 = @sha256
          UNION ALL SELECT 1 FROM transcodes WHERE poster_sha256 = @sha256 AND status = 'done'
          UNION ALL SELECT 1 FROM transcodes WHERE preview_sha256 = @sha256 AND status = 'done'
+         UNION ALL SELECT 1 FROM blob_keeps WHERE sha256 = @sha256 AND expires_at > @now
          LIMIT 1`,
-      ).get({ sha256 }) !== undefined
+      ).get({ sha256, now: now.getTime() }) !== undefined
     );
   }
 

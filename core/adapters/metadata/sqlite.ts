@@ -12,6 +12,7 @@ import { groupCommitOf, migrate, StampedMemo, type GroupCommit, type SqliteDatab
 import type {
   ApiToken,
   AuditEntry,
+  BlobKeep,
   Change,
   ChangeKind,
   CommitFileInput,
@@ -50,7 +51,7 @@ import {
   markNotificationsRead,
 } from './sqlite-changes.js';
 import { finalCommitError } from './shared.js';
-import { SqliteBlobHolds } from './sqlite-blob-holds.js';
+import { SqliteBlobHolds, dropBlobKeep, keepBlob, listExpiredBlobKeeps } from './sqlite-blob-holds.js';
 import { MIGRATIONS } from './sqlite-schema.js';
 import * as transcodes from './sqlite-transcodes.js';
 import { SqliteTransfers } from './sqlite-transfers.js';
@@ -243,6 +244,15 @@ export class SqliteMetadataStore implements MetadataStore {
   }
   async deleteTranscode(sha256: string): Promise<TranscodeRecord | null> {
     return this.write(() => transcodes.deleteTranscode(this.db, sha256));
+  }
+  async keepBlob(holder: string, sha256: string, until: Date): Promise<void> {
+    return this.write(() => keepBlob(this.db, holder, sha256, until));
+  }
+  async listExpiredBlobKeeps(now: Date, limit: number): Promise<BlobKeep[]> {
+    return this.run(() => listExpiredBlobKeeps(this.db, now, limit));
+  }
+  async dropBlobKeep(holder: string, sha256: string): Promise<void> {
+    return this.write(() => dropBlobKeep(this.db, holder, sha256));
   }
   async holdBlobs(holder: string, sha256s: readonly string[], now: Date, until: Date): Promise<boolean> {
     return this.run(() => this.blobHolds.hold(holder, sha256s, now, until));
