@@ -10,7 +10,7 @@ import { PRIORITY, type Job } from '../core/ports/job-queue.js';
 import { verifyDownload } from '../core/signed-url.js';
 import { videoTranscodeHandler } from '../worker/jobs/video-transcode.js';
 import { createTestApp, createTestUser, type TestApp, type TestUser } from './helpers/app.js';
-import { appWithJobRoutes, writeFile } from './jobs-app.js';
+import { appWithJobRoutes, waitFor, writeFile } from './jobs-app.js';
 
 const hasFfmpeg = spawnSync('ffmpeg', ['-hide_banner', '-version'], { stdio: 'ignore' }).status === 0;
 
@@ -176,6 +176,49 @@ describe('video poster and preview URLs', () => {
     await request(app).delete(`/api/v1/trash/${fileId}`).set(alice.headers).expect(204);
     expect(await t.deps.metadata.getTranscode(video?.sha256 as string)).toBeNull();
     expect(await t.deps.blobs.stat(posterSha)).toBeNull();
+  });
+
+  it('asks for a transcode of a video with no outcome (or skipped) once per hour, and of nothing else', async () => {
+    const depth = async () => (await t.deps.queue.depth('video.transcode')).ready;
+    const video = await writeFile(t, alice.id, null, 'old.mp4', Buffer.from(`video ${Math.random()}`), {
+      mediaType: 'video/mp4',
+    });
+    for (let i = 0; i < 3; i++) {
+      const res = await request(app).get(`/api/v1/files/${video.id}/preview`).set(alice.headers).expect(404);
+      expect(res.body.error.details).toEqual({ transcode: 'pending' });
+    }
+    expect(await depth()).toBe(1);
+
+    // Recorded skipped (no ffmpeg back then) counts as not made: one more job for it.
+    const skipped = await writeFile(t, alice.id, null, 'older.mp4', Buffer.from(`video ${Math.random()}`), {
+      mediaType: 'video/mp4',
+    });
+    await t.deps.metadata.putTranscode({
+      sha256: skipped.sha256 as string,
+      status: 'skipped',
+      fileId: skipped.id,
+      posterSha256: null,
+      previewSha256: null,
+      reason: 'ffmpeg is not installed',
+      updatedAt: new Date(),
+    });
+    await request(app).get(`/api/v1/files/${skipped.id}/poster`).set(alice.headers).expect(404);
+    expect(await depth()).toBe(2);
+
+    const text = await writeFile(t, alice.id, null, 'notes.txt', Buffer.from('text'));
+    await request(app).get(`/api/v1/files/${text.id}/preview`).set(alice.headers).expect(404);
+    expect(await depth()).toBe(2);
+
+    const seen: Job[] = [];
+    const consumer = await t.deps.queue.consume('video.transcode', async (job) => {
+      seen.push(job);
+    });
+    await waitFor('the two jobs', async () => (seen.length === 2 ? true : undefined));
+    await consumer.stop();
+    expect(seen.map((j) => j.payload)).toEqual([
+      { ownerId: alice.id, fileId: video.id, sha256: video.sha256 },
+      { ownerId: alice.id, fileId: skipped.id, sha256: skipped.sha256 },
+    ]);
   });
 
   it('answers 404 pending for a file that was never transcoded', async () => {

@@ -8,9 +8,14 @@
  * 404 `NOT_FOUND` for an unknown, foreign, trashed or not-ready file, and for a video
  * with no preview; then `details.transcode` says why: `pending` (not made yet, or not
  * a video), `skipped` (no ffmpeg on the server) or `failed` (ffmpeg refused the input).
+ *
+ * A video with no outcome recorded, or `skipped`, gets a `video.transcode` job on such a
+ * request (at most one per content per hour): videos stored before ffmpeg was installed,
+ * or before outcomes were kept in the metadata store, get their previews on demand.
  */
 import { Router, type Request } from 'express';
 import { AppError, NotFoundError } from '../../contract/errors.js';
+import { PRIORITY } from '../../core/ports/job-queue.js';
 import { signDownload } from '../../core/signed-url.js';
 import type { AppDeps } from '../deps.js';
 import { authOf, authenticate, requireScope } from '../middleware/authenticate.js';
@@ -56,6 +61,8 @@ async function signedUrl(
   const spec = KINDS[kind];
   const sha256 = record?.status === 'done' ? record[spec.field] : null;
   if (sha256 === null) {
+    if (file.mediaType?.startsWith('video/') && (record === null || record.status === 'skipped'))
+      await askForTranscode(deps, { ownerId, fileId: file.id, sha256: file.sha256 });
     throw new AppError('NOT_FOUND', `This file has no ${kind}.`, {
       details: { transcode: record?.status ?? 'pending' },
     });
@@ -70,4 +77,30 @@ async function signedUrl(
     exp,
   });
   return { url: `/api/v1/dl/${token}`, expiresAt: new Date(exp).toISOString() };
+}
+
+/** How long a content's transcode, once asked for by a preview request, is not asked for again. */
+export const TRANSCODE_ASK_INTERVAL_MS = 60 * 60 * 1000;
+
+/**
+ * Queues a transcode of this content unless one was asked for within the interval (a
+ * client polling for its preview queues one job, not one per poll). A failure is logged:
+ * the answer stays 404 pending and a later request asks again.
+ */
+async function askForTranscode(
+  deps: AppDeps,
+  job: { ownerId: string; fileId: string; sha256: string },
+): Promise<void> {
+  try {
+    const asked = await deps.cache.hit(`transcode-asked:${job.sha256}`, TRANSCODE_ASK_INTERVAL_MS);
+    if (asked.count > 1) return;
+    await deps.queue.publish({
+      queue: 'video.transcode',
+      payload: { ...job },
+      idempotencyKey: `transcode:${job.sha256}`,
+      priority: PRIORITY.bulk,
+    });
+  } catch (err) {
+    deps.logger.warn({ err, fileId: job.fileId }, 'could not queue a transcode for a preview request');
+  }
 }
