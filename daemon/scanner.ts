@@ -168,9 +168,10 @@ export class Scanner {
 
     // File renames: same inode and size, else same content among this batch's deletions.
     const remaining = added.filter((n) => !handled.has(n.relPath) && !strictlyUnder(n.relPath, movedTo));
-    // A deletion planned by an earlier batch may be the first half of this rename.
+    // A deletion planned by an earlier batch may be the first half of this rename, and
+    // counts with this batch's deletions for the mass-delete guard (below).
     const queuedDeletes = new Map<string, JournalEntry>();
-    if (remaining.some((n) => n.kind === 'file')) {
+    if (remaining.some((n) => n.kind === 'file') || [...missing.values()].some((e) => e.kind === 'file')) {
       for (const op of this.journal.pendingOpsOf(this.folderId, 'delete')) {
         for (const e of this.journal.entriesUnder(this.folderId, op.path)) {
           if (
@@ -215,6 +216,10 @@ export class Scanner {
     }
     for (const p of outermost(missing.keys())) plan.ops.push({ op: 'delete', path: p });
     for (const e of missing.values()) if (e.kind === 'file') plan.deletedFiles++;
+    // Files whose deletion an earlier batch queued and that has not run yet (deletions wait
+    // a little) count too: a mass delete whose events came in two batches (an \`rm\` on a
+    // busy machine, spread over two debounce windows) is still one mass delete.
+    if (plan.deletedFiles > 0) plan.deletedFiles += queuedDeletes.size;
     plan.ops.sort((a, b) => rank(a) - rank(b) || byPath(a.path, b.path));
     return plan;
   }

@@ -1,0 +1,71 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { IgnoreRules } from './ignore.js';
+import { Journal } from './journal.js';
+import { Scanner } from './scanner.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A watched folder of `count` synced files (f0.txt …), the journal knowing each as it is. */
+function syncedFolder(count: number): { root: string; journal: Journal; folderId: number; scanner: Scanner } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aio-scanner-'));
+  dirs.push(dir);
+  const root = path.join(dir, 'watched');
+  fs.mkdirSync(root);
+  const journal = Journal.open(path.join(dir, 'journal.db'));
+  const folderId = journal.folder(root, '/sync', 'acct').id;
+  for (let i = 0; i < count; i++) {
+    const file = path.join(root, `f${i}.txt`);
+    fs.writeFileSync(file, `file ${i}`);
+    const st = fs.statSync(file);
+    journal.putEntry(folderId, {
+      relPath: `f${i}.txt`,
+      kind: 'file',
+      size: st.size,
+      mtimeMs: st.mtimeMs,
+      ino: st.ino,
+      sha256: null,
+      remoteId: `id-${i}`,
+      remoteRevision: 1,
+    });
+  }
+  return { root, journal, folderId, scanner: new Scanner(root, folderId, journal, new IgnoreRules(root)) };
+}
+
+describe('Scanner: deletions for the mass-delete guard', () => {
+  it('counts the deletions an earlier batch queued, not run yet, with this batch’s', async () => {
+    const { root, journal, folderId, scanner } = syncedFolder(10);
+    const removed = (from: number, to: number): string[] => {
+      const paths: string[] = [];
+      for (let i = from; i < to; i++) {
+        fs.rmSync(path.join(root, `f${i}.txt`));
+        paths.push(`f${i}.txt`);
+      }
+      return paths;
+    };
+    const first = await scanner.scan(removed(0, 4));
+    expect(first.deletedFiles).toBe(4);
+    for (const op of first.ops) journal.enqueue(folderId, op.op, op.path, op.toPath ?? null);
+
+    // The rest of the same `rm` arrives as the next batch: one mass delete of 8.
+    const second = await scanner.scan(removed(4, 8));
+    expect(second.ops.map((o) => o.path)).toEqual(['f4.txt', 'f5.txt', 'f6.txt', 'f7.txt']);
+    expect(second.deletedFiles).toBe(8);
+
+    // A batch without deletions reports none, whatever is queued.
+    fs.writeFileSync(path.join(root, 'new.txt'), 'new');
+    expect((await scanner.scan(['new.txt'])).deletedFiles).toBe(0);
+    // Once the queued deletions ran (their entries gone), they no longer count.
+    for (const op of journal.pendingOpsOf(folderId, 'delete')) {
+      journal.deleteEntries(folderId, op.path);
+      journal.completeOp(op.id);
+    }
+    expect((await scanner.scan(removed(8, 9))).deletedFiles).toBe(1);
+    journal.close();
+  });
+});
