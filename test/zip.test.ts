@@ -41,6 +41,19 @@ async function listTree(root: string): Promise<string[]> {
     .sort();
 }
 
+/** The `file.download` job `POST /folders/zip` queued, as its first delivery. */
+function zipJob(jobId: string, ownerId: string, folderId: string): Job {
+  return {
+    id: 'delivery-1',
+    queue: 'file.download',
+    payload: { jobId, ownerId, folderId },
+    idempotencyKey: jobId,
+    priority: PRIORITY.interactive,
+    attempt: 1,
+    publishedAt: new Date(),
+  };
+}
+
 describe('folder zips (file.download)', () => {
   let t: TestApp;
   let app: Express;
@@ -158,15 +171,7 @@ describe('folder zips (file.download)', () => {
       .set(alice.headers)
       .send({ id: folder.id });
     const handler = fileDownloadHandler(t.deps);
-    const job: Job = {
-      id: 'delivery-1',
-      queue: 'file.download',
-      payload: { jobId: body.jobId, ownerId: alice.id, folderId: folder.id },
-      idempotencyKey: body.jobId,
-      priority: PRIORITY.interactive,
-      attempt: 1,
-      publishedAt: new Date(),
-    };
+    const job = zipJob(body.jobId, alice.id, folder.id);
     await handler(job);
     const first = await request(app).get(`/api/v1/jobs/${body.jobId}`).set(alice.headers);
     expect(first.body.status).toBe('done');
@@ -189,15 +194,7 @@ describe('folder zips (file.download)', () => {
     await t.deps.metadata.trashNode(alice.id, folder.id, t.deps.clock.now());
 
     const handler = fileDownloadHandler(t.deps);
-    const job: Job = {
-      id: 'delivery-1',
-      queue: 'file.download',
-      payload: { jobId: body.jobId, ownerId: alice.id, folderId: folder.id },
-      idempotencyKey: body.jobId,
-      priority: PRIORITY.interactive,
-      attempt: 1,
-      publishedAt: new Date(),
-    };
+    const job = zipJob(body.jobId, alice.id, folder.id);
     await expect(handler(job)).rejects.toBeInstanceOf(PermanentJobError);
     const status = await request(app).get(`/api/v1/jobs/${body.jobId}`).set(alice.headers);
     expect(status.body).toMatchObject({ status: 'failed', error: 'The folder no longer exists.' });
@@ -213,15 +210,7 @@ describe('folder zips (file.download)', () => {
       .set(alice.headers)
       .send({ id: folder.id });
 
-    const job: Job = {
-      id: 'delivery-1',
-      queue: 'file.download',
-      payload: { jobId: body.jobId, ownerId: alice.id, folderId: folder.id },
-      idempotencyKey: body.jobId,
-      priority: PRIORITY.interactive,
-      attempt: 1,
-      publishedAt: new Date(),
-    };
+    const job = zipJob(body.jobId, alice.id, folder.id);
     await expect(fileDownloadHandler(t.deps)(job)).rejects.toBeInstanceOf(PermanentJobError);
     const status = await request(app).get(`/api/v1/jobs/${body.jobId}`).set(alice.headers);
     expect(status.body).toMatchObject({
@@ -283,15 +272,7 @@ describe('a zip blob while its URL is valid, and after', () => {
       .post('/api/v1/folders/zip')
       .set(alice.headers)
       .send({ id: folder.id });
-    await fileDownloadHandler(t.deps)({
-      id: 'delivery-1',
-      queue: 'file.download',
-      payload: { jobId: body.jobId, ownerId: alice.id, folderId: folder.id },
-      idempotencyKey: body.jobId,
-      priority: PRIORITY.interactive,
-      attempt: 1,
-      publishedAt: new Date(),
-    });
+    await fileDownloadHandler(t.deps)(zipJob(body.jobId, alice.id, folder.id));
     const status = await request(app).get(`/api/v1/jobs/${body.jobId}`).set(alice.headers).expect(200);
     const { sha256 } = zipResultSchema.parse(status.body.result);
     const chunks: Buffer[] = [];

@@ -7,6 +7,7 @@ import type {
   FileStatus,
   NodeKind,
   TokenScope,
+  TranscodeRecord,
   UploadStatus,
 } from '../../ports/metadata-store.js';
 
@@ -185,17 +186,8 @@ export interface BlobLockDoc {
   version: number;
 }
 
-/** A transcode outcome by source content (`TranscodeRecord` in the port). */
-export interface TranscodeDoc {
-  /** The source content's sha256. */
-  _id: string;
-  status: 'done' | 'skipped' | 'failed';
-  fileId: string;
-  posterSha256: string | null;
-  previewSha256: string | null;
-  reason: string | null;
-  updatedAt: Date;
-}
+/** A transcode outcome by source content (`TranscodeRecord` in the port, keyed by its sha256). */
+export type TranscodeDoc = { _id: string } & Omit<TranscodeRecord, 'sha256'>;
 
 /** A blob kept referenced until `expiresAt` (`keepBlob` in the port). */
 export interface BlobKeepDoc {
