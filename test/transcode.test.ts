@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PRIORITY, type Job } from '../core/ports/job-queue.js';
 import { videoTranscodeHandler } from '../worker/jobs/video-transcode.js';
@@ -110,6 +111,33 @@ describe('video.transcode', () => {
     expect(record).toMatchObject({ status: 'skipped', fileId });
     expect(record?.reason).toBe(`ffmpeg is not available at "${missing}" (ENOENT).`);
     expect(record?.posterSha256).toBeNull();
+  });
+
+  it('makes a done transcode again when one of its outputs is gone, dropping the other old one', async () => {
+    const { fileId, sha256 } = await storeClip();
+    const poster = await t.deps.blobs.put(Readable.from([Buffer.from(`old poster ${sha256}`)]));
+    const preview = await t.deps.blobs.put(Readable.from([Buffer.from(`old preview ${sha256}`)]));
+    await t.deps.metadata.putTranscode({
+      sha256,
+      status: 'done',
+      fileId,
+      posterSha256: poster.sha256,
+      previewSha256: preview.sha256,
+      reason: null,
+      updatedAt: new Date(),
+    });
+    // Done and both there: nothing to do.
+    const missing = path.join(scratch, 'no-such-ffmpeg');
+    await videoTranscodeHandler(t.deps, { ffmpegPath: missing })(transcodeJob(alice.id, fileId, sha256));
+    expect((await t.deps.metadata.getTranscode(sha256))?.status).toBe('done');
+
+    await t.deps.blobs.delete(poster.sha256);
+    await videoTranscodeHandler(t.deps, { ffmpegPath: missing })(transcodeJob(alice.id, fileId, sha256));
+    expect(await t.deps.metadata.getTranscode(sha256)).toMatchObject({
+      status: 'skipped',
+      previewSha256: null,
+    });
+    expect(await t.deps.blobs.stat(preview.sha256)).toBeNull();
   });
 
   it('returns at once for content transcoded already; without ffmpeg a redelivery checks again', async () => {

@@ -27,7 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { videoTranscodePayloadSchema } from '../../contract/schemas/jobs.js';
-import { withBlobHold } from '../../core/blob-holds.js';
+import { deleteBlobIfUnreferenced, withBlobHold } from '../../core/blob-holds.js';
 import { sha256File } from '../../core/domain/hash.js';
 import type { TranscodeRecord } from '../../core/ports/metadata-store.js';
 import { PermanentJobError, type Job, type JobHandler } from '../../core/ports/job-queue.js';
@@ -64,10 +64,21 @@ export function videoTranscodeHandler(deps: WorkerDeps, options: VideoTranscodeO
       throw new PermanentJobError('Malformed video.transcode payload.', { cause: parsed.error });
     const { ownerId, fileId, sha256 } = parsed.data;
     const log = deps.logger.child({ queue: 'video.transcode', fileId, sha256 });
-    const record = (
+    const previous = await deps.metadata.getTranscode(sha256);
+    if (await outputsThere(deps, previous)) {
+      log.info('already transcoded');
+      return;
+    }
+    // A done record being replaced (one of its outputs went missing) leaves its other
+    // outputs unreferenced once the new record is in: they go then.
+    const dropReplaced = async (kept: readonly string[]): Promise<void> => {
+      for (const old of [previous?.posterSha256, previous?.previewSha256])
+        if (old && !kept.includes(old)) await deleteBlobIfUnreferenced(deps, old);
+    };
+    const record = async (
       outcome: Pick<TranscodeRecord, 'status'> & Partial<Pick<TranscodeRecord, 'reason'>>,
-    ): Promise<void> =>
-      deps.metadata.putTranscode({
+    ): Promise<void> => {
+      await deps.metadata.putTranscode({
         sha256,
         fileId,
         posterSha256: null,
@@ -76,11 +87,8 @@ export function videoTranscodeHandler(deps: WorkerDeps, options: VideoTranscodeO
         ...outcome,
         updatedAt: deps.clock.now(),
       });
-
-    if (await transcodedAlready(deps, sha256)) {
-      log.info('already transcoded');
-      return;
-    }
+      await dropReplaced([]);
+    };
     const probe = await probeFfmpeg(ffmpegPath);
     if (!probe.ok) {
       await record({ status: 'skipped', reason: probe.reason });
@@ -134,6 +142,7 @@ export function videoTranscodeHandler(deps: WorkerDeps, options: VideoTranscodeO
           return stored;
         },
       );
+      await dropReplaced([posterBlob.sha256, previewBlob.sha256]);
       await deps.metadata.appendAudit({
         userId: ownerId,
         action: 'video.transcode',
@@ -150,9 +159,8 @@ export function videoTranscodeHandler(deps: WorkerDeps, options: VideoTranscodeO
   };
 }
 
-/** True when `sha256` is recorded `done` and both its outputs are still in the blob store. */
-async function transcodedAlready(deps: WorkerDeps, sha256: string): Promise<boolean> {
-  const done = await deps.metadata.getTranscode(sha256);
+/** True when `done` is a done record whose two outputs are still in the blob store. */
+async function outputsThere(deps: WorkerDeps, done: TranscodeRecord | null): Promise<boolean> {
   if (done?.status !== 'done' || done.posterSha256 === null || done.previewSha256 === null) return false;
   return (
     (await deps.blobs.stat(done.posterSha256)) !== null &&
