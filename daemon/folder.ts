@@ -79,6 +79,8 @@ export class SyncFolder {
   private lastError: string | null = null;
   private pendingDeletes = 0;
   private confirmDeletes = false;
+  /** Deletions let through by the guard within `massDeleteWindowMs`, oldest first. */
+  private recentDeletes: Array<{ at: number; files: number }> = [];
   private skipped = new Map<string, string>();
   private readonly reported = new Set<string>();
   private scanRunning: Promise<void> | null = null;
@@ -287,17 +289,21 @@ export class SyncFolder {
           'If this is intended, run `aio resume LOCAL --confirm-deletes`.',
       );
     }
+    const { deleting, base } = this.massDeleteCount(plan);
     const { massDeleteMin, massDeleteMax } = this.deps.tunables;
-    const mass =
-      plan.deletedFiles >= massDeleteMax ||
-      (plan.deletedFiles >= massDeleteMin && plan.deletedFiles * 2 > plan.syncedFiles);
+    const mass = deleting >= massDeleteMax || (deleting >= massDeleteMin && deleting * 2 > base);
     if (mass && !this.confirmDeletes) {
       this.pendingDeletes = plan.deletedFiles;
       this.state = 'needs-confirmation';
-      this.lastError = `${plan.deletedFiles} of ${plan.syncedFiles} synced files were deleted at once; confirm with \`aio resume ${this.local} --confirm-deletes\`.`;
+      this.lastError = `${deleting} of ${base} synced files were deleted at once; confirm with \`aio resume ${this.local} --confirm-deletes\`.`;
       this.syncer.pause();
-      this.log.warn({ deleted: plan.deletedFiles, synced: plan.syncedFiles }, 'mass delete held back');
+      this.log.warn({ deleted: deleting, synced: base }, 'mass delete held back');
       return;
+    }
+    if (plan.deletedFiles > 0) {
+      // Confirmed, or not a mass delete: these count with the next batches' for a while.
+      if (this.confirmDeletes) this.recentDeletes = [];
+      else this.recentDeletes.push({ at: Date.now(), files: plan.deletedFiles });
     }
     if (plan.deletedFiles > 0 || plan.rootEmpty) this.confirmDeletes = false;
     this.pendingDeletes = 0;
@@ -326,6 +332,24 @@ export class SyncFolder {
     else this.settle();
     this.syncer.resume();
     this.syncer.kick();
+  }
+
+  /**
+   * What the mass-delete guard weighs: this batch's deletions plus the earlier ones of the
+   * same delete — those let through within `massDeleteWindowMs` (queued or run since), or
+   * at least those still queued (an earlier run of the daemon queued them) — against the
+   * synced files before any of it (the journal still counts the queued ones).
+   */
+  private massDeleteCount(plan: ScanPlan): { deleting: number; base: number } {
+    const since = Date.now() - this.deps.tunables.massDeleteWindowMs;
+    this.recentDeletes = this.recentDeletes.filter((d) => d.at > since);
+    if (plan.deletedFiles === 0) return { deleting: 0, base: plan.syncedFiles };
+    const recent = this.recentDeletes.reduce((n, d) => n + d.files, 0);
+    const earlier = Math.max(recent, plan.queuedDeletedFiles);
+    return {
+      deleting: plan.deletedFiles + earlier,
+      base: plan.syncedFiles + Math.max(0, recent - plan.queuedDeletedFiles),
+    };
   }
 
   /** Idle, in sync as of now: every way into `idle` records the sync. */

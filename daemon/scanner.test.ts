@@ -38,7 +38,7 @@ function syncedFolder(count: number): { root: string; journal: Journal; folderId
 }
 
 describe('Scanner: deletions for the mass-delete guard', () => {
-  it('counts the deletions an earlier batch queued, not run yet, with this batch’s', async () => {
+  it('reports the deletions an earlier batch queued, not run yet, beside this batch’s', async () => {
     const { root, journal, folderId, scanner } = syncedFolder(10);
     const removed = (from: number, to: number): string[] => {
       const paths: string[] = [];
@@ -49,23 +49,23 @@ describe('Scanner: deletions for the mass-delete guard', () => {
       return paths;
     };
     const first = await scanner.scan(removed(0, 4));
-    expect(first.deletedFiles).toBe(4);
+    expect(first).toMatchObject({ deletedFiles: 4, queuedDeletedFiles: 0 });
     for (const op of first.ops) journal.enqueue(folderId, op.op, op.path, op.toPath ?? null);
 
     // The rest of the same `rm` arrives as the next batch: one mass delete of 8.
     const second = await scanner.scan(removed(4, 8));
     expect(second.ops.map((o) => o.path)).toEqual(['f4.txt', 'f5.txt', 'f6.txt', 'f7.txt']);
-    expect(second.deletedFiles).toBe(8);
+    expect(second).toMatchObject({ deletedFiles: 4, queuedDeletedFiles: 4 });
 
     // A batch without deletions reports none, whatever is queued.
     fs.writeFileSync(path.join(root, 'new.txt'), 'new');
-    expect((await scanner.scan(['new.txt'])).deletedFiles).toBe(0);
+    expect(await scanner.scan(['new.txt'])).toMatchObject({ deletedFiles: 0, queuedDeletedFiles: 0 });
     // Once the queued deletions ran (their entries gone), they no longer count.
     for (const op of journal.pendingOpsOf(folderId, 'delete')) {
       journal.deleteEntries(folderId, op.path);
       journal.completeOp(op.id);
     }
-    expect((await scanner.scan(removed(8, 9))).deletedFiles).toBe(1);
+    expect(await scanner.scan(removed(8, 9))).toMatchObject({ deletedFiles: 1, queuedDeletedFiles: 0 });
     journal.close();
   });
 });

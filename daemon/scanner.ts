@@ -30,6 +30,11 @@ export interface ScanPlan {
   cancelDeletes: string[];
   /** Synced files this plan would delete on the server. */
   deletedFiles: number;
+  /**
+   * With deletions in this plan: the synced files whose deletion an earlier batch queued
+   * and that has not run yet (deletions wait a little), for the mass-delete guard.
+   */
+  queuedDeletedFiles: number;
   /** Synced files of the folder (the base of the mass-delete guard). */
   syncedFiles: number;
   skipped: Map<string, string>;
@@ -91,6 +96,7 @@ export class Scanner {
       rootEmpty: false,
       ops: [],
       deletedFiles: 0,
+      queuedDeletedFiles: 0,
       cancelDeletes: [],
       syncedFiles,
       skipped: new Map(),
@@ -216,10 +222,9 @@ export class Scanner {
     }
     for (const p of outermost(missing.keys())) plan.ops.push({ op: 'delete', path: p });
     for (const e of missing.values()) if (e.kind === 'file') plan.deletedFiles++;
-    // Files whose deletion an earlier batch queued and that has not run yet (deletions wait
-    // a little) count too: a mass delete whose events came in two batches (an \`rm\` on a
-    // busy machine, spread over two debounce windows) is still one mass delete.
-    if (plan.deletedFiles > 0) plan.deletedFiles += queuedDeletes.size;
+    // Files whose deletion an earlier batch queued and that has not run yet: a mass delete
+    // whose events came in two batches is still one (the guard adds them up).
+    if (plan.deletedFiles > 0) plan.queuedDeletedFiles = queuedDeletes.size;
     plan.ops.sort((a, b) => rank(a) - rank(b) || byPath(a.path, b.path));
     return plan;
   }

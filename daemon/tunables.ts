@@ -25,6 +25,8 @@ export interface Tunables {
   massDeleteMin: number;
   /** …and always from this many. */
   massDeleteMax: number;
+  /** Deletions let through within this long count with a later batch's for the guard. */
+  massDeleteWindowMs: number;
   /** How often a folder in the error state looks again. */
   errorRetryMs: number;
   /** Longest the watcher waits, after the first scan, for that scan's work to drain. */
@@ -53,6 +55,7 @@ export function readTunables(env: NodeJS.ProcessEnv = process.env): Tunables {
     concurrency: Math.max(1, num(env, 'AIO_DAEMON_CONCURRENCY', 4)),
     massDeleteMin: num(env, 'AIO_DAEMON_MASS_DELETE_MIN', 10),
     massDeleteMax: num(env, 'AIO_DAEMON_MASS_DELETE_MAX', 1_000),
+    massDeleteWindowMs: num(env, 'AIO_DAEMON_MASS_DELETE_WINDOW_MS', 60_000),
     errorRetryMs: num(env, 'AIO_DAEMON_ERROR_RETRY_MS', 5_000),
     watchDeferMs: num(env, 'AIO_DAEMON_WATCH_DEFER_MS', 5_000),
     logMaxBytes: num(env, 'AIO_DAEMON_LOG_MAX_BYTES', 10 * 1024 * 1024),

@@ -103,6 +103,30 @@ describe('aio daemon (two-way)', () => {
     await converged(account, a.dir);
   });
 
+  it('holds the rest of a mass delete that comes in two goes, the first already on the server', async () => {
+    const account = await startAccount();
+    const a = await watched(account);
+    for (let i = 0; i < 10; i++) await fs.writeFile(path.join(a.dir, `g${i}.txt`), `file ${i}`);
+    await runDaemon(a.config, account);
+    await converged(account, a.dir);
+
+    // Four deletions, under the guard's minimum (5 here): they go through.
+    for (let i = 0; i < 4; i++) await fs.rm(path.join(a.dir, `g${i}.txt`));
+    await waitFor(async () => (await remoteFiles(account.client, '/sync')).size === 6);
+    // Four more within the window: eight of ten in all.
+    for (let i = 4; i < 8; i++) await fs.rm(path.join(a.dir, `g${i}.txt`));
+    await waitFor(async () =>
+      (await aio(['status'], a.config, account)).stdout.includes('needs-confirmation'),
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await remoteFiles(account.client, '/sync')).size).toBe(6);
+
+    const resumed = await aio(['resume', a.dir, '--confirm-deletes'], a.config, account);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    await converged(account, a.dir);
+    expect((await remoteFiles(account.client, '/sync')).size).toBe(2);
+  });
+
   it('holds a mass delete until confirmed and deletes nothing when the watched root disappears', async () => {
     const account = await startAccount();
     const a = await watched(account);
