@@ -25,6 +25,33 @@ afterEach(async () => {
   await stopAllProcesses();
 });
 
+type Account = Awaited<ReturnType<typeof startAccount>>;
+type Watched = Awaited<ReturnType<typeof watched>>;
+
+/** A running daemon whose watched folder holds ten files (f0.txt …), all on the server. */
+async function tenSyncedFiles(): Promise<{ account: Account; a: Watched }> {
+  const account = await startAccount();
+  const a = await watched(account);
+  for (let i = 0; i < 10; i++) await fs.writeFile(path.join(a.dir, `f${i}.txt`), `file ${i}`);
+  await runDaemon(a.config, account);
+  await converged(account, a.dir);
+  return { account, a };
+}
+
+/**
+ * The mass-delete guard holds what is left of eight deletions: the folder waits for
+ * confirmation with `onServer` files still there, and ends with two once confirmed.
+ */
+async function heldThenConfirmed(account: Account, a: Watched, onServer: number): Promise<void> {
+  await waitFor(async () => (await aio(['status'], a.config, account)).stdout.includes('needs-confirmation'));
+  await new Promise((r) => setTimeout(r, 1000));
+  expect((await remoteFiles(account.client, '/sync')).size).toBe(onServer);
+  const resumed = await aio(['resume', a.dir, '--confirm-deletes'], a.config, account);
+  expect(resumed.code, resumed.stderr).toBe(0);
+  await converged(account, a.dir);
+  expect((await remoteFiles(account.client, '/sync')).size).toBe(2);
+}
+
 describe('aio daemon (two-way)', () => {
   it('carries creates, edits, renames and deletes from one daemon to another', async () => {
     const account = await startAccount();
@@ -104,47 +131,19 @@ describe('aio daemon (two-way)', () => {
   });
 
   it('holds the rest of a mass delete that comes in two goes, the first already on the server', async () => {
-    const account = await startAccount();
-    const a = await watched(account);
-    for (let i = 0; i < 10; i++) await fs.writeFile(path.join(a.dir, `g${i}.txt`), `file ${i}`);
-    await runDaemon(a.config, account);
-    await converged(account, a.dir);
-
+    const { account, a } = await tenSyncedFiles();
     // Four deletions, under the guard's minimum (5 here): they go through.
-    for (let i = 0; i < 4; i++) await fs.rm(path.join(a.dir, `g${i}.txt`));
+    for (let i = 0; i < 4; i++) await fs.rm(path.join(a.dir, `f${i}.txt`));
     await waitFor(async () => (await remoteFiles(account.client, '/sync')).size === 6);
     // Four more within the window: eight of ten in all.
-    for (let i = 4; i < 8; i++) await fs.rm(path.join(a.dir, `g${i}.txt`));
-    await waitFor(async () =>
-      (await aio(['status'], a.config, account)).stdout.includes('needs-confirmation'),
-    );
-    await new Promise((r) => setTimeout(r, 1000));
-    expect((await remoteFiles(account.client, '/sync')).size).toBe(6);
-
-    const resumed = await aio(['resume', a.dir, '--confirm-deletes'], a.config, account);
-    expect(resumed.code, resumed.stderr).toBe(0);
-    await converged(account, a.dir);
-    expect((await remoteFiles(account.client, '/sync')).size).toBe(2);
+    for (let i = 4; i < 8; i++) await fs.rm(path.join(a.dir, `f${i}.txt`));
+    await heldThenConfirmed(account, a, 6);
   });
 
   it('holds a mass delete until confirmed and deletes nothing when the watched root disappears', async () => {
-    const account = await startAccount();
-    const a = await watched(account);
-    for (let i = 0; i < 10; i++) await fs.writeFile(path.join(a.dir, `f${i}.txt`), `file ${i}`);
-    await runDaemon(a.config, account);
-    await converged(account, a.dir);
-
+    const { account, a } = await tenSyncedFiles();
     for (let i = 0; i < 8; i++) await fs.rm(path.join(a.dir, `f${i}.txt`));
-    await waitFor(async () =>
-      (await aio(['status'], a.config, account)).stdout.includes('needs-confirmation'),
-    );
-    await new Promise((r) => setTimeout(r, 1000));
-    expect((await remoteFiles(account.client, '/sync')).size).toBe(10);
-
-    const resumed = await aio(['resume', a.dir, '--confirm-deletes'], a.config, account);
-    expect(resumed.code, resumed.stderr).toBe(0);
-    await converged(account, a.dir);
-    expect((await remoteFiles(account.client, '/sync')).size).toBe(2);
+    await heldThenConfirmed(account, a, 10);
 
     await fs.rm(a.dir, { recursive: true });
     await waitFor(async () => (await aio(['status'], a.config, account)).stdout.includes('state: error'));
