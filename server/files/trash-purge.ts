@@ -94,53 +94,62 @@ export class TrashPurge {
     const result: PurgeResult = { purged: 0, blobsDeleted: 0, keepsExpired: 0 };
     try {
       const before = new Date(clock.now().getTime() - retention);
-      const failed = new Set<string>();
-      for (;;) {
-        const nodes = (await metadata.listTrashedBefore(before, batch + failed.size)).filter(
-          (n) => !failed.has(n.id),
-        );
-        if (nodes.length === 0) break;
-        for (const node of nodes.slice(0, batch)) {
-          try {
-            const { droppedBlobs } = await metadata.purgeNode(node.ownerId, node.id);
-            result.purged += 1;
-            result.blobsDeleted += await deleteUnreferencedBlobs(this.options, droppedBlobs);
-            await announceLatest(this.options, node.ownerId);
-          } catch (err) {
-            // Restored or purged meanwhile, or broken: skip it in this sweep.
-            failed.add(node.id);
-            this.options.logger?.warn({ err, nodeId: node.id }, 'could not purge a trashed node');
-          }
-        }
-      }
-      await this.sweepExpiredKeeps(batch, result);
+      // A node restored or purged meanwhile, or broken, is skipped in this sweep.
+      await drain(
+        batch,
+        (limit) => metadata.listTrashedBefore(before, limit),
+        (node) => node.id,
+        async (node) => {
+          const { droppedBlobs } = await metadata.purgeNode(node.ownerId, node.id);
+          result.purged += 1;
+          result.blobsDeleted += await deleteUnreferencedBlobs(this.options, droppedBlobs);
+          await announceLatest(this.options, node.ownerId);
+        },
+        (err, node) => this.options.logger?.warn({ err, nodeId: node.id }, 'could not purge a trashed node'),
+      );
+      // Each expired keep's blob goes unless something else references it, then the keep
+      // (in that order: a failed delete leaves the keep for the next sweep).
+      await drain(
+        batch,
+        (limit) => metadata.listExpiredBlobKeeps(clock.now(), limit),
+        (keep) => `${keep.sha256}:${keep.holder}`,
+        async (keep) => {
+          if (await deleteBlobIfUnreferenced(this.options, keep.sha256)) result.blobsDeleted += 1;
+          await metadata.dropBlobKeep(keep.holder, keep.sha256);
+          result.keepsExpired += 1;
+        },
+        (err, keep) =>
+          this.options.logger?.warn({ err, sha256: keep.sha256 }, 'could not sweep an expired blob keep'),
+      );
     } finally {
       await lock?.release().catch(() => undefined);
     }
     return result;
   }
+}
 
-  /**
-   * Deletes the blob of each expired keep unless something else references it, then drops
-   * the keep (in that order: a failed delete leaves the keep for the next sweep).
-   */
-  private async sweepExpiredKeeps(batch: number, result: PurgeResult): Promise<void> {
-    const { metadata, clock } = this.options;
-    const failed = new Set<string>();
-    for (;;) {
-      const keeps = (await metadata.listExpiredBlobKeeps(clock.now(), batch + failed.size)).filter(
-        (k) => !failed.has(`${k.sha256}:${k.holder}`),
-      );
-      if (keeps.length === 0) return;
-      for (const keep of keeps.slice(0, batch)) {
-        try {
-          if (await deleteBlobIfUnreferenced(this.options, keep.sha256)) result.blobsDeleted += 1;
-          await metadata.dropBlobKeep(keep.holder, keep.sha256);
-          result.keepsExpired += 1;
-        } catch (err) {
-          failed.add(`${keep.sha256}:${keep.holder}`);
-          this.options.logger?.warn({ err, sha256: keep.sha256 }, 'could not sweep an expired blob keep');
-        }
+/**
+ * Handles every item `list` gives, `batch` at a time, until it gives none. An item whose
+ * handling failed is reported and left out for the rest of this sweep (the list is asked
+ * for as many more, so the failed ones cannot fill a page).
+ */
+async function drain<T>(
+  batch: number,
+  list: (limit: number) => Promise<T[]>,
+  keyOf: (item: T) => string,
+  handle: (item: T) => Promise<void>,
+  report: (err: unknown, item: T) => void,
+): Promise<void> {
+  const failed = new Set<string>();
+  for (;;) {
+    const items = (await list(batch + failed.size)).filter((item) => !failed.has(keyOf(item)));
+    if (items.length === 0) return;
+    for (const item of items.slice(0, batch)) {
+      try {
+        await handle(item);
+      } catch (err) {
+        failed.add(keyOf(item));
+        report(err, item);
       }
     }
   }

@@ -15,7 +15,9 @@
  */
 import { Router, type Request } from 'express';
 import { AppError, NotFoundError } from '../../contract/errors.js';
+import type { VideoTranscodePayload } from '../../contract/schemas/jobs.js';
 import { PRIORITY } from '../../core/ports/job-queue.js';
+import { transcodeJob } from '../../core/transcode-job.js';
 import { signDownload } from '../../core/signed-url.js';
 import type { AppDeps } from '../deps.js';
 import { authOf, authenticate, requireScope } from '../middleware/authenticate.js';
@@ -87,19 +89,11 @@ export const TRANSCODE_ASK_INTERVAL_MS = 60 * 60 * 1000;
  * client polling for its preview queues one job, not one per poll). A failure is logged:
  * the answer stays 404 pending and a later request asks again.
  */
-async function askForTranscode(
-  deps: AppDeps,
-  job: { ownerId: string; fileId: string; sha256: string },
-): Promise<void> {
+async function askForTranscode(deps: AppDeps, job: VideoTranscodePayload): Promise<void> {
   try {
     const asked = await deps.cache.hit(`transcode-asked:${job.sha256}`, TRANSCODE_ASK_INTERVAL_MS);
     if (asked.count > 1) return;
-    await deps.queue.publish({
-      queue: 'video.transcode',
-      payload: { ...job },
-      idempotencyKey: `transcode:${job.sha256}`,
-      priority: PRIORITY.bulk,
-    });
+    await deps.queue.publish(transcodeJob(job, PRIORITY.bulk));
   } catch (err) {
     deps.logger.warn({ err, fileId: job.fileId }, 'could not queue a transcode for a preview request');
   }

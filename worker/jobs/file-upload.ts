@@ -22,6 +22,7 @@
  * revisions dropped) are deleted only after that hold is released, under a claim: a
  * concurrent upload of the same bytes keeps them.
  */
+import { transcodeJob } from '../../core/transcode-job.js';
 import { SNIFF_BYTES, mediaTypeFromName, mediaTypeOf } from '../../core/domain/media-type.js';
 import { mapPool } from '../../core/domain/pool.js';
 import { AppError } from '../../contract/errors.js';
@@ -368,11 +369,7 @@ async function queueTranscode(
   content: Prepared,
 ): Promise<void> {
   if (!content.mediaType.startsWith('video/')) return;
-  await deps.queue.publish({
-    queue: 'video.transcode',
-    payload: { ownerId: upload.ownerId, fileId, sha256: content.sha256 },
-    idempotencyKey: `transcode:${content.sha256}`,
-  });
+  await deps.queue.publish(transcodeJob({ ownerId: upload.ownerId, fileId, sha256: content.sha256 }));
 }
 
 type Content = { kind: 'staged' | 'committed'; sha256: string; size: number } | { kind: 'missing' };

@@ -9,8 +9,8 @@
  * `done` with both blob hashes, `skipped` when ffmpeg is not installed, `failed` when
  * ffmpeg refuses the input or times out (a later job for the same content tries again).
  * A done record references its two blobs: it is committed under a hold on them
- * (`withBlobHold`), so no blob deletion can slip between storing them and the record,
- * and none takes them while it stands. A done transcode is audited `video.transcode`.
+ * (`withBlobHold`; a blob deleted before the hold is put again under it), and no deletion
+ * takes them while it stands. A done transcode is audited `video.transcode`.
  *
  * Idempotent: a job whose content is `done` already (with both blobs there) returns at
  * once; two workers on the same content meet on a Cache lock and the later one retries
@@ -28,7 +28,6 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { videoTranscodePayloadSchema } from '../../contract/schemas/jobs.js';
 import { deleteBlobIfUnreferenced, withBlobHold } from '../../core/blob-holds.js';
-import { sha256File } from '../../core/domain/hash.js';
 import type { TranscodeRecord } from '../../core/ports/metadata-store.js';
 import { PermanentJobError, type Job, type JobHandler } from '../../core/ports/job-queue.js';
 import type { WorkerDeps } from '../deps.js';
@@ -75,10 +74,11 @@ export function videoTranscodeHandler(deps: WorkerDeps, options: VideoTranscodeO
       for (const old of [previous?.posterSha256, previous?.previewSha256])
         if (old && !kept.includes(old)) await deleteBlobIfUnreferenced(deps, old);
     };
-    const record = async (
-      outcome: Pick<TranscodeRecord, 'status'> & Partial<Pick<TranscodeRecord, 'reason'>>,
-    ): Promise<void> => {
-      await deps.metadata.putTranscode({
+    const put = (
+      outcome: Pick<TranscodeRecord, 'status'> &
+        Partial<Pick<TranscodeRecord, 'reason' | 'posterSha256' | 'previewSha256'>>,
+    ): Promise<void> =>
+      deps.metadata.putTranscode({
         sha256,
         fileId,
         posterSha256: null,
@@ -87,6 +87,9 @@ export function videoTranscodeHandler(deps: WorkerDeps, options: VideoTranscodeO
         ...outcome,
         updatedAt: deps.clock.now(),
       });
+    /** An outcome without outputs (skipped, failed). */
+    const record = async (outcome: Parameters<typeof put>[0]): Promise<void> => {
+      await put(outcome);
       await dropReplaced([]);
     };
     const probe = await probeFfmpeg(ffmpegPath);
@@ -119,27 +122,21 @@ export function videoTranscodeHandler(deps: WorkerDeps, options: VideoTranscodeO
         log.warn({ reason, stderr: run.stderr }, 'ffmpeg could not transcode the video');
         return;
       }
-      // Held from before their bytes go in until the record referencing them is committed.
-      const outputs = [(await sha256File(poster)).sha256, (await sha256File(preview)).sha256];
-      const { posterBlob, previewBlob } = await withBlobHold(
+      const posterBlob = await deps.blobs.put(createReadStream(poster));
+      const previewBlob = await deps.blobs.put(createReadStream(preview));
+      // The record is committed under a hold on both (as the zip's keep): a deletion that
+      // took one between its put and the hold is seen here, and the bytes put again.
+      await withBlobHold(
         deps,
         `transcode:${randomUUID()}`,
-        outputs,
+        [posterBlob.sha256, previewBlob.sha256],
         async () => {
-          const stored = {
-            posterBlob: await deps.blobs.put(createReadStream(poster)),
-            previewBlob: await deps.blobs.put(createReadStream(preview)),
-          };
-          await deps.metadata.putTranscode({
-            sha256,
-            status: 'done',
-            fileId,
-            posterSha256: stored.posterBlob.sha256,
-            previewSha256: stored.previewBlob.sha256,
-            reason: null,
-            updatedAt: deps.clock.now(),
-          });
-          return stored;
+          for (const [blob, file] of [
+            [posterBlob, poster],
+            [previewBlob, preview],
+          ] as const)
+            if ((await deps.blobs.stat(blob.sha256)) === null) await deps.blobs.put(createReadStream(file));
+          await put({ status: 'done', posterSha256: posterBlob.sha256, previewSha256: previewBlob.sha256 });
         },
       );
       await dropReplaced([posterBlob.sha256, previewBlob.sha256]);
