@@ -25,6 +25,14 @@ export interface AppendedBytes {
   sha256: string;
 }
 
+export interface AppendOptions {
+  /**
+   * Told the size of every chunk read from the source, as it is read and before it is cut
+   * to `maxBytes` (so a source longer than allowed shows). Must not throw.
+   */
+  onChunk?: (bytes: number) => void;
+}
+
 export interface BlobStore {
   /** Current size of a staging file, or `null` when it does not exist. */
   stagingSize(id: string): Promise<number | null>;
@@ -34,12 +42,17 @@ export interface BlobStore {
    * promise resolves. Returns the new size and the sha256 of exactly the bytes this call
    * appended (the store hashes what it writes, where it is cheapest). When the source
    * errors or ends early, what arrived is kept (fsynced) and counted.
+   *
+   * A Node `Readable` (a request body) may be read through its events rather than
+   * iterated; then it is left paused, not destroyed, once `maxBytes` were taken: the
+   * rest (a longer body, its trailers) is still there for the caller, who resumes it.
    */
   appendStaging(
     id: string,
     offset: number,
     source: AsyncIterable<Uint8Array>,
     maxBytes: number,
+    options?: AppendOptions,
   ): Promise<AppendedBytes>;
   /** Streams a staging file (for hashing and type sniffing). */
   readStaging(id: string, range?: ByteRange): Readable;

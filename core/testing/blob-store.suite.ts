@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { access } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BlobStore } from '../ports/blob-store.js';
-import type { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 
 export interface BlobStoreHooks {
   beforeCommitRename?: () => Promise<void>;
@@ -137,6 +137,54 @@ export function blobStoreSuite(
       expect(await store.stagingSize(id)).toBe(12);
       expect((await store.appendStaging(id, 12, chunksOf('!'), 1_000)).size).toBe(13);
       expect((await collect(store.readStaging(id))).toString()).toBe('partial data!');
+    });
+
+    it('reads a Node stream to maxBytes, tells each chunk, and leaves the rest unread', async () => {
+      const store = await open();
+      const id = newId();
+      const body = new PassThrough();
+      for (const part of ['12345', '67890', 'abc']) body.write(part);
+      body.end();
+      const told: number[] = [];
+      expect(await store.appendStaging(id, 0, body, 7, { onChunk: (n) => told.push(n) })).toEqual({
+        size: 7,
+        sha256: sha256Of(Buffer.from('1234567')),
+      });
+      // The chunk that crossed maxBytes was told whole (a longer body shows); the next
+      // one was not read: the caller still gets it, and the stream's end.
+      expect(told).toEqual([5, 5]);
+      expect(body.destroyed).toBe(false);
+      expect((await collect(body)).toString()).toBe('abc');
+    });
+
+    it('writes a long Node stream (waiting for the disk as it goes) and hashes all of it', async () => {
+      const store = await open();
+      const id = newId();
+      const content = randomBytes(13 * 1024 * 1024 + 4321);
+      const pieces = function* (): Generator<Buffer> {
+        for (let at = 0; at < content.length; at += 64 * 1024) yield content.subarray(at, at + 64 * 1024);
+      };
+      let told = 0;
+      const appended = await store.appendStaging(id, 0, Readable.from(pieces()), content.length, {
+        onChunk: (n) => (told += n),
+      });
+      expect(appended).toEqual({ size: content.length, sha256: sha256Of(content) });
+      expect(told).toBe(content.length);
+      expect(sha256Of(await collect(store.readStaging(id)))).toBe(sha256Of(content));
+    });
+
+    it('keeps what arrived when a Node stream fails', async () => {
+      const store = await open();
+      const id = newId();
+      const body = new PassThrough();
+      body.write('partial ');
+      body.write('data');
+      setTimeout(() => body.destroy(new Error('client went away')), 20);
+      expect(await store.appendStaging(id, 0, body, 1_000)).toEqual({
+        size: 12,
+        sha256: sha256Of(Buffer.from('partial data')),
+      });
+      expect(await store.stagingSize(id)).toBe(12);
     });
 
     it('reads ranges of a staging file', async () => {

@@ -60,22 +60,27 @@ export async function receiveBytes(
     statedChecksums(req);
     const progress = new ProgressWriter(deps, session.id, offset);
     let overflow = declared !== undefined && declared > remaining;
-    const counted = countBytes(req, (seen, chunk) => {
-      deps.bodyMemory?.received(chunk);
+    let seen = 0;
+    const onChunk = (bytes: number): void => {
+      seen += bytes;
+      deps.bodyMemory?.received(bytes);
       if (seen > remaining) overflow = true;
       progress.update(Math.min(seen, remaining));
-    });
+    };
     // Every body is hashed on its way to disk (by the store, as it writes): to check the
     // checksums the client states, and (an upload that arrives whole in one request) so
     // the worker can skip reading it back.
     let written: number;
     let chunkSha256: string;
     try {
+      // The request itself: the store reads it through its events (cheaper per chunk than
+      // iterating it) and leaves what is beyond the upload unread, for `awaitEnd`.
       ({ size: written, sha256: chunkSha256 } = await deps.blobs.appendStaging(
         session.id,
         offset,
-        counted,
+        req,
         remaining,
+        { onChunk },
       ));
     } finally {
       await progress.stop();
@@ -243,24 +248,6 @@ async function reconcile(deps: Deps, session: UploadSession): Promise<UploadSess
   return advanced ?? reload(deps, session);
 }
 
-/**
- * The request body as an async iterable that reports the bytes seen so far. It does
- * not destroy the request when the consumer stops early (a body longer than the upload):
- * the socket must stay usable so the 400 answer reaches the client.
- */
-async function* countBytes(
-  req: Request,
-  onBytes: (seen: number, chunk: number) => void,
-): AsyncGenerator<Uint8Array> {
-  let seen = 0;
-  for await (const chunk of req.iterator({ destroyOnReturn: false })) {
-    const bytes = chunk as Buffer;
-    seen += bytes.byteLength;
-    onBytes(seen, bytes.byteLength);
-    yield bytes;
-  }
-}
-
 /** How long the end of a body (its trailers) may take after the upload's last byte. */
 const END_WAIT_MS = 30_000;
 
@@ -289,6 +276,8 @@ function awaitEnd(req: Request): Promise<boolean> {
     req.once('end', onEnd);
     req.once('close', onEnd);
     req.once('error', onEnd);
+    // The store left the body paused where the upload ended.
+    req.resume();
   });
 }
 
