@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { BodyMemory, RECLAIM_EVERY_BYTES, exposedMinorGc } from './body-memory.js';
+import { BodyMemory, RECLAIM_EVERY_BYTES, exposedMajorGc, exposedMinorGc } from './body-memory.js';
 
 describe('BodyMemory', () => {
   it('collects once per RECLAIM_EVERY_BYTES of body, counted across calls (and requests)', () => {
@@ -24,6 +24,53 @@ describe('BodyMemory', () => {
     expect(collections).toBe(1);
     memory.received(1);
     expect(collections).toBe(2);
+  });
+});
+
+describe('BodyMemory.sent', () => {
+  it('runs a full collection once per interval of bytes sent, counted across responses', () => {
+    let compactions = 0;
+    const memory = new BodyMemory(
+      () => undefined,
+      100,
+      () => compactions++,
+      1_000,
+    );
+    memory.sent(600);
+    expect(compactions).toBe(0);
+    memory.sent(600);
+    expect(compactions).toBe(1);
+    // One collection however big the response; the bytes past the interval count on
+    // (200 + 2,500 = 2,700: 700 towards the next).
+    memory.sent(2_500);
+    expect(compactions).toBe(2);
+    memory.sent(299);
+    expect(compactions).toBe(2);
+    memory.sent(1);
+    expect(compactions).toBe(3);
+  });
+
+  it('does nothing without a full collection to run', () => {
+    let collections = 0;
+    const memory = new BodyMemory(() => collections++, 100);
+    memory.sent(10_000);
+    expect(collections).toBe(0);
+  });
+});
+
+describe('exposedMajorGc', () => {
+  it('is null without --expose-gc, and asks gc for a full collection on a task of its own', () => {
+    expect(exposedMajorGc({})).toBeNull();
+    const calls: unknown[] = [];
+    exposedMajorGc({ gc: (options: unknown) => calls.push(options) })?.();
+    expect(calls).toEqual([{ type: 'major', execution: 'async' }]);
+  });
+
+  it("node's real gc takes those options", () => {
+    const script = `gc({ type: 'major', execution: 'async' }).then(() => console.log('collected'));`;
+    const run = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout.trim()).toBe('collected');
   });
 });
 

@@ -1,5 +1,6 @@
 /**
- * Frees the socket buffers of big request bodies promptly.
+ * Frees the socket buffers of big request bodies promptly, and the garbage of big
+ * downloads' many ranged requests (`sent`, see `COMPACT_EVERY_SENT_BYTES`).
  *
  * Node's HTTP parser copies every piece of a request body (up to 64 KiB) into a fresh
  * buffer. Once written to disk those buffers are dead, but their memory is released only
@@ -22,16 +23,33 @@
 /** Bytes of request body between two young-generation collections. */
 export const RECLAIM_EVERY_BYTES = 8 * 1024 * 1024;
 
+/**
+ * Bytes of response body (blobs sent) between two full collections.
+ *
+ * Why: a big download arrives as many ranged requests (`aio download`: one per 8 MiB),
+ * and each leaves a little garbage in the old generation (objects of a request that
+ * lived across a young collection), which V8 lets grow to 30–40 MB before it collects
+ * it. Ten downloads of 1 GiB in a row took the server from 128 to 151–155 MiB of RSS
+ * (the W1 target is 150 MB); with a full collection (4–5 ms here, on a task of its own)
+ * every GiB sent it stayed at 139–142 MiB. docs/performance.md, sixteenth pass.
+ */
+export const COMPACT_EVERY_SENT_BYTES = 1024 * 1024 * 1024;
+
 export class BodyMemory {
   private sinceCollect = 0;
+  private sinceCompact = 0;
 
   /**
-   * @param collect runs a young-generation collection (see `exposedMinorGc`).
+   * @param collect runs a young-generation collection (see `exposedGc`).
    * @param everyBytes bytes of body between two collections, in all requests together.
+   * @param compact runs a full collection (see `exposedGc`); none when absent.
+   * @param compactEveryBytes bytes sent between two full collections, in all responses together.
    */
   constructor(
     private readonly collect: () => void,
     private readonly everyBytes = RECLAIM_EVERY_BYTES,
+    private readonly compact?: () => void,
+    private readonly compactEveryBytes = COMPACT_EVERY_SENT_BYTES,
   ) {}
 
   /** Notes `bytes` of request body handed on (written, or about to be). */
@@ -42,13 +60,35 @@ export class BodyMemory {
     this.sinceCollect %= this.everyBytes;
     this.collect();
   }
+
+  /** Notes `bytes` of response body sent (a blob or a range of one). */
+  sent(bytes: number): void {
+    if (!this.compact) return;
+    this.sinceCompact += bytes;
+    if (this.sinceCompact < this.compactEveryBytes) return;
+    this.sinceCompact %= this.compactEveryBytes;
+    this.compact();
+  }
 }
 
-type GcFunction = (options?: { type?: 'minor' | 'major'; execution?: 'sync' | 'async' }) => void;
+type GcFunction = (options?: { type?: 'minor' | 'major'; execution?: 'sync' | 'async' }) => unknown;
 
 /** A young-generation collection, when node runs with `--expose-gc`; `null` otherwise. */
 export function exposedMinorGc(scope: object = globalThis): (() => void) | null {
+  const gc = exposedGcFunction(scope);
+  return gc && (() => void gc({ type: 'minor' }));
+}
+
+/**
+ * A full collection run on a task of its own (not inside the caller's callback), when
+ * node runs with `--expose-gc`; `null` otherwise.
+ */
+export function exposedMajorGc(scope: object = globalThis): (() => void) | null {
+  const gc = exposedGcFunction(scope);
+  return gc && (() => void Promise.resolve(gc({ type: 'major', execution: 'async' })).catch(() => undefined));
+}
+
+function exposedGcFunction(scope: object): GcFunction | null {
   const gc = (scope as { gc?: unknown }).gc;
-  if (typeof gc !== 'function') return null;
-  return () => (gc as GcFunction)({ type: 'minor' });
+  return typeof gc === 'function' ? (gc as GcFunction) : null;
 }

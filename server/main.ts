@@ -14,7 +14,7 @@ import type { Adapters } from '../core/adapters/open.js';
 import { jobHandlers } from '../worker/jobs/index.js';
 import { startWorker, type WorkerRuntime } from '../worker/runtime.js';
 import { createApp } from './app.js';
-import { BodyMemory, exposedMinorGc } from './body-memory.js';
+import { BodyMemory, RECLAIM_EVERY_BYTES, exposedMajorGc, exposedMinorGc } from './body-memory.js';
 import { backgroundTasks } from './background.js';
 import type { AppDeps } from './deps.js';
 import {
@@ -47,10 +47,11 @@ async function main(): Promise<void> {
     const runtime = await openRuntime(config, logger);
     adapters = runtime.adapters;
     const minorGc = exposedMinorGc();
+    const majorGc = exposedMajorGc() ?? undefined;
     const deps: AppDeps = {
       ...runtime.deps,
       metrics: new Metrics({ queue: runtime.deps.queue }),
-      ...(minorGc ? { bodyMemory: new BodyMemory(minorGc) } : {}),
+      ...(minorGc ? { bodyMemory: new BodyMemory(minorGc, RECLAIM_EVERY_BYTES, majorGc) } : {}),
     };
     await run(config, deps, runtime.adapters, logger);
   } catch (err) {

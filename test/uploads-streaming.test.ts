@@ -200,6 +200,64 @@ describe('streaming uploads', () => {
       delete h.t.deps.bodyMemory;
     }
   }, 60_000);
+
+  it('notes every byte a download sends, ranged or whole: one full collection per interval across responses', async () => {
+    const body = Buffer.concat(Array.from({ length: 3 }, (_, i) => chunkAt(7000 + i)));
+    const id = await createUpload(h, alice.headers, { path: '/sent.bin' }, body.length);
+    const patch = openPatch(id, alice, 0, body.length);
+    for (let i = 0; i < 3; i++) await patch.write(body.subarray(i * MiB, (i + 1) * MiB));
+    expect((await patch.end()).status).toBe(204);
+    const { fileId } = await waitForUpload(h, alice.headers, id);
+    let sent = 0;
+    const compactions: number[] = [];
+    const memory = new BodyMemory(
+      () => undefined,
+      MiB,
+      () => compactions.push(sent),
+      2 * MiB,
+    );
+    const note = memory.sent.bind(memory);
+    memory.sent = (bytes: number) => {
+      sent += bytes;
+      note(bytes);
+    };
+    h.t.deps.bodyMemory = memory;
+    try {
+      const content = `/api/v1/files/${fileId}/content`;
+      for (let i = 0; i < 3; i++) {
+        const part = await request(h.app)
+          .get(content)
+          .set(alice.headers)
+          .set('Range', `bytes=${i * MiB}-${(i + 1) * MiB - 1}`)
+          .buffer(true)
+          .parse((res, done) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => done(null, Buffer.concat(chunks)));
+          });
+        expect(part.status).toBe(206);
+        expect((part.body as Buffer).equals(body.subarray(i * MiB, (i + 1) * MiB))).toBe(true);
+      }
+      const whole = await request(h.app).head(content).set(alice.headers);
+      expect(whole.status).toBe(200);
+      expect(sent).toBe(3 * MiB); // a HEAD sends no body
+      const again = await request(h.app)
+        .get(content)
+        .set(alice.headers)
+        .buffer(true)
+        .parse((res, done) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => done(null, Buffer.concat(chunks)));
+        });
+      expect((again.body as Buffer).equals(body)).toBe(true);
+      expect(sent).toBe(6 * MiB);
+      // Once per 2 MiB sent, counted across the four responses.
+      expect(compactions).toEqual([2 * MiB, 6 * MiB]);
+    } finally {
+      delete h.t.deps.bodyMemory;
+    }
+  }, 60_000);
 });
 
 const redisUrl = requireService('REDIS_URL');

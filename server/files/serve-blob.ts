@@ -11,6 +11,7 @@ import { AppError } from '../../contract/errors.js';
 import type { BlobStore, ByteRange } from '../../core/ports/blob-store.js';
 import { attachmentDisposition, safeContentType } from './content-headers.js';
 import { decideRange, ifRangeHolds, noneMatchHits } from './http-range.js';
+import type { BodyMemory } from '../body-memory.js';
 import { openForSending, sendFileRange, type OpenedFile } from './send-file.js';
 
 export interface Download {
@@ -22,12 +23,16 @@ export interface Download {
   lastModified?: Date;
 }
 
-/** Writes the response for `download`; rejects only before anything was sent. */
+/**
+ * Writes the response for `download`; rejects only before anything was sent. `memory`
+ * is told the bytes sent (see `BodyMemory.sent`).
+ */
 export async function serveBlob(
   req: Request,
   res: Response,
   blobs: BlobStore,
   download: Download,
+  memory?: Pick<BodyMemory, 'sent'>,
 ): Promise<void> {
   const etag = `"${download.sha256}"`;
   res.setHeader('ETag', etag);
@@ -70,6 +75,7 @@ export async function serveBlob(
   if (file !== null) {
     try {
       await sendFileRange(res, file, range?.start ?? 0, length);
+      memory?.sent(length);
     } catch (err) {
       // The client went away or the disk read failed after the headers were decided:
       // `sendFileRange` has closed the file and destroyed the response (a body shorter
@@ -84,6 +90,7 @@ export async function serveBlob(
   }
   try {
     await pipeline(body, res);
+    memory?.sent(length);
   } catch (err) {
     // The client went away or the disk read failed after the headers went out: the
     // pipeline has destroyed both streams (file handle closed); nothing more to send.

@@ -79,13 +79,19 @@ export function filesRoutes(deps: AppDeps): Router {
   // Express routes HEAD to GET handlers; serveBlob sends no body for HEAD.
   router.get('/:id/content', read, async (req, res) => {
     const file = await readyFileOf(deps, req);
-    await serveBlob(req, res, deps.blobs, {
-      sha256: file.sha256,
-      size: file.size,
-      name: file.name,
-      mediaType: file.mediaType,
-      lastModified: file.updatedAt,
-    });
+    await serveBlob(
+      req,
+      res,
+      deps.blobs,
+      {
+        sha256: file.sha256,
+        size: file.size,
+        name: file.name,
+        mediaType: file.mediaType,
+        lastModified: file.updatedAt,
+      },
+      deps.bodyMemory,
+    );
   });
 
   router.post('/:id/link', read, async (req, res) => {

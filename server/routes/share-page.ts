@@ -97,13 +97,19 @@ export function sharePageRoutes(deps: AppDeps): Router {
         { userId: link.share.ownerId },
       );
     }
-    await serveBlob(req, res, deps.blobs, {
-      sha256: file.sha256,
-      size: file.size,
-      name: file.name,
-      mediaType: file.mediaType,
-      lastModified: file.updatedAt,
-    });
+    await serveBlob(
+      req,
+      res,
+      deps.blobs,
+      {
+        sha256: file.sha256,
+        size: file.size,
+        name: file.name,
+        mediaType: file.mediaType,
+        lastModified: file.updatedAt,
+      },
+      deps.bodyMemory,
+    );
   }
 
   async function sendFolder(res: Response, link: OpenLink, folder: TreeNode): Promise<void> {
@@ -283,12 +289,18 @@ export function sharePageRoutes(deps: AppDeps): Router {
         { userId: link.share.ownerId },
       );
     }
-    await serveBlob(req, res, deps.blobs, {
-      sha256: result.data.sha256,
-      size: result.data.size,
-      name: result.data.name,
-      mediaType: 'application/zip',
-    });
+    await serveBlob(
+      req,
+      res,
+      deps.blobs,
+      {
+        sha256: result.data.sha256,
+        size: result.data.size,
+        name: result.data.name,
+        mediaType: 'application/zip',
+      },
+      deps.bodyMemory,
+    );
   });
 
   // Anything else under /s (`/s/<token>/../..`, extra segments): the same 404 page.
