@@ -12,8 +12,8 @@ import { encodeBatch, planBatches, uploadBatch, type BatchFile } from '../contra
 import { ApiClient } from '../contract/client.js';
 import { BATCH_CONTENT_TYPE, type UploadBatchResponse } from '../contract/schemas/uploads.js';
 import type { Job } from '../core/ports/job-queue.js';
-import { BodyMemory } from '../server/body-memory.js';
 import { fileUploadHandler } from '../worker/jobs/file-upload.js';
+import { CountingBodyMemory } from './helpers/body-memory.js';
 import { createTestUser, type TestUser } from './helpers/app.js';
 import { bytesOf, readBlob, sha256Of, startHarness, type UploadHarness } from './uploads-harness.js';
 
@@ -108,20 +108,13 @@ describe('batch uploads', () => {
   it('counts every byte of a batch body for early collection, like a tus body', async () => {
     const files = Array.from({ length: 40 }, (_, i) => file(`/m/f${i}.bin`, 64 * 1024, 100 + i));
     const body = encodeBatch(files);
-    let received = 0;
-    let collections = 0;
-    const memory = new BodyMemory(() => collections++, 1024 * 1024);
-    const note = memory.received.bind(memory);
-    memory.received = (bytes: number) => {
-      received += bytes;
-      note(bytes);
-    };
+    const memory = new CountingBodyMemory(1024 * 1024);
     h.t.deps.bodyMemory = memory;
     try {
       const res = await post(body);
       expect(res.status).toBe(202);
-      expect(received).toBe(body.length);
-      expect(collections).toBe(Math.floor(body.length / (1024 * 1024)));
+      expect(memory.receivedBytes).toBe(body.length);
+      expect(memory.collections).toHaveLength(Math.floor(body.length / (1024 * 1024)));
       const view = await waitDone((res.body as UploadBatchResponse).batchId);
       expect(view.files.map((f) => f.status)).toEqual(files.map(() => 'ready'));
     } finally {

@@ -8,7 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UploadInfo } from '../contract/schemas/uploads.js';
-import { BodyMemory } from '../server/body-memory.js';
+import { CountingBodyMemory } from './helpers/body-memory.js';
+import { binaryParser } from './fs-helpers.js';
 import { createTestUser, requireService, type TestUser } from './helpers/app.js';
 import {
   OCTET,
@@ -174,25 +175,18 @@ describe('streaming uploads', () => {
   }, 60_000);
 
   it('notes every body byte for early collection: one collection per 1 MiB of a 12 MiB PATCH, and the file is exact', async () => {
-    const collections: number[] = [];
-    let received = 0;
-    h.t.deps.bodyMemory = new BodyMemory(() => collections.push(received), MiB);
-    const counting = h.t.deps.bodyMemory;
-    const note = counting.received.bind(counting);
-    counting.received = (bytes: number) => {
-      received += bytes;
-      note(bytes);
-    };
+    const memory = new CountingBodyMemory(MiB);
+    h.t.deps.bodyMemory = memory;
     try {
       const body = Buffer.concat(Array.from({ length: 12 }, (_, i) => chunkAt(5000 + i)));
       const id = await createUpload(h, alice.headers, { path: '/collected.bin' }, body.length);
       const patch = openPatch(id, alice, 0, body.length);
       for (let i = 0; i < 12; i++) await patch.write(body.subarray(i * MiB, (i + 1) * MiB));
       expect((await patch.end()).status).toBe(204);
-      expect(received).toBe(body.length);
-      expect(collections).toHaveLength(12);
+      expect(memory.receivedBytes).toBe(body.length);
+      expect(memory.collections).toHaveLength(12);
       // Each collection came once another MiB had been handed on, not before.
-      collections.forEach((at, i) => expect(at).toBeGreaterThanOrEqual((i + 1) * MiB));
+      memory.collections.forEach((at, i) => expect(at).toBeGreaterThanOrEqual((i + 1) * MiB));
       const info = await waitForUpload(h, alice.headers, id);
       expect(info.status).toBe('ready');
       expect((await readBlob(h, sha256Of(body))).equals(body)).toBe(true);
@@ -208,19 +202,7 @@ describe('streaming uploads', () => {
     for (let i = 0; i < 3; i++) await patch.write(body.subarray(i * MiB, (i + 1) * MiB));
     expect((await patch.end()).status).toBe(204);
     const { fileId } = await waitForUpload(h, alice.headers, id);
-    let sent = 0;
-    const compactions: number[] = [];
-    const memory = new BodyMemory(
-      () => undefined,
-      MiB,
-      () => compactions.push(sent),
-      2 * MiB,
-    );
-    const note = memory.sent.bind(memory);
-    memory.sent = (bytes: number) => {
-      sent += bytes;
-      note(bytes);
-    };
+    const memory = new CountingBodyMemory(MiB, 2 * MiB);
     h.t.deps.bodyMemory = memory;
     try {
       const content = `/api/v1/files/${fileId}/content`;
@@ -230,30 +212,18 @@ describe('streaming uploads', () => {
           .set(alice.headers)
           .set('Range', `bytes=${i * MiB}-${(i + 1) * MiB - 1}`)
           .buffer(true)
-          .parse((res, done) => {
-            const chunks: Buffer[] = [];
-            res.on('data', (c: Buffer) => chunks.push(c));
-            res.on('end', () => done(null, Buffer.concat(chunks)));
-          });
+          .parse(binaryParser);
         expect(part.status).toBe(206);
         expect((part.body as Buffer).equals(body.subarray(i * MiB, (i + 1) * MiB))).toBe(true);
       }
       const whole = await request(h.app).head(content).set(alice.headers);
       expect(whole.status).toBe(200);
-      expect(sent).toBe(3 * MiB); // a HEAD sends no body
-      const again = await request(h.app)
-        .get(content)
-        .set(alice.headers)
-        .buffer(true)
-        .parse((res, done) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => done(null, Buffer.concat(chunks)));
-        });
+      expect(memory.sentBytes).toBe(3 * MiB); // a HEAD sends no body
+      const again = await request(h.app).get(content).set(alice.headers).buffer(true).parse(binaryParser);
       expect((again.body as Buffer).equals(body)).toBe(true);
-      expect(sent).toBe(6 * MiB);
+      expect(memory.sentBytes).toBe(6 * MiB);
       // Once per 2 MiB sent, counted across the four responses.
-      expect(compactions).toEqual([2 * MiB, 6 * MiB]);
+      expect(memory.compactions).toEqual([2 * MiB, 6 * MiB]);
     } finally {
       delete h.t.deps.bodyMemory;
     }

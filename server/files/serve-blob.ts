@@ -9,6 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
 import { AppError } from '../../contract/errors.js';
 import type { BlobStore, ByteRange } from '../../core/ports/blob-store.js';
+import type { TreeNode } from '../../core/ports/metadata-store.js';
 import { attachmentDisposition, safeContentType } from './content-headers.js';
 import { decideRange, ifRangeHolds, noneMatchHits } from './http-range.js';
 import type { BodyMemory } from '../body-memory.js';
@@ -21,6 +22,19 @@ export interface Download {
   name: string;
   mediaType: string | null;
   lastModified?: Date;
+}
+
+/** A ready file's current content as a `Download` (its name, type and modification time). */
+export function fileDownload(
+  file: Pick<TreeNode, 'size' | 'name' | 'mediaType' | 'updatedAt'> & { sha256: string },
+): Download {
+  return {
+    sha256: file.sha256,
+    size: file.size,
+    name: file.name,
+    mediaType: file.mediaType,
+    lastModified: file.updatedAt,
+  };
 }
 
 /**

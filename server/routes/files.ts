@@ -23,7 +23,7 @@ import type { AppDeps } from '../deps.js';
 import { announceLatest } from '../files/announce.js';
 import { deleteUnreferencedBlobs } from '../files/blob-gc.js';
 import { toEntry, toRevisionBody } from '../files/entry.js';
-import { serveBlob } from '../files/serve-blob.js';
+import { fileDownload, serveBlob } from '../files/serve-blob.js';
 import { authenticate, authOf, requireScope } from '../middleware/authenticate.js';
 import { findSharedNode } from '../shares/mounts.js';
 
@@ -79,19 +79,7 @@ export function filesRoutes(deps: AppDeps): Router {
   // Express routes HEAD to GET handlers; serveBlob sends no body for HEAD.
   router.get('/:id/content', read, async (req, res) => {
     const file = await readyFileOf(deps, req);
-    await serveBlob(
-      req,
-      res,
-      deps.blobs,
-      {
-        sha256: file.sha256,
-        size: file.size,
-        name: file.name,
-        mediaType: file.mediaType,
-        lastModified: file.updatedAt,
-      },
-      deps.bodyMemory,
-    );
+    await serveBlob(req, res, deps.blobs, fileDownload(file), deps.bodyMemory);
   });
 
   router.post('/:id/link', read, async (req, res) => {

@@ -28,7 +28,7 @@ import type { TreeNode } from '../../core/ports/metadata-store.js';
 import { PasswordHasher } from '../auth/passwords.js';
 import { audit } from '../audit.js';
 import type { AppDeps } from '../deps.js';
-import { serveBlob } from '../files/serve-blob.js';
+import { fileDownload, serveBlob } from '../files/serve-blob.js';
 import { RateLimiter } from '../middleware/rate-limit.js';
 import { sharePageErrors } from '../shares/error-page.js';
 import { filePage, folderPage, passwordPage, SHARE_PAGE_CSP, zipPage } from '../shares/html.js';
@@ -97,19 +97,7 @@ export function sharePageRoutes(deps: AppDeps): Router {
         { userId: link.share.ownerId },
       );
     }
-    await serveBlob(
-      req,
-      res,
-      deps.blobs,
-      {
-        sha256: file.sha256,
-        size: file.size,
-        name: file.name,
-        mediaType: file.mediaType,
-        lastModified: file.updatedAt,
-      },
-      deps.bodyMemory,
-    );
+    await serveBlob(req, res, deps.blobs, fileDownload({ ...file, sha256: file.sha256 }), deps.bodyMemory);
   }
 
   async function sendFolder(res: Response, link: OpenLink, folder: TreeNode): Promise<void> {
