@@ -109,6 +109,7 @@ async function run(
       earlyBodyCollection: deps.bodyMemory !== undefined,
       // glibc's, from the environment (bin/aio-server sets it; README, "The programs").
       mallocTrimThreshold: process.env.MALLOC_TRIM_THRESHOLD_ ?? null,
+      mallocArenaMax: process.env.MALLOC_ARENA_MAX ?? null,
     },
     'aio-server started',
   );

@@ -34,6 +34,7 @@ async function expectShebangSettings(pid: number): Promise<void> {
   expect(argv).toContain('--expose-gc');
   const environ = (await fs.readFile(`/proc/${pid}/environ`, 'utf8')).split('\0');
   expect(environ).toContain('MALLOC_TRIM_THRESHOLD_=33554432');
+  expect(environ).toContain('MALLOC_ARENA_MAX=2');
 }
 
 describe('aio-server', () => {
@@ -61,6 +62,7 @@ describe('aio-server', () => {
       dataDir,
       earlyBodyCollection: true,
       mallocTrimThreshold: '33554432',
+      mallocArenaMax: '2',
     });
 
     // The node flags of bin/aio-server's `#!` line are in force (see the README).
