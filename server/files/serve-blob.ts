@@ -37,16 +37,18 @@ export function fileDownload(
   };
 }
 
-/**
- * Writes the response for `download`; rejects only before anything was sent. `memory`
- * is told the bytes sent (see `BodyMemory.sent`).
- */
+/** What `serveBlob` reads from and tells: the store, and the body memory (`BodyMemory.sent`). */
+export interface ServeBlobDeps {
+  blobs: BlobStore;
+  bodyMemory?: Pick<BodyMemory, 'sent'>;
+}
+
+/** Writes the response for `download`; rejects only before anything was sent. */
 export async function serveBlob(
   req: Request,
   res: Response,
-  blobs: BlobStore,
+  { blobs, bodyMemory }: ServeBlobDeps,
   download: Download,
-  memory?: Pick<BodyMemory, 'sent'>,
 ): Promise<void> {
   const etag = `"${download.sha256}"`;
   res.setHeader('ETag', etag);
@@ -89,7 +91,7 @@ export async function serveBlob(
   if (file !== null) {
     try {
       await sendFileRange(res, file, range?.start ?? 0, length);
-      memory?.sent(length);
+      bodyMemory?.sent(length);
     } catch (err) {
       // The client went away or the disk read failed after the headers were decided:
       // `sendFileRange` has closed the file and destroyed the response (a body shorter
@@ -104,7 +106,7 @@ export async function serveBlob(
   }
   try {
     await pipeline(body, res);
-    memory?.sent(length);
+    bodyMemory?.sent(length);
   } catch (err) {
     // The client went away or the disk read failed after the headers went out: the
     // pipeline has destroyed both streams (file handle closed); nothing more to send.

@@ -17,18 +17,12 @@ export function downloadRoutes(deps: AppDeps): Router {
     const stat = await deps.blobs.stat(grant.sha256);
     if (stat === null) throw new NotFoundError('The content is gone.');
     res.setHeader('Referrer-Policy', 'no-referrer');
-    await serveBlob(
-      req,
-      res,
-      deps.blobs,
-      {
-        sha256: grant.sha256,
-        size: stat.size,
-        name: grant.name,
-        mediaType: grant.mediaType,
-      },
-      deps.bodyMemory,
-    );
+    await serveBlob(req, res, deps, {
+      sha256: grant.sha256,
+      size: stat.size,
+      name: grant.name,
+      mediaType: grant.mediaType,
+    });
   });
   return router;
 }

@@ -79,7 +79,7 @@ export function filesRoutes(deps: AppDeps): Router {
   // Express routes HEAD to GET handlers; serveBlob sends no body for HEAD.
   router.get('/:id/content', read, async (req, res) => {
     const file = await readyFileOf(deps, req);
-    await serveBlob(req, res, deps.blobs, fileDownload(file), deps.bodyMemory);
+    await serveBlob(req, res, deps, fileDownload(file));
   });
 
   router.post('/:id/link', read, async (req, res) => {

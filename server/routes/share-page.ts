@@ -97,7 +97,7 @@ export function sharePageRoutes(deps: AppDeps): Router {
         { userId: link.share.ownerId },
       );
     }
-    await serveBlob(req, res, deps.blobs, fileDownload({ ...file, sha256: file.sha256 }), deps.bodyMemory);
+    await serveBlob(req, res, deps, fileDownload({ ...file, sha256: file.sha256 }));
   }
 
   async function sendFolder(res: Response, link: OpenLink, folder: TreeNode): Promise<void> {
@@ -277,18 +277,12 @@ export function sharePageRoutes(deps: AppDeps): Router {
         { userId: link.share.ownerId },
       );
     }
-    await serveBlob(
-      req,
-      res,
-      deps.blobs,
-      {
-        sha256: result.data.sha256,
-        size: result.data.size,
-        name: result.data.name,
-        mediaType: 'application/zip',
-      },
-      deps.bodyMemory,
-    );
+    await serveBlob(req, res, deps, {
+      sha256: result.data.sha256,
+      size: result.data.size,
+      name: result.data.name,
+      mediaType: 'application/zip',
+    });
   });
 
   // Anything else under /s (`/s/<token>/../..`, extra segments): the same 404 page.
