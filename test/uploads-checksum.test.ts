@@ -8,6 +8,7 @@ import {
   OCTET,
   TUS,
   bytesOf,
+  childrenOf,
   createUpload,
   sha256Of,
   startHarness,
@@ -167,5 +168,30 @@ describe('checksums', () => {
     expect(info.status).toBe('failed');
     expect(info.error).toBe('CHECKSUM_MISMATCH');
     expect(info.fileId).toBeNull();
+  });
+});
+
+describe('the end of a chunked body', () => {
+  it('keeps only Upload-Length bytes of a longer chunked body (no Content-Length) and answers 400', async () => {
+    const id = await createUpload(h, alice.headers, { path: '/chunked-long.txt' }, 5);
+    const answer = await new Promise<Answer>((resolve, reject) => {
+      const req = http.request(`${base}/api/v1/uploads/${id}`, {
+        method: 'PATCH',
+        headers: { ...TUS, ...alice.headers, 'Content-Type': OCTET, 'Upload-Offset': '0' },
+      });
+      req.once('error', reject);
+      req.once('response', (res) => {
+        res.resume();
+        res.once('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+      });
+      // Exactly the upload's bytes first; what follows comes only after the server took them.
+      req.write('12345');
+      setTimeout(() => req.end('EXTRA'), 100);
+    });
+    expect(answer.status).toBe(400);
+    expect(answer.headers['upload-offset']).toBe('5');
+    expect((await waitForUpload(h, alice.headers, id)).status).toBe('ready');
+    const file = (await childrenOf(h, alice.id)).find((n) => n.name === 'chunked-long.txt');
+    expect(file?.sha256).toBe(sha256Of(Buffer.from('12345')));
   });
 });
