@@ -6,7 +6,7 @@
  * children), else from sampling `VmHWM` in /proc/<pid>/status.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -320,6 +320,57 @@ export async function freePort(): Promise<number> {
       srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
     });
   });
+}
+
+/**
+ * The whole disk (its name in /proc/diskstats) that holds `dir`, or null where there is
+ * no such file (not Linux, a file system without a block device such as tmpfs).
+ */
+export function diskOf(dir: string): string | null {
+  try {
+    const dev = statSync(dir).dev;
+    // Linux's dev_t: the major number in bits 8–19 (and 32+), the minor in 0–7 and 20+.
+    const major = Math.floor(dev / 256) & 0xfff;
+    const minor = (dev & 0xff) | (Math.floor(dev / 4096) & ~0xff);
+    const sys = `/sys/dev/block/${major}:${minor}`;
+    // A partition's folder sits inside its disk's.
+    const disk = existsSync(`${sys}/partition`) ? path.join(sys, '..') : sys;
+    const name = /^DEVNAME=(.+)$/m.exec(readFileSync(`${disk}/uevent`, 'utf8'))?.[1];
+    return name ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Milliseconds `disk` has had I/O in flight since boot (/proc/diskstats' io_ticks), or null. */
+export function diskBusyMs(disk: string): number | null {
+  try {
+    for (const line of readFileSync('/proc/diskstats', 'utf8').split('\n')) {
+      const f = line.trim().split(/\s+/);
+      if (f[2] === disk) return Number(f[12]);
+    }
+  } catch {
+    /* not Linux */
+  }
+  return null;
+}
+
+/**
+ * Runs `work` and says for what share of its time `disk` had I/O in flight (0–100), or
+ * null when the disk's counters cannot be read: near 100 % the work waited on the disk.
+ */
+export async function withDiskBusy<T>(
+  disk: string | null,
+  work: () => Promise<T>,
+): Promise<{ result: T; busyPct: number | null }> {
+  const before = disk ? diskBusyMs(disk) : null;
+  const start = performance.now();
+  const result = await work();
+  const wall = performance.now() - start;
+  const after = disk ? diskBusyMs(disk) : null;
+  const busyPct =
+    before === null || after === null || wall <= 0 ? null : Math.min(100, ((after - before) / wall) * 100);
+  return { result, busyPct };
 }
 
 export async function tempDir(prefix: string): Promise<string> {

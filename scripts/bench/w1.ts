@@ -12,7 +12,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { flushDisks, removeDir, runTimed, tempDir } from './proc.js';
+import { diskOf, flushDisks, removeDir, runTimed, tempDir, withDiskBusy, type RunResult } from './proc.js';
 import { megabytes, type Results } from './results.js';
 import { startAio, startSink, startWebdav, verifyAio, type Aio, type Sink, type Webdav } from './tools.js';
 import { sha256File, writeRandomFile } from './util.js';
@@ -63,6 +63,20 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
       'rclone checks no hash against `rclone serve webdav`.',
   );
 
+  // Every tool here writes to the disk that holds the temp folders.
+  const disk = diskOf(srcDir);
+  results.note(
+    disk
+      ? `W1 \`disk busy\`: the share of a tool's run during which ${disk}, the disk holding every tool's files, had I/O in flight (/proc/diskstats' io_ticks): near 100 % the run waited on the disk; the raw table has it for every tool.`
+      : 'W1 `disk busy`: not measured (no /proc/diskstats entry for the temp folder’s disk).',
+  );
+  /** Runs a timed tool and records the share of its run the disk was busy under `key`. */
+  const onDisk = async (key: string, run: () => Promise<RunResult>): Promise<RunResult> => {
+    const { result, busyPct } = await withDiskBusy(disk, run);
+    if (busyPct !== null) results.add(key, 'pct', busyPct);
+    return result;
+  };
+
   const up = `W1 upload ${label}`;
   const dn = `W1 download ${label}`;
   results.compare({
@@ -87,6 +101,13 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
     unit: 'ms',
     ours: { tool: 'aio', key: 'W1 upload time | aio' },
     anchor: { tool: 'dd → disk, durable (no network)', key: 'W1 upload time | dd durable' },
+  });
+  results.compare({
+    workload: up,
+    measure: 'disk busy (I/O in flight)',
+    unit: 'pct',
+    ours: { tool: 'aio', key: 'W1 upload disk busy | aio' },
+    anchor: { tool: 'dd → disk, durable (no network)', key: 'W1 upload disk busy | dd durable' },
   });
   results.compare({
     workload: up,
@@ -135,6 +156,13 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
   });
   results.compare({
     workload: dn,
+    measure: 'disk busy (I/O in flight)',
+    unit: 'pct',
+    ours: { tool: 'aio', key: 'W1 download disk busy | aio' },
+    anchor: { tool: 'dd → disk, durable (no network)', key: 'W1 download disk busy | dd durable' },
+  });
+  results.compare({
+    workload: dn,
     measure: 'client peak RSS',
     unit: 'kb',
     ours: { tool: 'aio', key: 'W1 download peak RSS client | aio' },
@@ -143,14 +171,9 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
   });
   /** `from` copied to `to` and on the disk before `dd` exits: the durable-write floor. */
   const durableCopy = async (from: string, to: string, expected: string, key: string): Promise<number> => {
-    const r = await runTimed('dd', 'dd', [
-      `if=${from}`,
-      `of=${to}`,
-      'bs=8M',
-      'oflag=direct',
-      'conv=fsync',
-      'status=none',
-    ]);
+    const r = await onDisk(key.replace(' time |', ' disk busy |'), () =>
+      runTimed('dd', 'dd', [`if=${from}`, `of=${to}`, 'bs=8M', 'oflag=direct', 'conv=fsync', 'status=none']),
+    );
     results.add(key, 'ms', r.ms);
     await expectSha('dd', to, expected);
     await fs.rm(to);
@@ -172,7 +195,9 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
         [
           'aio',
           async () => {
-            const r = await a.cli(['upload', src, '/w1/big.bin', '--json']);
+            const r = await onDisk('W1 upload disk busy | aio', () =>
+              a.cli(['upload', src, '/w1/big.bin', '--json']),
+            );
             results.add('W1 upload time | aio', 'ms', r.ms);
             results.add('W1 upload peak RSS client | aio', 'kb', r.peakRssKb);
             await verifyAio(a, '/w1', new Map([['big.bin', sha]]));
@@ -182,7 +207,9 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
         [
           'rclone',
           async () => {
-            const r = await d.rclone(['copy', src, ':webdav:w1']);
+            const r = await onDisk('W1 upload disk busy | rclone', () =>
+              d.rclone(['copy', src, ':webdav:w1']),
+            );
             results.add('W1 upload time | rclone', 'ms', r.ms);
             results.add('W1 upload peak RSS client | rclone', 'kb', r.peakRssKb);
             await expectSha('rclone upload', path.join(d.root, 'w1', 'big.bin'), sha);
@@ -192,7 +219,9 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
         [
           'curl',
           async () => {
-            const r = await runTimed('curl -T', 'curl', ['-sS', '-f', '-T', src, `${s.url}/w1/big.bin`]);
+            const r = await onDisk('W1 upload disk busy | curl→sink', () =>
+              runTimed('curl -T', 'curl', ['-sS', '-f', '-T', src, `${s.url}/w1/big.bin`]),
+            );
             results.add('W1 upload time | curl→sink', 'ms', r.ms);
             results.add('W1 upload peak RSS client | curl', 'kb', r.peakRssKb);
             await expectSha('curl upload', path.join(s.root, 'w1', 'big.bin'), sha);
@@ -212,7 +241,9 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
           'aio',
           async () => {
             const out = path.join(down, 'aio.bin');
-            const r = await a.cli(['download', '/w1/big.bin', out, '--json']);
+            const r = await onDisk('W1 download disk busy | aio', () =>
+              a.cli(['download', '/w1/big.bin', out, '--json']),
+            );
             results.add('W1 download time | aio', 'ms', r.ms);
             results.add('W1 download peak RSS client | aio', 'kb', r.peakRssKb);
             await expectSha('aio download', out, sha);
@@ -224,7 +255,9 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
           'rclone',
           async () => {
             const out = path.join(down, 'rclone');
-            const r = await d.rclone(['copy', ':webdav:w1/big.bin', out]);
+            const r = await onDisk('W1 download disk busy | rclone', () =>
+              d.rclone(['copy', ':webdav:w1/big.bin', out]),
+            );
             results.add('W1 download time | rclone', 'ms', r.ms);
             results.add('W1 download peak RSS client | rclone', 'kb', r.peakRssKb);
             await expectSha('rclone download', path.join(out, 'big.bin'), sha);
@@ -236,7 +269,9 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
           'cp',
           async () => {
             const out = path.join(down, 'cp.bin');
-            const r = await runTimed('cp', 'cp', [path.join(d.root, 'w1', 'big.bin'), out]);
+            const r = await onDisk('W1 download disk busy | cp', () =>
+              runTimed('cp', 'cp', [path.join(d.root, 'w1', 'big.bin'), out]),
+            );
             results.add('W1 download time | cp', 'ms', r.ms);
             await expectSha('cp', out, sha);
             await fs.rm(out);
