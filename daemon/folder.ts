@@ -352,6 +352,11 @@ export class SyncFolder {
     };
   }
 
+  /** Nothing to do for a while: idle (or paused) and watched. */
+  get quiet(): boolean {
+    return (this.state === 'idle' || this.state === 'paused') && this.watcher.ready;
+  }
+
   /** Idle, in sync as of now: every way into `idle` records the sync. */
   private settle(): void {
     this.state = 'idle';

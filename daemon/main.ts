@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
+import v8 from 'node:v8';
 import type net from 'node:net';
 import type { ApiClient } from '../contract/client.js';
 import { AppError } from '../contract/errors.js';
@@ -14,6 +15,7 @@ import { Connectivity } from './connectivity.js';
 import { daemonFiles } from './files.js';
 import { SyncFolder, type FolderStatus } from './folder.js';
 import { listenIpc, type IpcRequest } from './ipc.js';
+import { exposeFullGc, QuietCompactor } from './memory.js';
 import { Journal } from './journal.js';
 import { acquireDaemonLock } from './lock.js';
 import { createLogger, RotatingFile, type Logger } from './logger.js';
@@ -38,6 +40,11 @@ export interface DaemonStatus {
   folders: FolderStatus[];
 }
 
+/** How often the daemon checks whether it is quiet with garbage to give back (daemon/memory.ts). */
+const COMPACT_CHECK_MS = 5_000;
+/** Heap growth since its last collection that makes a quiet daemon collect (daemon/memory.ts). */
+const COMPACT_GROWTH_BYTES = 24 * 1024 * 1024;
+
 export class Daemon {
   private readonly files;
   private readonly tunables: Tunables;
@@ -50,6 +57,8 @@ export class Daemon {
   private ipc: net.Server | null = null;
   private release: (() => void) | null = null;
   private readonly startedAt = new Date();
+  /** Checks every `COMPACT_CHECK_MS` whether to give garbage back (`QuietCompactor`). */
+  private compactTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
   private resolveDone: () => void = () => undefined;
   /** Settles when the daemon has stopped. */
@@ -80,6 +89,20 @@ export class Daemon {
       this.release();
       throw err;
     }
+    const compactor = new QuietCompactor({
+      fullGc: exposeFullGc(),
+      heapUsed: () => v8.getHeapStatistics().used_heap_size,
+      quiet: () => this.folders.size > 0 && [...this.folders.values()].every((f) => f.quiet),
+      growthBytes: COMPACT_GROWTH_BYTES,
+    });
+    this.compactTimer = setInterval(() => {
+      const before = v8.getHeapStatistics().used_heap_size;
+      if (compactor.tick())
+        this.log.info(
+          { heapUsedBefore: before, heapUsedAfter: v8.getHeapStatistics().used_heap_size },
+          'quiet: garbage collected',
+        );
+    }, COMPACT_CHECK_MS).unref();
     this.log.info({ server: this.options.client.server, folders: this.folders.size }, 'daemon started');
     this.options.onReady?.({ pid: process.pid, socket: this.files.socket, log: this.files.log });
   }
@@ -179,6 +202,7 @@ export class Daemon {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.log.info('daemon stopping');
+      if (this.compactTimer) clearInterval(this.compactTimer);
       this.aggregator.close();
       await Promise.all([...this.folders.values()].map((f) => f.stop()));
       await new Promise<void>((r) => (this.ipc ? this.ipc.close(() => r()) : r()));

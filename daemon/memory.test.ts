@@ -1,0 +1,73 @@
+import v8 from 'node:v8';
+import { describe, expect, it } from 'vitest';
+import { exposeFullGc, QuietCompactor } from './memory.js';
+
+const MiB = 1024 * 1024;
+
+describe('QuietCompactor', () => {
+  function setup(): { heap: { used: number; quiet: boolean; gcs: number }; compactor: QuietCompactor } {
+    const heap = { used: 20 * MiB, quiet: false, gcs: 0 };
+    const compactor = new QuietCompactor({
+      fullGc: () => {
+        heap.gcs++;
+        heap.used = 26 * MiB; // what is live
+      },
+      heapUsed: () => heap.used,
+      quiet: () => heap.quiet,
+      growthBytes: 24 * MiB,
+    });
+    return { heap, compactor };
+  }
+
+  it('collects once quiet after the heap grew, and not again until it grows as much once more', () => {
+    const { heap, compactor } = setup();
+    heap.used = 64 * MiB; // a scan's garbage
+    expect(compactor.tick()).toBe(false); // still busy
+    expect(heap.gcs).toBe(0);
+    heap.quiet = true;
+    expect(compactor.tick()).toBe(true);
+    expect(heap.gcs).toBe(1);
+    expect(compactor.collections).toBe(1);
+    // Idle, a little growth: nothing (an idle daemon does not collect again and again).
+    heap.used = 26 * MiB + 23 * MiB;
+    expect(compactor.tick()).toBe(false);
+    heap.used = 26 * MiB + 24 * MiB;
+    expect(compactor.tick()).toBe(true);
+    expect(heap.gcs).toBe(2);
+  });
+
+  it('does nothing while the heap has not grown, or without a collection to run', () => {
+    const { heap, compactor } = setup();
+    heap.quiet = true;
+    for (let i = 0; i < 5; i++) expect(compactor.tick()).toBe(false);
+    expect(heap.gcs).toBe(0);
+    const none = new QuietCompactor({
+      fullGc: null,
+      heapUsed: () => 500 * MiB,
+      quiet: () => true,
+      growthBytes: 1,
+    });
+    expect(none.tick()).toBe(false);
+  });
+});
+
+describe('exposeFullGc', () => {
+  it('gives a full collection that frees garbage in the old generation', async () => {
+    const gc = exposeFullGc();
+    expect(gc).toBeTypeOf('function');
+    // Garbage that lived long enough to be promoted, then dropped.
+    let maps: Array<Map<string, { n: number }>> | null = [];
+    for (let i = 0; i < 20; i++) {
+      const m = new Map<string, { n: number }>();
+      for (let j = 0; j < 10_000; j++) m.set(`k${i}_${j}`, { n: j });
+      maps.push(m);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const before = v8.getHeapStatistics().used_heap_size;
+    expect(maps.length).toBe(20);
+    maps = null;
+    gc?.();
+    const after = v8.getHeapStatistics().used_heap_size;
+    expect(before - after).toBeGreaterThan(10 * MiB);
+  });
+});

@@ -1,0 +1,65 @@
+/**
+ * Gives the daemon's garbage back once it is quiet.
+ *
+ * Why: a scan of 100,000 files (at start, after a restart) leaves ~40 MiB of garbage in
+ * the V8 heap; the live heap of an idle daemon is ~26 MiB (heap snapshots at 20 s and 65 s
+ * after a restart). V8 frees that garbage and hands the pages back only when its memory
+ * reducer runs, which it did anywhere from ~30 s to more than a minute after the daemon
+ * went idle: the bench's idle RSS at 100,000 files measured 102–106 MiB in some runs and
+ * 170–176 MiB in others, from the same code (docs/performance.md, seventeenth pass). A
+ * daemon sits idle in the background for hours, so it collects once itself: when every
+ * folder is idle and watched, and the heap has grown by `growthBytes` since the last
+ * collection it ran (so an idle daemon does not collect again and again).
+ */
+import v8 from 'node:v8';
+import vm from 'node:vm';
+
+export interface CompactorDeps {
+  /** A full, synchronous collection; null where none can be had (then nothing is done). */
+  fullGc: (() => void) | null;
+  /** Bytes in use in the V8 heap now. */
+  heapUsed: () => number;
+  /** True when every folder is idle (or paused) and watched: nothing to do for a while. */
+  quiet: () => boolean;
+  /** Growth of the heap since the last collection that makes the next one worthwhile. */
+  growthBytes: number;
+}
+
+export class QuietCompactor {
+  /** The heap in use right after the last collection (or at the start). */
+  private baseline: number;
+  collections = 0;
+
+  constructor(private readonly deps: CompactorDeps) {
+    this.baseline = deps.heapUsed();
+  }
+
+  /** Called now and then (a timer): collects when quiet and the heap has grown enough. */
+  tick(): boolean {
+    const { fullGc, heapUsed, quiet, growthBytes } = this.deps;
+    if (!fullGc || heapUsed() - this.baseline < growthBytes || !quiet()) return false;
+    fullGc();
+    this.collections++;
+    this.baseline = heapUsed();
+    return true;
+  }
+}
+
+/**
+ * Node's full collection: `global.gc` when node runs with `--expose-gc`, else the same
+ * function from a fresh context after setting the flag (it only adds `gc` to contexts
+ * made after it; the running one is untouched). Plain `gc()`: on Node 20,
+ * `gc({ type: 'major' })` without `execution: 'async'` ran no full collection (a heap of
+ * 100 MB of garbage stayed at 99 MB; `gc()` took it to 3 MB).
+ */
+export function exposeFullGc(): (() => void) | null {
+  const existing = (globalThis as { gc?: unknown }).gc;
+  if (typeof existing === 'function') return () => void (existing as () => unknown)();
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    const gc: unknown = vm.runInNewContext('gc');
+    return typeof gc === 'function' ? () => void (gc as () => unknown)() : null;
+  } catch {
+    return null;
+  }
+}
