@@ -15,7 +15,7 @@ import { Connectivity } from './connectivity.js';
 import { daemonFiles } from './files.js';
 import { SyncFolder, type FolderStatus } from './folder.js';
 import { listenIpc, type IpcRequest } from './ipc.js';
-import { exposeFullGc, QuietCompactor } from './memory.js';
+import { lazyFullGc, QuietCompactor } from './memory.js';
 import { Journal } from './journal.js';
 import { acquireDaemonLock } from './lock.js';
 import { createLogger, RotatingFile, type Logger } from './logger.js';
@@ -40,11 +40,6 @@ export interface DaemonStatus {
   folders: FolderStatus[];
 }
 
-/** How often the daemon checks whether it is quiet with garbage to give back (daemon/memory.ts). */
-const COMPACT_CHECK_MS = 5_000;
-/** Heap growth since its last collection that makes a quiet daemon collect (daemon/memory.ts). */
-const COMPACT_GROWTH_BYTES = 24 * 1024 * 1024;
-
 export class Daemon {
   private readonly files;
   private readonly tunables: Tunables;
@@ -57,7 +52,7 @@ export class Daemon {
   private ipc: net.Server | null = null;
   private release: (() => void) | null = null;
   private readonly startedAt = new Date();
-  /** Checks every `COMPACT_CHECK_MS` whether to give garbage back (`QuietCompactor`). */
+  /** Checks every `compactCheckMs` whether to give garbage back (`QuietCompactor`). */
   private compactTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
   private resolveDone: () => void = () => undefined;
@@ -90,10 +85,10 @@ export class Daemon {
       throw err;
     }
     const compactor = new QuietCompactor({
-      fullGc: exposeFullGc(),
+      fullGc: lazyFullGc(),
       heapUsed: () => v8.getHeapStatistics().used_heap_size,
       quiet: () => this.folders.size > 0 && [...this.folders.values()].every((f) => f.quiet),
-      growthBytes: COMPACT_GROWTH_BYTES,
+      growthBytes: this.tunables.compactGrowthBytes,
     });
     this.compactTimer = setInterval(() => {
       const before = v8.getHeapStatistics().used_heap_size;
@@ -102,7 +97,7 @@ export class Daemon {
           { heapUsedBefore: before, heapUsedAfter: v8.getHeapStatistics().used_heap_size },
           'quiet: garbage collected',
         );
-    }, COMPACT_CHECK_MS).unref();
+    }, this.tunables.compactCheckMs).unref();
     this.log.info({ server: this.options.client.server, folders: this.folders.size }, 'daemon started');
     this.options.onReady?.({ pid: process.pid, socket: this.files.socket, log: this.files.log });
   }

@@ -1,6 +1,6 @@
 import v8 from 'node:v8';
 import { describe, expect, it } from 'vitest';
-import { exposeFullGc, QuietCompactor } from './memory.js';
+import { lazyFullGc, QuietCompactor } from './memory.js';
 
 const MiB = 1024 * 1024;
 
@@ -27,7 +27,6 @@ describe('QuietCompactor', () => {
     heap.quiet = true;
     expect(compactor.tick()).toBe(true);
     expect(heap.gcs).toBe(1);
-    expect(compactor.collections).toBe(1);
     // Idle, a little growth: nothing (an idle daemon does not collect again and again).
     heap.used = 26 * MiB + 23 * MiB;
     expect(compactor.tick()).toBe(false);
@@ -51,9 +50,9 @@ describe('QuietCompactor', () => {
   });
 });
 
-describe('exposeFullGc', () => {
+describe('lazyFullGc', () => {
   it('gives a full collection that frees garbage in the old generation', async () => {
-    const gc = exposeFullGc();
+    const gc = lazyFullGc();
     expect(gc).toBeTypeOf('function');
     // Garbage that lived long enough to be promoted, then dropped.
     let maps: Array<Map<string, { n: number }>> | null = [];
@@ -66,7 +65,7 @@ describe('exposeFullGc', () => {
     const before = v8.getHeapStatistics().used_heap_size;
     expect(maps.length).toBe(20);
     maps = null;
-    gc?.();
+    gc();
     const after = v8.getHeapStatistics().used_heap_size;
     expect(before - after).toBeGreaterThan(10 * MiB);
   });

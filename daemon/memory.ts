@@ -11,8 +11,7 @@
  * folder is idle and watched, and the heap has grown by `growthBytes` since the last
  * collection it ran (so an idle daemon does not collect again and again).
  */
-import v8 from 'node:v8';
-import vm from 'node:vm';
+import { gcAtRunTime, type GcFunction } from '../core/gc.js';
 
 export interface CompactorDeps {
   /** A full, synchronous collection; null where none can be had (then nothing is done). */
@@ -28,7 +27,6 @@ export interface CompactorDeps {
 export class QuietCompactor {
   /** The heap in use right after the last collection (or at the start). */
   private baseline: number;
-  collections = 0;
 
   constructor(private readonly deps: CompactorDeps) {
     this.baseline = deps.heapUsed();
@@ -39,27 +37,19 @@ export class QuietCompactor {
     const { fullGc, heapUsed, quiet, growthBytes } = this.deps;
     if (!fullGc || heapUsed() - this.baseline < growthBytes || !quiet()) return false;
     fullGc();
-    this.collections++;
     this.baseline = heapUsed();
     return true;
   }
 }
 
 /**
- * Node's full collection: `global.gc` when node runs with `--expose-gc`, else the same
- * function from a fresh context after setting the flag (it only adds `gc` to contexts
- * made after it; the running one is untouched). Plain `gc()`: on Node 20,
- * `gc({ type: 'major' })` without `execution: 'async'` ran no full collection (a heap of
- * 100 MB of garbage stayed at 99 MB; `gc()` took it to 3 MB).
+ * A full collection at once (plain `gc()`, core/gc.ts), the function found on first use:
+ * a daemon that never gets to collect does not pay for it at start.
  */
-export function exposeFullGc(): (() => void) | null {
-  const existing = (globalThis as { gc?: unknown }).gc;
-  if (typeof existing === 'function') return () => void (existing as () => unknown)();
-  try {
-    v8.setFlagsFromString('--expose-gc');
-    const gc: unknown = vm.runInNewContext('gc');
-    return typeof gc === 'function' ? () => void (gc as () => unknown)() : null;
-  } catch {
-    return null;
-  }
+export function lazyFullGc(): () => void {
+  let gc: GcFunction | null | undefined;
+  return () => {
+    gc ??= gcAtRunTime();
+    gc?.();
+  };
 }

@@ -31,6 +31,10 @@ export interface Tunables {
   errorRetryMs: number;
   /** Longest the watcher waits, after the first scan, for that scan's work to drain. */
   watchDeferMs: number;
+  /** How often the daemon checks whether it is quiet with garbage to give back (daemon/memory.ts). */
+  compactCheckMs: number;
+  /** Heap growth since its last collection that makes a quiet daemon collect (daemon/memory.ts). */
+  compactGrowthBytes: number;
   /** Log file size that triggers rotation, and how many old files are kept. */
   logMaxBytes: number;
   logKeep: number;
@@ -58,6 +62,8 @@ export function readTunables(env: NodeJS.ProcessEnv = process.env): Tunables {
     massDeleteWindowMs: num(env, 'AIO_DAEMON_MASS_DELETE_WINDOW_MS', 60_000),
     errorRetryMs: num(env, 'AIO_DAEMON_ERROR_RETRY_MS', 5_000),
     watchDeferMs: num(env, 'AIO_DAEMON_WATCH_DEFER_MS', 5_000),
+    compactCheckMs: num(env, 'AIO_DAEMON_COMPACT_CHECK_MS', 5_000),
+    compactGrowthBytes: num(env, 'AIO_DAEMON_COMPACT_GROWTH_BYTES', 24 * 1024 * 1024),
     logMaxBytes: num(env, 'AIO_DAEMON_LOG_MAX_BYTES', 10 * 1024 * 1024),
     logKeep: num(env, 'AIO_DAEMON_LOG_KEEP', 3),
   });

@@ -19,6 +19,7 @@
  * The collection needs `gc` exposed (`--expose-gc`: `bin/aio-server`'s `#!` line and
  * `npm start` pass it). Without it, nothing is collected early and nothing else changes.
  */
+import { exposedGc } from '../core/gc.js';
 
 /** Bytes of request body between two young-generation collections. */
 export const RECLAIM_EVERY_BYTES = 8 * 1024 * 1024;
@@ -71,11 +72,9 @@ export class BodyMemory {
   }
 }
 
-type GcFunction = (options?: { type?: 'minor' | 'major'; execution?: 'sync' | 'async' }) => unknown;
-
 /** A young-generation collection, when node runs with `--expose-gc`; `null` otherwise. */
 export function exposedMinorGc(scope: object = globalThis): (() => void) | null {
-  const gc = exposedGcFunction(scope);
+  const gc = exposedGc(scope);
   return gc && (() => void gc({ type: 'minor' }));
 }
 
@@ -84,11 +83,6 @@ export function exposedMinorGc(scope: object = globalThis): (() => void) | null 
  * node runs with `--expose-gc`; `null` otherwise.
  */
 export function exposedMajorGc(scope: object = globalThis): (() => void) | null {
-  const gc = exposedGcFunction(scope);
+  const gc = exposedGc(scope);
   return gc && (() => void Promise.resolve(gc({ type: 'major', execution: 'async' })).catch(() => undefined));
-}
-
-function exposedGcFunction(scope: object): GcFunction | null {
-  const gc = (scope as { gc?: unknown }).gc;
-  return typeof gc === 'function' ? (gc as GcFunction) : null;
 }

@@ -170,8 +170,14 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
     limit: { max: megabytes(120), text: '≤ 120 MB' },
   });
   /** `from` copied to `to` and on the disk before `dd` exits: the durable-write floor. */
-  const durableCopy = async (from: string, to: string, expected: string, key: string): Promise<number> => {
-    const r = await onDisk(key.replace(' time |', ' disk busy |'), () =>
+  const durableCopy = async (
+    from: string,
+    to: string,
+    expected: string,
+    direction: 'upload' | 'download',
+  ): Promise<number> => {
+    const key = `W1 ${direction} time | dd durable`;
+    const r = await onDisk(`W1 ${direction} disk busy | dd durable`, () =>
       runTimed('dd', 'dd', [`if=${from}`, `of=${to}`, 'bs=8M', 'oflag=direct', 'conv=fsync', 'status=none']),
     );
     results.add(key, 'ms', r.ms);
@@ -228,7 +234,7 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
             return r.ms;
           },
         ],
-        ['dd', () => durableCopy(src, path.join(down, 'dd-up.bin'), sha, 'W1 upload time | dd durable')],
+        ['dd', () => durableCopy(src, path.join(down, 'dd-up.bin'), sha, 'upload')],
       ];
       for (const [name, fn] of rotate(uploads, run)) {
         process.stdout.write(`W1 run ${run + 1}/${opts.runs}: upload ${name}… `);
@@ -281,12 +287,7 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
         [
           'dd',
           () =>
-            durableCopy(
-              path.join(d.root, 'w1', 'big.bin'),
-              path.join(down, 'dd-down.bin'),
-              sha,
-              'W1 download time | dd durable',
-            ),
+            durableCopy(path.join(d.root, 'w1', 'big.bin'), path.join(down, 'dd-down.bin'), sha, 'download'),
         ],
         [
           'sha256',
