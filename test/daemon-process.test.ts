@@ -256,6 +256,42 @@ describe('aio daemon as a process', () => {
     expect(Buffer.byteLength(rotated)).toBeGreaterThanOrEqual(maxBytes);
   }, 40_000);
 
+  it('collects its garbage once quiet (idle and watched), with gc found at run time, and not before its heap grew enough', async () => {
+    /** The daemon's `quiet: garbage collected` lines so far. */
+    const collections = async (s: Setup): Promise<Array<{ heapUsedBefore: number; heapUsedAfter: number }>> =>
+      (await fs.readFile(path.join(s.config, 'daemon.log'), 'utf8'))
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as { msg: string; heapUsedBefore: number; heapUsedAfter: number })
+        .filter((entry) => entry.msg === 'quiet: garbage collected');
+    const syncedAndIdle = async (s: Setup): Promise<void> => {
+      const local = await localDir();
+      const added = await aio(['watch', 'add', local, '/quiet'], { env: s.env });
+      expect(added.exitCode, added.stderr).toBe(0);
+      for (let i = 0; i < 20; i++) await fs.writeFile(path.join(local, `f${i}.txt`), `file ${i}`);
+      await waitFor(async () => (await onServer(s, '/quiet')).size === 20, 20_000);
+      await waitFor(async () => {
+        const f = await folderStatus(s);
+        return f.state === 'idle' && f.queued === 0 && f.watching;
+      }, 20_000);
+    };
+
+    // Any growth counts: the `aio` process (plain node, no --expose-gc) collects once quiet.
+    const eager = await setup({ AIO_DAEMON_COMPACT_CHECK_MS: '100', AIO_DAEMON_COMPACT_GROWTH_BYTES: '0' });
+    await startDaemon(eager);
+    await syncedAndIdle(eager);
+    await waitFor(async () => (await collections(eager)).length > 0, 10_000);
+    const [first] = await collections(eager);
+    expect(first?.heapUsedAfter).toBeLessThan(first?.heapUsedBefore as number);
+
+    // The default threshold (24 MiB of growth): a small folder never gets there.
+    const thrifty = await setup({ AIO_DAEMON_COMPACT_CHECK_MS: '100' });
+    await startDaemon(thrifty);
+    await syncedAndIdle(thrifty);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(await collections(thrifty)).toEqual([]);
+  }, 60_000);
+
   it('install-service writes a systemd user unit with absolute paths and runs no systemctl', async () => {
     const home = await tempDir('aio-home-');
     const config = await tempDir('aio-config-');
