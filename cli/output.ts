@@ -61,6 +61,12 @@ export class Output {
     this.stderr.write(`error: ${message}\n`);
   }
 
+  /** stdout for a command's raw bytes (`aio download FILE -`); never with --json. */
+  get dataStream(): NodeJS.WritableStream {
+    if (this.json) throw new Error('stdout carries the JSON document.');
+    return this.stdout;
+  }
+
   get errStream(): NodeJS.WritableStream {
     return this.stderr;
   }

@@ -17,10 +17,11 @@ import { sync, type SyncFlags } from './commands/sync.js';
 import { upload, type UploadFlags } from './commands/upload.js';
 import { createContext, type CliContext, type GlobalOptions } from './context.js';
 
+export const VERSION = '0.1.0';
+
 export function buildProgram(run: (fn: (ctx: CliContext) => Promise<void>) => Promise<void>): Command {
   const program = new Command('aio')
     .description('AIO Storage: self-hosted sync storage')
-    .version('0.1.0')
     .option('--server <url>', 'server URL (env AIO_SERVER)')
     .option('--json', 'print one JSON document (NDJSON for streams) on stdout')
     .option('-q, --quiet', 'print only results and errors')
@@ -30,6 +31,8 @@ export function buildProgram(run: (fn: (ctx: CliContext) => Promise<void>) => Pr
     .addHelpText(
       'after',
       `
+Version: aio --version (or -V) prints ${VERSION}.
+
 Environment: AIO_SERVER, AIO_TOKEN (use this token, store nothing), AIO_CONFIG_DIR, AIO_NO_KEYRING=1, AIO_PROFILE
 
 Exit codes:
@@ -224,7 +227,29 @@ Exit codes:
   return program;
 }
 
+/** Root flags that take a value (so the word after them is not a command). */
+const GLOBAL_WITH_VALUE = new Set(['--server', '--profile']);
+
+/**
+ * True for `aio --version` / `aio -V` (after global flags only). Not a root option of
+ * commander's: those are recognised after the command too, so `aio restore PATH
+ * --version 1` printed the version and exited 0 without restoring anything.
+ */
+function asksVersion(args: readonly string[]): boolean {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === '--version' || arg === '-V') return true;
+    if (!arg.startsWith('-')) return false;
+    if (GLOBAL_WITH_VALUE.has(arg)) i++;
+  }
+  return false;
+}
+
 export async function main(argv: string[]): Promise<number> {
+  if (asksVersion(argv.slice(2))) {
+    process.stdout.write(`${VERSION}\n`);
+    return EXIT.OK;
+  }
   let exitCode: number = EXIT.OK;
   let globals: GlobalOptions & { debug?: boolean } = {};
   const program = buildProgram(async (fn) => {
@@ -243,8 +268,7 @@ export async function main(argv: string[]): Promise<number> {
 function report(err: unknown, json: boolean, debug: boolean): number {
   if (err instanceof CommanderError) {
     // Help and version exit 0; every parse error is a usage error.
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0)
-      return EXIT.OK;
+    if (err.code === 'commander.helpDisplayed' || err.exitCode === 0) return EXIT.OK;
     return EXIT.USAGE;
   }
   if (err instanceof AppError) {

@@ -232,6 +232,88 @@ export async function downloadFile(
   return { transferred, landed };
 }
 
+export interface StreamSpec {
+  fileId: string;
+  sha256: string;
+  size: number;
+  /** Where the bytes go (stdout for `aio download FILE -`); it is not ended here. */
+  out: NodeJS.WritableStream;
+  onProgress?: (received: number, size: number) => void;
+}
+
+/**
+ * Streams one file to `out` (a pipe or terminal: nothing to resume, rename or fsync),
+ * hashing it on the way; throws `CHECKSUM_MISMATCH` when the bytes that went out do not
+ * match the server's sha256. Bytes already written cannot be taken back, so the error
+ * comes after them, as with `curl` or `rclone cat`: a script must check the exit code.
+ * `complete` is false when the reader closed `out` first (`aio download f - | head`):
+ * the transfer stops there, which is not an error.
+ */
+export async function streamFile(
+  client: ApiClient,
+  spec: StreamSpec,
+): Promise<{ transferred: number; complete: boolean }> {
+  const url = `${client.server}/api/v1/files/${encodeURIComponent(spec.fileId)}/content`;
+  const response = await openResponse(url, await client.authHeaders()).catch((err: unknown) => {
+    throw networkError(client.server, err);
+  });
+  const status = response.statusCode ?? 0;
+  if (status !== 200) {
+    const chunks: Buffer[] = [];
+    for await (const c of response) chunks.push(c as Buffer);
+    if (status === 401) await client.refreshAuth();
+    throw errorFromResponse(status, Buffer.concat(chunks));
+  }
+  const { out } = spec;
+  let closed: Error | null = null;
+  const onError = (err: Error): void => {
+    closed ??= err;
+  };
+  out.on('error', onError);
+  const hash = createHash('sha256');
+  let received = 0;
+  try {
+    for await (const chunk of response) {
+      if (closed) break;
+      const bytes = chunk as Buffer;
+      hash.update(bytes);
+      received += bytes.length;
+      spec.onProgress?.(received, spec.size);
+      if (!out.write(bytes)) await drainedOrClosed(out);
+    }
+    // Everything written has left the process (or the write failed) before the verdict.
+    if (!closed) await new Promise<void>((resolve) => out.write('', () => resolve()));
+  } catch (err) {
+    throw err instanceof AppError ? err : networkError(client.server, err);
+  } finally {
+    out.off('error', onError);
+    response.destroy();
+  }
+  if (closed) {
+    if ((closed as NodeJS.ErrnoException).code === 'EPIPE') return { transferred: received, complete: false };
+    throw closed;
+  }
+  if (received !== spec.size || hash.digest('hex') !== spec.sha256) {
+    throw new AppError('CHECKSUM_MISMATCH', "The bytes written do not match the server's sha256.");
+  }
+  return { transferred: received, complete: true };
+}
+
+/** Resolves once `out` can take more, or failed, or closed. */
+function drainedOrClosed(out: NodeJS.WritableStream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      out.off('drain', done);
+      out.off('error', done);
+      out.off('close', done);
+      resolve();
+    };
+    out.on('drain', done);
+    out.on('error', done);
+    out.on('close', done);
+  });
+}
+
 /** GET `url`; resolves with the response (any status) once its headers arrived. */
 function openResponse(url: string, headers: Record<string, string>): Promise<IncomingMessage> {
   const lib = url.startsWith('https:') ? https : http;

@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { aio, lastJson } from './helpers/cli.js';
+import { aio, aioBytes, aioPiped, lastJson } from './helpers/cli.js';
 import { startServer, stopAllProcesses, tempDir, type ServerProcess } from './helpers/processes.js';
 
 let server: ServerProcess;
@@ -286,6 +286,96 @@ describe('aio against a real server', () => {
 
   it('sync hashes a big new file just before sending it, so one the server has (a moved file) sends no bytes', async () => {
     await syncKnownAndFresh('/big-known', 1536 * 1024);
+  }, 60_000);
+
+  it('writes one file to stdout with -, checks its sha256 there, and stops quietly when the reader does', async () => {
+    const work = await tempDir('aio-cli-stdout-');
+    // Past the pack size: stored as a loose blob the test can damage below.
+    const bytes = randomBytes(3 * 1024 * 1024 + 77);
+    await fs.writeFile(path.join(work, 'dump.bin'), bytes);
+    const up = await aio(['upload', path.join(work, 'dump.bin'), '/stdout/dump.bin', '--json'], { env });
+    expect(up.exitCode, up.stderr).toBe(0);
+
+    const cat = await aioBytes(['download', '/stdout/dump.bin', '-'], { env, cwd: work });
+    expect(cat.exitCode, cat.stderr).toBe(0);
+    expect(cat.stdout.equals(bytes)).toBe(true);
+    expect(cat.stderr).toBe('');
+    expect(await fs.readdir(work)).toEqual(['dump.bin']);
+
+    // A reader that stops after 100 bytes: no error, exit 0, nothing left behind.
+    const head = await aioPiped(['download', '/stdout/dump.bin', '-'], 'head -c 100 | wc -c', {
+      env,
+      cwd: work,
+    });
+    expect(head.exitCode, head.stderr).toBe(0);
+    expect(head.stdout.trim()).toBe('100');
+    expect(head.stderr).toBe('');
+    expect((await fs.readdir(work)).sort()).toEqual(['dump.bin']);
+
+    const folder = await aio(['download', '/stdout', '-'], { env });
+    expect(folder.exitCode).toBe(2);
+    expect(folder.stderr).toMatch(/folder/);
+    const json = await aio(['download', '/stdout/dump.bin', '-', '--json'], { env });
+    expect(json.exitCode).toBe(2);
+    expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: 'BAD_REQUEST' } });
+
+    // The stored blob rots: the bytes still come out, and the command fails after them.
+    const stored = path.join(dataDir, 'storage', 'blobs', sha(bytes).slice(0, 2), sha(bytes));
+    const rotten = Buffer.from(bytes);
+    rotten[1000] = (rotten[1000] as number) ^ 0xff;
+    await fs.writeFile(stored, rotten);
+    const bad = await aioBytes(['download', '/stdout/dump.bin', '-'], { env });
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stderr).toMatch(/sha256/);
+    expect(bad.stdout.length).toBe(bytes.length);
+    await fs.writeFile(stored, bytes);
+  }, 60_000);
+
+  it('uploads a folder as REMOTE/NAME, and only its contents when named with a trailing slash', async () => {
+    const work = await tempDir('aio-cli-slash-');
+    await fs.mkdir(path.join(work, 'site', 'css'), { recursive: true });
+    await fs.writeFile(path.join(work, 'site', 'index.html'), '<p>hi</p>');
+    await fs.writeFile(path.join(work, 'site', 'css', 'a.css'), 'p{}');
+    const named = await aio(['upload', '-r', path.join(work, 'site'), '/named', '--json'], { env });
+    expect(named.exitCode, named.stderr).toBe(0);
+    const contents = await aio(['upload', '-r', `${path.join(work, 'site')}/`, '/contents', '--json'], {
+      env,
+    });
+    expect(contents.exitCode, contents.stderr).toBe(0);
+    const paths = async (root: string): Promise<string[]> => {
+      const ls = await aio(['ls', '-R', root, '--json'], { env });
+      expect(ls.exitCode, ls.stderr).toBe(0);
+      return (JSON.parse(ls.stdout) as Array<{ kind: string; path: string }>)
+        .filter((e) => e.kind === 'file')
+        .map((e) => e.path)
+        .sort();
+    };
+    expect(await paths('/named')).toEqual(['/named/site/css/a.css', '/named/site/index.html']);
+    expect(await paths('/contents')).toEqual(['/contents/css/a.css', '/contents/index.html']);
+  }, 60_000);
+
+  it('restores an old version with `restore PATH --version N`, while `aio --version` prints its own', async () => {
+    const work = await tempDir('aio-cli-versions-');
+    const file = path.join(work, 'notes.txt');
+    await fs.writeFile(file, 'first');
+    expect((await aio(['upload', file, '/versions/notes.txt'], { env })).exitCode).toBe(0);
+    await fs.writeFile(file, 'second');
+    expect((await aio(['upload', file, '/versions/notes.txt'], { env })).exitCode).toBe(0);
+
+    const restored = await aio(['restore', '/versions/notes.txt', '--version', '1'], { env });
+    expect(restored.exitCode, restored.stderr).toBe(0);
+    expect(restored.stdout).toMatch(/version 1 \(now version 3\)/);
+    expect((await aioBytes(['download', '/versions/notes.txt', '-'], { env })).stdout.toString()).toBe(
+      'first',
+    );
+    const missing = await aio(['restore', '/versions/notes.txt', '--version', '9'], { env });
+    expect(missing.exitCode).toBe(4);
+
+    for (const args of [['--version'], ['-V'], ['--server', server.url, '--version']]) {
+      const version = await aio(args, { env });
+      expect(version.exitCode, args.join(' ')).toBe(0);
+      expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    }
   }, 60_000);
 
   it('ends with the documented exit codes for real failures', async () => {

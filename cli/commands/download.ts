@@ -1,11 +1,11 @@
 /**
  * `aio download REMOTE [LOCAL] [-r] [--force] [--transfers N]`: files, and folders with
  * `-r`. Never overwrites a different local file without `--force`; a local file with the
- * same sha256 is left alone.
+ * same sha256 is left alone. `LOCAL` `-` writes one file to stdout.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { downloadFile } from '../../contract/download-client.js';
+import { downloadFile, streamFile } from '../../contract/download-client.js';
 import { AppError } from '../../contract/errors.js';
 import { batchFailure, parseTransfers } from '../batch.js';
 import type { Entry } from '../../contract/schemas/files.js';
@@ -38,8 +38,15 @@ export async function download(
   flags: DownloadFlags,
 ) {
   const transfers = parseTransfers(flags.transfers, 4);
+  if (local === '-' && ctx.out.json) {
+    throw new AppError(
+      'BAD_REQUEST',
+      '--json prints its document on stdout, where - writes the file: use one or the other.',
+    );
+  }
   await requireLogin(ctx);
   const root = await remoteStat(ctx, remote);
+  if (local === '-') return toStdout(ctx, root);
   const plan: Planned[] = [];
   if (root.kind === 'file') {
     const target = local ?? root.name;
@@ -126,5 +133,35 @@ export async function download(
       plan.length,
       'file(s)',
     );
+  }
+}
+
+/**
+ * `aio download FILE -`: the file's bytes on stdout, as `cat` would print them, for
+ * pipes (`aio download /db.sql.gz - | gunzip`). Nothing else goes to stdout; the sha256
+ * is checked as the bytes pass and a mismatch fails the command after them (exit code),
+ * since bytes already written cannot be taken back. A reader that stops early (`| head`)
+ * ends the transfer quietly.
+ */
+async function toStdout(ctx: CliContext, root: Entry): Promise<void> {
+  if (root.kind !== 'file') {
+    throw new AppError('BAD_REQUEST', `${root.path} is a folder: only a file can be written to stdout (-).`);
+  }
+  if (root.status !== 'ready' || root.id === null || root.sha256 === null) {
+    throw new AppError('CONFLICT', `${root.path} is not ready yet.`);
+  }
+  const progress = await createProgress(ctx.out, root.size);
+  const bar = progress.bar(root.path, root.size);
+  try {
+    await streamFile(ctx.client, {
+      fileId: root.id,
+      sha256: root.sha256,
+      size: root.size,
+      out: ctx.out.dataStream,
+      onProgress: (n) => bar.update(n),
+    });
+  } finally {
+    bar.stop();
+    progress.stop();
   }
 }

@@ -2,7 +2,9 @@
  * `aio upload LOCAL... REMOTE [-r] [--transfers N] [--no-wait]`.
  *
  * REMOTE is a folder when it ends with `/`, when there are several sources or a folder
- * source, or when it exists as a folder; otherwise it is the target file path.
+ * source, or when it exists as a folder; otherwise it is the target file path. A folder
+ * source lands as REMOTE/NAME; with a trailing slash (`photos/`) its contents land in
+ * REMOTE itself, as with rsync.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -31,6 +33,11 @@ interface Planned {
 export function joinRemote(folder: string, rel: string): string {
   const base = folder.endsWith('/') ? folder : `${folder}/`;
   return `${base.startsWith('/') ? '' : '/'}${base}${rel}`.replace(/\/{2,}/g, '/');
+}
+
+/** A folder named with a trailing separator (`photos/`) stands for its contents. */
+function contentsOnly(source: string): boolean {
+  return source.endsWith('/') || source.endsWith(path.sep);
 }
 
 export async function upload(ctx: CliContext, args: string[], flags: UploadFlags): Promise<void> {
@@ -65,11 +72,12 @@ export async function upload(ctx: CliContext, args: string[], flags: UploadFlags
     if (stat.isDirectory()) {
       const walked = await walkLocal(source);
       skipped.push(...walked.skipped);
-      const base = path.basename(path.resolve(source));
+      // As rsync: `dir` goes into REMOTE as REMOTE/dir, `dir/` puts its contents in REMOTE.
+      const into = contentsOnly(source) ? remote : joinRemote(remote, path.basename(path.resolve(source)));
       for (const f of walked.files) {
         plan.push({
           local: f.absolute,
-          remote: joinRemote(joinRemote(remote, base), f.relative),
+          remote: joinRemote(into, f.relative),
           size: f.size,
         });
       }

@@ -51,6 +51,45 @@ export async function aio(args: string[], options: CliOptions = {}): Promise<Cli
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
+/** Runs `aio args…` and keeps its stdout as bytes (`aio download FILE -`). */
+export async function aioBytes(
+  args: string[],
+  options: CliOptions = {},
+): Promise<{ exitCode: number; stdout: Buffer; stderr: string }> {
+  const r = await execa(process.execPath, [path.join(ROOT, 'bin', 'aio'), ...args], {
+    env: { AIO_NO_KEYRING: '1', ...baseEnv(), ...options.env },
+    extendEnv: false,
+    input: options.input ?? '',
+    cwd: options.cwd ?? ROOT,
+    reject: false,
+    encoding: 'buffer',
+    timeout: options.timeoutMs ?? 120_000,
+  });
+  return {
+    exitCode: r.exitCode ?? -1,
+    stdout: Buffer.from(r.stdout),
+    stderr: Buffer.from(r.stderr).toString(),
+  };
+}
+
+/**
+ * Runs `aio args… | reader` in bash with `pipefail`: the exit code is aio's unless the
+ * reader fails. `reader` is shell text written by the test, never user input.
+ */
+export async function aioPiped(args: string[], reader: string, options: CliOptions = {}): Promise<CliResult> {
+  const quote = (a: string): string => `'${a.replaceAll("'", "'\\''")}'`;
+  const command = [process.execPath, path.join(ROOT, 'bin', 'aio'), ...args].map(quote).join(' ');
+  const r = await execa('bash', ['-o', 'pipefail', '-c', `${command} | ${reader}`], {
+    env: { AIO_NO_KEYRING: '1', ...baseEnv(), ...options.env },
+    extendEnv: false,
+    input: options.input ?? '',
+    cwd: options.cwd ?? ROOT,
+    reject: false,
+    timeout: options.timeoutMs ?? 120_000,
+  });
+  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
 /** Parses `--json` output: one document, or the last line of an NDJSON stream. */
 export function lastJson<T>(stdout: string): T {
   const lines = stdout.trim().split('\n').filter(Boolean);
