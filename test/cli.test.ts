@@ -120,6 +120,20 @@ describe('aio against a real server', () => {
     expect(down.exitCode, down.stderr).toBe(0);
     expect(sha(await fs.readFile(out))).toBe(sha(bytes));
     expect(await fs.readdir(ciConfig)).toEqual([]);
+
+    // Listed (never with its secret) and revoked from the login session; then refused.
+    const listed = await aio(['token', 'ls', '--json'], { env });
+    expect(listed.exitCode, listed.stderr).toBe(0);
+    const tokens = JSON.parse(listed.stdout) as Array<{ id: string; name: string }>;
+    const ci = tokens.find((t) => t.name === 'ci');
+    expect(ci).toBeDefined();
+    expect(listed.stdout).not.toContain(token);
+    const human = await aio(['token', 'ls'], { env });
+    expect(human.exitCode, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(/NAME[\s\S]*\bci\b/);
+    const revoked = await aio(['token', 'revoke', ci?.id ?? ''], { env });
+    expect(revoked.exitCode, revoked.stderr).toBe(0);
+    expect((await aio(['ls', '/ci'], { env: ciEnv })).exitCode).toBe(3);
   }, 60_000);
 
   it('moves a 40 MiB file up and back byte for byte: staged past the page cache, downloaded over parallel ranges', async () => {
@@ -376,6 +390,62 @@ describe('aio against a real server', () => {
       expect(version.exitCode, args.join(' ')).toBe(0);
       expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
     }
+  }, 60_000);
+
+  it('moves, copies, trashes, restores and purges through the real commands', async () => {
+    const work = await tempDir('aio-cli-tree-');
+    await fs.writeFile(path.join(work, 'a.txt'), 'alpha');
+    expect((await aio(['upload', path.join(work, 'a.txt'), '/tree/docs/a.txt'], { env })).exitCode).toBe(0);
+    const names = async (folder: string): Promise<string[]> => {
+      const ls = await aio(['ls', folder, '--json'], { env });
+      expect(ls.exitCode, ls.stderr).toBe(0);
+      return (JSON.parse(ls.stdout) as Array<{ name: string }>).map((e) => e.name).sort();
+    };
+
+    expect((await aio(['mv', '/tree/docs/a.txt', '/tree/docs/b.txt'], { env })).exitCode).toBe(0);
+    expect((await aio(['cp', '/tree/docs', '/tree/copy'], { env })).exitCode).toBe(0);
+    expect(await names('/tree')).toEqual(['copy', 'docs']);
+    expect(await names('/tree/copy')).toEqual(['b.txt']);
+    const intoItself = await aio(['mv', '/tree/docs', '/tree/docs/inner'], { env });
+    expect(intoItself.exitCode).toBe(5);
+
+    const folderWithoutR = await aio(['rm', '/tree/copy'], { env });
+    expect(folderWithoutR.exitCode).toBe(2);
+    expect((await aio(['rm', '-r', '/tree/copy'], { env })).exitCode).toBe(0);
+    expect((await aio(['rm', '/tree/docs/b.txt'], { env })).exitCode).toBe(0);
+    expect(await names('/tree')).toEqual(['docs']);
+
+    const trash = await aio(['trash', 'ls', '--json'], { env });
+    expect(trash.exitCode, trash.stderr).toBe(0);
+    const trashed = JSON.parse(trash.stdout) as Array<{ id: string; path: string }>;
+    const copy = trashed.find((t) => t.path === '/tree/copy');
+    const file = trashed.find((t) => t.path === '/tree/docs/b.txt');
+    expect(copy && file).toBeTruthy();
+    expect((await aio(['trash', 'restore', file?.id ?? ''], { env })).exitCode).toBe(0);
+    expect(await names('/tree/docs')).toEqual(['b.txt']);
+    expect((await aio(['trash', 'purge', copy?.id ?? ''], { env })).exitCode).toBe(0);
+    expect((await aio(['trash', 'purge', copy?.id ?? ''], { env })).exitCode).toBe(4);
+    const left = JSON.parse((await aio(['trash', 'ls', '--json'], { env })).stdout) as Array<{
+      path: string;
+    }>;
+    expect(left.map((t) => t.path)).not.toContain('/tree/copy');
+
+    const versions = await aio(['versions', '/tree/docs/b.txt', '--json'], { env });
+    expect(versions.exitCode, versions.stderr).toBe(0);
+    expect(versions.stdout).toContain(sha(Buffer.from('alpha')));
+
+    // A second session of the same account ends without touching the first.
+    const other = { ...env, AIO_CONFIG_DIR: await tempDir('aio-cli-logout-') };
+    const login = await aio(['login', '--email', 'ada@example.test', '--password-stdin'], {
+      env: other,
+      input: `${PASSWORD}\n`,
+    });
+    expect(login.exitCode, login.stderr).toBe(0);
+    expect((await aio(['logout'], { env: other })).exitCode).toBe(0);
+    const after = await aio(['ls', '/tree'], { env: other });
+    expect(after.exitCode).toBe(3);
+    expect(after.stderr).toMatch(/aio login/);
+    expect((await aio(['ls', '/tree'], { env })).exitCode).toBe(0);
   }, 60_000);
 
   it('ends with the documented exit codes for real failures', async () => {

@@ -50,8 +50,7 @@ export async function tokenCreate(
 
 export async function tokenList(ctx: CliContext): Promise<void> {
   await requireLogin(ctx);
-  const res = await ctx.client.get<{ tokens: ApiTokenView[] } | ApiTokenView[]>('/api/v1/tokens');
-  const tokens = Array.isArray(res) ? res : res.tokens;
+  const { items: tokens } = await ctx.client.get<{ items: ApiTokenView[] }>('/api/v1/tokens');
   ctx.out.result(tokens, () =>
     tokens.length === 0
       ? 'No API tokens.'
