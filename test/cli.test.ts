@@ -178,6 +178,9 @@ describe('aio against a real server', () => {
     const forced = await aio(['download', '/dedup/a.bin', other, '--force'], { env });
     expect(forced.exitCode, forced.stderr).toBe(0);
     expect(sha(await fs.readFile(other))).toBe(sha(await fs.readFile(file)));
+    const again = await aio(['download', '/dedup/a.bin', other], { env });
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/^0 file\(s\) downloaded \(0 B\), 1 already there with the same sha256\.$/m);
   }, 60_000);
 
   it('creates a share link whose URL plain HTTP fetches the bytes from', async () => {

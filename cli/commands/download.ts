@@ -120,13 +120,16 @@ export async function download(
   );
   for (const f of failed) ctx.out.error(`${f.path}: ${f.error}`);
   const bytes = done.reduce((n, d) => n + (d.how === 'downloaded' ? d.size : 0), 0);
-  if (ctx.out.json) ctx.out.result({ event: 'summary', downloaded: done.length, failed, bytes }, () => null);
+  const unchanged = done.filter((d) => d.how === 'unchanged').length;
+  if (ctx.out.json)
+    ctx.out.result({ event: 'summary', downloaded: done.length, unchanged, failed, bytes }, () => null);
   else if (!ctx.out.quiet)
-    ctx.out.result(
-      null,
-      () =>
-        `${done.length} file(s) downloaded (${formatBytes(bytes)})${failed.length ? `, ${failed.length} failed` : ''}.`,
-    );
+    ctx.out.result(null, () => {
+      const parts = [`${done.length - unchanged} file(s) downloaded (${formatBytes(bytes)})`];
+      if (unchanged) parts.push(`${unchanged} already there with the same sha256`);
+      if (failed.length) parts.push(`${failed.length} failed`);
+      return `${parts.join(', ')}.`;
+    });
   if (failed.length) {
     throw batchFailure(
       results.flatMap((r) => (r.ok ? [] : [r.error])),
