@@ -34,6 +34,8 @@ export interface RunResult {
   ms: number;
   code: number | null;
   peakRssKb: number | null;
+  /** User + system CPU time of the command and its children, ms (null without /usr/bin/time). */
+  cpuMs: number | null;
   stdout: string;
   stderr: string;
 }
@@ -241,8 +243,9 @@ export function startService(name: string, cmd: string, args: string[], opts: Sp
 }
 
 /**
- * Runs a command to completion: wall time, exit code, peak RSS of the command (and its
- * children, with /usr/bin/time). Throws on a non-zero exit unless `allowFail`.
+ * Runs a command to completion: wall time, exit code, peak RSS and CPU time of the
+ * command (and its children, with /usr/bin/time). Throws on a non-zero exit unless
+ * `allowFail`.
  */
 export async function runTimed(
   name: string,
@@ -251,7 +254,8 @@ export async function runTimed(
   opts: SpawnOptions & { allowFail?: boolean; timeoutMs?: number } = {},
 ): Promise<RunResult> {
   const timeFile = TIME ? path.join(os.tmpdir(), `aio-bench-time-${process.pid}-${Math.random()}`) : null;
-  const [bin, argv] = TIME && timeFile ? [TIME, ['-f', '%M', '-o', timeFile, cmd, ...args]] : [cmd, args];
+  const [bin, argv] =
+    TIME && timeFile ? [TIME, ['-f', '%M %U %S', '-o', timeFile, cmd, ...args]] : [cmd, args];
   const start = performance.now();
   const child = spawn(bin, argv, {
     cwd: opts.cwd,
@@ -295,19 +299,23 @@ export async function runTimed(
   live.delete(tracker);
   killGroup(pid, 'SIGKILL'); // stragglers of the group
   let peakRssKb: number | null = sampled;
+  let cpuMs: number | null = null;
   if (timeFile) {
     const text = await fs.readFile(timeFile, 'utf8').catch(() => '');
     await fs.rm(timeFile, { force: true });
+    // The last line is ours (a command killed by a signal gets a line before it).
     const lines = text.trim().split('\n');
-    const last = Number(lines[lines.length - 1]);
-    if (Number.isFinite(last) && last > 0) peakRssKb = last;
+    const [rss, user, system] = (lines[lines.length - 1] ?? '').split(' ').map(Number);
+    if (rss !== undefined && Number.isFinite(rss) && rss > 0) peakRssKb = rss;
+    if (user !== undefined && system !== undefined && Number.isFinite(user + system))
+      cpuMs = Math.round((user + system) * 1000);
   }
   if (code !== 0 && !opts.allowFail) {
     throw new Error(
       `${name} exited ${code}\n$ ${cmd} ${args.join(' ')}\n${stderr.slice(-4000)}\n${stdout.slice(-2000)}`,
     );
   }
-  return { ms, code, peakRssKb, stdout, stderr };
+  return { ms, code, peakRssKb, cpuMs, stdout, stderr };
 }
 
 export async function freePort(): Promise<number> {

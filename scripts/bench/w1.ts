@@ -12,7 +12,16 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { diskOf, flushDisks, removeDir, runTimed, tempDir, withDiskBusy, type RunResult } from './proc.js';
+import {
+  diskOf,
+  flushDisks,
+  removeDir,
+  runTimed,
+  tempDir,
+  withDiskBusy,
+  type RunResult,
+  type Service,
+} from './proc.js';
 import { megabytes, type Results } from './results.js';
 import { startAio, startSink, startWebdav, verifyAio, type Aio, type Sink, type Webdav } from './tools.js';
 import { sha256File, writeRandomFile } from './util.js';
@@ -77,6 +86,22 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
     return result;
   };
 
+  results.note(
+    "W1 `CPU, client + server`: the client's user and system time (with its children, /usr/bin/time) " +
+      "plus its server's over the same run (/proc): the work the 2 cores share. A run cannot end sooner " +
+      'than half of it, whatever overlaps; aio hashes every byte on both sides (upload) or on the client ' +
+      '(download) and fsyncs, rclone and the sink do neither.',
+  );
+  /** Runs a timed client and records its CPU plus `server`'s over the run under `key`. */
+  const withCpu = async (key: string, server: Service, run: () => Promise<RunResult>): Promise<RunResult> => {
+    const before = server.cpuMs();
+    const result = await run();
+    const after = server.cpuMs();
+    if (result.cpuMs !== null && before !== null && after !== null)
+      results.add(key, 'ms', result.cpuMs + (after - before));
+    return result;
+  };
+
   const up = `W1 upload ${label}`;
   const dn = `W1 download ${label}`;
   results.compare({
@@ -108,6 +133,20 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
     unit: 'pct',
     ours: { tool: 'aio', key: 'W1 upload disk busy | aio' },
     anchor: { tool: 'dd → disk, durable (no network)', key: 'W1 upload disk busy | dd durable' },
+  });
+  results.compare({
+    workload: up,
+    measure: 'CPU, client + server',
+    unit: 'ms',
+    ours: { tool: 'aio', key: 'W1 upload cpu | aio' },
+    anchor: { tool: 'rclone → webdav', key: 'W1 upload cpu | rclone' },
+  });
+  results.compare({
+    workload: up,
+    measure: 'CPU, client + server',
+    unit: 'ms',
+    ours: { tool: 'aio', key: 'W1 upload cpu | aio' },
+    anchor: { tool: 'curl -T → raw sink', key: 'W1 upload cpu | curl→sink' },
   });
   results.compare({
     workload: up,
@@ -163,6 +202,13 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
   });
   results.compare({
     workload: dn,
+    measure: 'CPU, client + server',
+    unit: 'ms',
+    ours: { tool: 'aio', key: 'W1 download cpu | aio' },
+    anchor: { tool: 'rclone ← webdav', key: 'W1 download cpu | rclone' },
+  });
+  results.compare({
+    workload: dn,
     measure: 'client peak RSS',
     unit: 'kb',
     ours: { tool: 'aio', key: 'W1 download peak RSS client | aio' },
@@ -202,7 +248,7 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
           'aio',
           async () => {
             const r = await onDisk('W1 upload disk busy | aio', () =>
-              a.cli(['upload', src, '/w1/big.bin', '--json']),
+              withCpu('W1 upload cpu | aio', a.server, () => a.cli(['upload', src, '/w1/big.bin', '--json'])),
             );
             results.add('W1 upload time | aio', 'ms', r.ms);
             results.add('W1 upload peak RSS client | aio', 'kb', r.peakRssKb);
@@ -214,7 +260,7 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
           'rclone',
           async () => {
             const r = await onDisk('W1 upload disk busy | rclone', () =>
-              d.rclone(['copy', src, ':webdav:w1']),
+              withCpu('W1 upload cpu | rclone', d.service, () => d.rclone(['copy', src, ':webdav:w1'])),
             );
             results.add('W1 upload time | rclone', 'ms', r.ms);
             results.add('W1 upload peak RSS client | rclone', 'kb', r.peakRssKb);
@@ -226,7 +272,9 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
           'curl',
           async () => {
             const r = await onDisk('W1 upload disk busy | curl→sink', () =>
-              runTimed('curl -T', 'curl', ['-sS', '-f', '-T', src, `${s.url}/w1/big.bin`]),
+              withCpu('W1 upload cpu | curl→sink', s.service, () =>
+                runTimed('curl -T', 'curl', ['-sS', '-f', '-T', src, `${s.url}/w1/big.bin`]),
+              ),
             );
             results.add('W1 upload time | curl→sink', 'ms', r.ms);
             results.add('W1 upload peak RSS client | curl', 'kb', r.peakRssKb);
@@ -248,7 +296,9 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
           async () => {
             const out = path.join(down, 'aio.bin');
             const r = await onDisk('W1 download disk busy | aio', () =>
-              a.cli(['download', '/w1/big.bin', out, '--json']),
+              withCpu('W1 download cpu | aio', a.server, () =>
+                a.cli(['download', '/w1/big.bin', out, '--json']),
+              ),
             );
             results.add('W1 download time | aio', 'ms', r.ms);
             results.add('W1 download peak RSS client | aio', 'kb', r.peakRssKb);
@@ -262,7 +312,9 @@ export async function runW1(opts: W1Options, results: Results): Promise<void> {
           async () => {
             const out = path.join(down, 'rclone');
             const r = await onDisk('W1 download disk busy | rclone', () =>
-              d.rclone(['copy', ':webdav:w1/big.bin', out]),
+              withCpu('W1 download cpu | rclone', d.service, () =>
+                d.rclone(['copy', ':webdav:w1/big.bin', out]),
+              ),
             );
             results.add('W1 download time | rclone', 'ms', r.ms);
             results.add('W1 download peak RSS client | rclone', 'kb', r.peakRssKb);

@@ -29,6 +29,18 @@ export interface CliOptions {
   asUser?: number;
 }
 
+/** What every run of the CLI shares: the scrubbed environment, stdin, cwd, timeout. */
+function runOptions(options: CliOptions) {
+  return {
+    env: { AIO_NO_KEYRING: '1', ...baseEnv(), ...options.env },
+    extendEnv: false,
+    input: options.input ?? '',
+    cwd: options.cwd ?? ROOT,
+    reject: false,
+    timeout: options.timeoutMs ?? 120_000,
+  } as const;
+}
+
 /** Starts `aio args…`; await it for the result (never rejects on a non-zero exit). */
 export function aioProcess(args: string[], options: CliOptions = {}): ResultPromise {
   const command = [process.execPath, path.join(ROOT, 'bin', 'aio'), ...args];
@@ -36,14 +48,7 @@ export function aioProcess(args: string[], options: CliOptions = {}): ResultProm
     options.asUser === undefined
       ? command
       : ['setpriv', `--reuid=${options.asUser}`, `--regid=${options.asUser}`, '--clear-groups', ...command];
-  return execa(argv[0] as string, argv.slice(1), {
-    env: { AIO_NO_KEYRING: '1', ...baseEnv(), ...options.env },
-    extendEnv: false,
-    input: options.input ?? '',
-    cwd: options.cwd ?? ROOT,
-    reject: false,
-    timeout: options.timeoutMs ?? 120_000,
-  });
+  return execa(argv[0] as string, argv.slice(1), runOptions(options));
 }
 
 export async function aio(args: string[], options: CliOptions = {}): Promise<CliResult> {
@@ -57,13 +62,8 @@ export async function aioBytes(
   options: CliOptions = {},
 ): Promise<{ exitCode: number; stdout: Buffer; stderr: string }> {
   const r = await execa(process.execPath, [path.join(ROOT, 'bin', 'aio'), ...args], {
-    env: { AIO_NO_KEYRING: '1', ...baseEnv(), ...options.env },
-    extendEnv: false,
-    input: options.input ?? '',
-    cwd: options.cwd ?? ROOT,
-    reject: false,
+    ...runOptions(options),
     encoding: 'buffer',
-    timeout: options.timeoutMs ?? 120_000,
   });
   return {
     exitCode: r.exitCode ?? -1,
@@ -79,14 +79,7 @@ export async function aioBytes(
 export async function aioPiped(args: string[], reader: string, options: CliOptions = {}): Promise<CliResult> {
   const quote = (a: string): string => `'${a.replaceAll("'", "'\\''")}'`;
   const command = [process.execPath, path.join(ROOT, 'bin', 'aio'), ...args].map(quote).join(' ');
-  const r = await execa('bash', ['-o', 'pipefail', '-c', `${command} | ${reader}`], {
-    env: { AIO_NO_KEYRING: '1', ...baseEnv(), ...options.env },
-    extendEnv: false,
-    input: options.input ?? '',
-    cwd: options.cwd ?? ROOT,
-    reject: false,
-    timeout: options.timeoutMs ?? 120_000,
-  });
+  const r = await execa('bash', ['-o', 'pipefail', '-c', `${command} | ${reader}`], runOptions(options));
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
