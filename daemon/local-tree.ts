@@ -1,13 +1,17 @@
 /**
  * Reads the local side of a watched folder: regular files and folders only, by
  * `/`-separated relative path. Symbolic links and special files (FIFOs, sockets,
- * devices) are never followed or synced; they are returned as `skipped` so the folder
- * can report them. A subtree that cannot be read is returned as `unreadable`: its
+ * devices) are never followed or synced, nor are names the server refuses (a `\`, a
+ * control character, leading or trailing whitespace, …: `validateName`, the server's own
+ * rule); they are returned as `skipped` so the folder can report them, instead of being
+ * sent again and again for an answer that cannot change. A subtree that cannot be read is returned as `unreadable`: its
  * journal entries are unknown, never deleted.
  */
 import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { AppError } from '../contract/errors.js';
+import { MAX_NAME_BYTES, validateName } from '../core/domain/names.js';
 import type { IgnoreRules } from './ignore.js';
 
 export interface LocalNode {
@@ -62,6 +66,8 @@ function missing(err: unknown): Found {
 function toFound(relPath: string, st: fsSync.Stats): Found {
   if (st.isSymbolicLink()) return { node: null, skip: 'symbolic link (not followed)' };
   if (!st.isFile() && !st.isDirectory()) return { node: null, skip: 'special file (not a regular file)' };
+  const refused = relPath === '' ? null : refusedName(relPath.slice(relPath.lastIndexOf('/') + 1));
+  if (refused !== null) return { node: null, skip: `name not allowed on the server: ${refused}` };
   return {
     node: {
       relPath,
@@ -71,6 +77,25 @@ function toFound(relPath: string, st: fsSync.Stats): Found {
       ino: st.ino,
     },
   };
+}
+
+/**
+ * Printable ASCII without `/` or `\`, not starting or ending with a space: the names
+ * `validateName` always takes (but `.`, `..` and its length limit), checked without its
+ * two Unicode normalisations (~5 µs a name: half a second over 100,000 files).
+ */
+const PLAIN_NAME = /^[!-.0-[\]-~](?:[ -.0-[\]-~]*[!-.0-[\]-~])?$/;
+
+/** Why the server would refuse `name`, or null when it takes it. */
+export function refusedName(name: string): string | null {
+  if (PLAIN_NAME.test(name) && name !== '.' && name !== '..' && name.length <= MAX_NAME_BYTES) return null;
+  try {
+    validateName(name);
+    return null;
+  } catch (err) {
+    if (err instanceof AppError) return err.message;
+    throw err;
+  }
 }
 
 /** Reads `relPath` and, when it is a folder, everything below it (ignored paths left out). */

@@ -167,4 +167,36 @@ describe('aio daemon (two-way)', () => {
     expect(body.folders[0]?.skipped.map((s) => s.path).sort()).toEqual(['loop/up', 'pipe']);
     expect([...(await remoteFiles(account.client, '/sync')).keys()]).toEqual(['ok.txt']);
   });
+
+  it('reports names the server refuses as not synced, instead of sending them again and again, and goes idle', async () => {
+    const account = await startAccount();
+    const a = await watched(account);
+    const refused = ['back\\slash.txt', 'trailing ', 'new\nline.txt', 'ＡＢ／ＣＤ'];
+    for (const name of refused) await fs.writeFile(path.join(a.dir, name), name);
+    await fs.mkdir(path.join(a.dir, ' spaced dir'));
+    await fs.writeFile(path.join(a.dir, ' spaced dir', 'inside.txt'), 'not reached');
+    await fs.writeFile(path.join(a.dir, 'ok.txt'), 'fine');
+    await runDaemon(a.config, account);
+    await waitFor(async () => (await remoteFiles(account.client, '/sync')).get('ok.txt') === sha('fine'));
+    type Status = {
+      folders: Array<{
+        state: string;
+        queued: number;
+        lastSyncAt: string | null;
+        errors: unknown[];
+        skipped: Array<{ path: string; reason: string }>;
+      }>;
+    };
+    let folder: Status['folders'][number] | undefined;
+    await waitFor(async () => {
+      const status = await aio(['--json', 'status'], a.config, account);
+      folder = (JSON.parse(status.stdout) as Status).folders[0];
+      return folder?.state === 'idle' && folder.lastSyncAt !== null;
+    });
+    expect(folder?.queued).toBe(0);
+    expect(folder?.errors).toEqual([]);
+    expect(folder?.skipped.map((s) => s.path).sort()).toEqual([' spaced dir', ...refused].sort());
+    for (const s of folder?.skipped ?? []) expect(s.reason).toMatch(/^name not allowed on the server: /);
+    expect([...(await remoteFiles(account.client, '/sync')).keys()]).toEqual(['ok.txt']);
+  });
 });
