@@ -26,6 +26,8 @@ export interface LocalRead {
   nodes: Map<string, LocalNode>;
   skipped: Map<string, string>;
   unreadable: Map<string, string>;
+  /** When given: every folder read, with the names `readdir` gave (ignored ones too). */
+  listed?: Map<string, string[]>;
 }
 
 /** lstat calls made between two turns of the event loop while reading a folder. */
@@ -127,6 +129,7 @@ export async function readLocal(
       if (errCode(err) !== 'ENOENT') out.unreadable.set(dir, errCode(err));
       continue;
     }
+    out.listed?.set(dir, names);
     // Synchronous lstat calls, a few dozen between two turns of the event loop (as
     // `aio sync`'s walk): a trip through the thread pool and a promise per file cost
     // more than the lstat itself. 5,050 entries on the 2-core test VM: 45–90 ms this way,

@@ -69,3 +69,45 @@ describe('Scanner: deletions for the mass-delete guard', () => {
     journal.close();
   });
 });
+
+describe('Scanner: names that differ only in case', () => {
+  const ops = (plan: { ops: Array<{ op: string; path: string; toPath?: string | null }> }): string[] =>
+    plan.ops.map((o) => `${o.op} ${o.path}${o.toPath ? ` → ${o.toPath}` : ''}`);
+
+  it('syncs one of two new twins (the first in code-point order, every time) and reports the other', async () => {
+    const { root, scanner } = syncedFolder(0);
+    fs.writeFileSync(path.join(root, 'a.txt'), 'lower');
+    fs.writeFileSync(path.join(root, 'A.txt'), 'upper');
+    fs.mkdirSync(path.join(root, 'Docs'));
+    fs.writeFileSync(path.join(root, 'Docs', 'x.txt'), 'x');
+    fs.mkdirSync(path.join(root, 'docs'));
+    fs.writeFileSync(path.join(root, 'docs', 'y.txt'), 'y');
+    for (const paths of [null, ['a.txt', 'A.txt', 'docs/y.txt', 'Docs/x.txt']]) {
+      const plan = await scanner.scan(paths);
+      expect(ops(plan)).toEqual(['mkdir Docs', 'upload A.txt', 'upload Docs/x.txt']);
+      expect([...plan.skipped.keys()].sort()).toEqual(['a.txt', 'docs']);
+      expect(plan.skipped.get('a.txt')).toMatch(/"A\.txt".*unique ignoring case/);
+    }
+  });
+
+  it('keeps the synced twin and reports a new one, from a full scan and from its own event', async () => {
+    const { root, scanner } = syncedFolder(2);
+    fs.writeFileSync(path.join(root, 'F1.TXT'), 'a twin of a synced file');
+    for (const paths of [null, ['F1.TXT']]) {
+      const plan = await scanner.scan(paths);
+      expect(ops(plan)).toEqual([]);
+      expect([...plan.skipped.keys()]).toEqual(['F1.TXT']);
+      expect(plan.skipped.get('F1.TXT')).toMatch(/"f1\.txt"/);
+    }
+  });
+
+  it('still renames a synced file to a name that differs only in case', async () => {
+    const { root, scanner } = syncedFolder(2);
+    fs.renameSync(path.join(root, 'f1.txt'), path.join(root, 'F1.txt'));
+    for (const paths of [null, ['f1.txt', 'F1.txt']]) {
+      const plan = await scanner.scan(paths);
+      expect(ops(plan)).toEqual(['move f1.txt → F1.txt']);
+      expect(plan.skipped.size).toBe(0);
+    }
+  });
+});

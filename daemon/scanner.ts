@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs/promises';
 import { sha256File } from '../core/domain/hash.js';
+import { nameKey } from '../core/domain/names.js';
 import { mapPool } from '../core/domain/pool.js';
 import type { IgnoreRules } from './ignore.js';
 import type { Journal, JournalEntry, OpKind } from './journal.js';
@@ -114,7 +115,12 @@ export class Scanner {
         .filter((p) => p === '' || !this.rules.ignores(p))
         .flatMap((p) => this.withNewAncestors(p)),
     );
-    const local: LocalRead = { nodes: new Map(), skipped: plan.skipped, unreadable: plan.unreadable };
+    const local: LocalRead = {
+      nodes: new Map(),
+      skipped: plan.skipped,
+      unreadable: plan.unreadable,
+      listed: new Map(),
+    };
     // Many roots (a burst of changed files) are read side by side: one at a time, 100
     // changed files cost 100 lstat round trips in sequence (~100 ms).
     await mapPool(roots, ROOTS_IN_FLIGHT, (r) => readLocal(this.root, r, this.rules, local));
@@ -140,7 +146,7 @@ export class Scanner {
         local.nodes.delete(e.relPath);
       });
     }
-    const added = [...local.nodes.values()];
+    const added = await this.withoutCaseTwins([...local.nodes.values()], local.listed, plan.skipped);
 
     // Folder renames first: the same inode under a new name carries its subtree along.
     const missingDirs = new Map<number, JournalEntry>();
@@ -227,6 +233,63 @@ export class Scanner {
     if (plan.deletedFiles > 0) plan.queuedDeletedFiles = queuedDeletes.size;
     plan.ops.sort((a, b) => rank(a) - rank(b) || byPath(a.path, b.path));
     return plan;
+  }
+
+  /**
+   * `added` without the names the server would take for another one here. It keeps
+   * names unique ignoring case (`nameKey`); a Linux folder need not. Of the names in one
+   * folder that differ only in case, the one the journal has is synced (else the first
+   * in code-point order, so every scan picks the same), and the others are reported as
+   * not synced. Before, each was uploaded onto its twin, refused as a conflict, and came
+   * back as a conflicted copy with the twin's bytes in its place, at every edit.
+   */
+  private async withoutCaseTwins(
+    added: LocalNode[],
+    listed: ReadonlyMap<string, string[]> | undefined,
+    skipped: Map<string, string>,
+  ): Promise<LocalNode[]> {
+    if (added.length === 0) return added;
+    const addedPaths = new Set(added.map((n) => n.relPath));
+    const byParent = new Map<string, LocalNode[]>();
+    for (const node of added) {
+      const parent = parentOf(node.relPath);
+      const list = byParent.get(parent);
+      if (list) list.push(node);
+      else byParent.set(parent, [node]);
+    }
+    const twins = new Set<string>();
+    for (const [parent, nodes] of byParent) {
+      const names = listed?.get(parent) ?? (await fs.readdir(absolute(this.root, parent)).catch(() => []));
+      if (names.length < 2) continue;
+      const groups = new Map<string, string[]>();
+      for (const name of names) {
+        const key = nameKey(name);
+        const group = groups.get(key);
+        if (group) group.push(name);
+        else groups.set(key, [name]);
+      }
+      const pathOf = (name: string): string => (parent === '' ? name : `${parent}/${name}`);
+      for (const node of nodes) {
+        const name = node.relPath.slice(parent === '' ? 0 : parent.length + 1);
+        const group = groups.get(nameKey(name));
+        if (!group || group.length < 2) continue;
+        // Only names that sync take part: one of this scan's new items, or a synced one.
+        const rivals = group.filter(
+          (n) => n !== name && (addedPaths.has(pathOf(n)) || this.journal.entry(this.folderId, pathOf(n))),
+        );
+        if (rivals.length === 0) continue;
+        const synced = rivals.find((n) => !addedPaths.has(pathOf(n)));
+        const keeper = synced ?? [name, ...rivals].sort(byPath)[0];
+        if (keeper === name) continue;
+        twins.add(node.relPath);
+        skipped.set(
+          node.relPath,
+          `name taken on the server by ${JSON.stringify(keeper)} (names there are unique ignoring case)`,
+        );
+      }
+    }
+    if (twins.size === 0) return added;
+    return added.filter((n) => coveringRoot(n.relPath, twins) === undefined);
   }
 
   /** `p` plus those of its ancestors the journal does not know (a new folder must be created first). */

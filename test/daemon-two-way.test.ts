@@ -199,4 +199,39 @@ describe('aio daemon (two-way)', () => {
     for (const s of folder?.skipped ?? []) expect(s.reason).toMatch(/^name not allowed on the server: /);
     expect([...(await remoteFiles(account.client, '/sync')).keys()]).toEqual(['ok.txt']);
   });
+
+  it('syncs one of two names that differ only in case and reports the other, even when it is edited', async () => {
+    const account = await startAccount();
+    const a = await watched(account);
+    await fs.writeFile(path.join(a.dir, 'Notes.txt'), 'upper');
+    await fs.writeFile(path.join(a.dir, 'notes.txt'), 'lower');
+    await runDaemon(a.config, account);
+    await waitFor(async () => (await remoteFiles(account.client, '/sync')).get('Notes.txt') === sha('upper'));
+    const idle = async (): Promise<{ skipped: Array<{ path: string; reason: string }> } | undefined> => {
+      const status = await aio(['--json', 'status'], a.config, account);
+      const folder = (
+        JSON.parse(status.stdout) as {
+          folders: Array<{
+            state: string;
+            lastSyncAt: string | null;
+            skipped: Array<{ path: string; reason: string }>;
+          }>;
+        }
+      ).folders[0];
+      return folder?.state === 'idle' && folder.lastSyncAt !== null ? folder : undefined;
+    };
+    await waitFor(async () => (await idle()) !== undefined);
+    expect((await idle())?.skipped).toEqual([
+      { path: 'notes.txt', reason: expect.stringMatching(/"Notes\.txt"/) as unknown as string },
+    ]);
+    await fs.writeFile(path.join(a.dir, 'notes.txt'), 'lower, edited');
+    await new Promise((r) => setTimeout(r, 1500));
+    await waitFor(async () => (await idle()) !== undefined);
+    // Nothing was sent over its twin, and no conflicted copy appeared on either side.
+    expect([...(await remoteFiles(account.client, '/sync')).entries()]).toEqual([
+      ['Notes.txt', sha('upper')],
+    ]);
+    expect((await fs.readdir(a.dir)).sort()).toEqual(['Notes.txt', 'notes.txt']);
+    expect(await fs.readFile(path.join(a.dir, 'notes.txt'), 'utf8')).toBe('lower, edited');
+  });
 });
