@@ -4,6 +4,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { AppError } from '../contract/errors.js';
+import { nameKey } from '../core/domain/names.js';
 
 export interface LocalFile {
   absolute: string;
@@ -70,4 +72,34 @@ function lstatOrUndefined(file: string): fs.Stats | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A `/`-separated path as the server compares it: each name by `nameKey` (case folded). */
+export function pathKey(relative: string): string {
+  return relative.split('/').map(nameKey).join('/');
+}
+
+/**
+ * Local paths the server would take for one another (it keeps names unique ignoring
+ * case; a Linux folder need not): each later path (code-point order) mapped to the one
+ * that is sent. Sending both would store one over the other.
+ */
+export function caseTwins(paths: Iterable<string>): Map<string, string> {
+  const first = new Map<string, string>();
+  const twins = new Map<string, string>();
+  for (const p of [...paths].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const key = pathKey(p);
+    const keeper = first.get(key);
+    if (keeper === undefined) first.set(key, p);
+    else twins.set(p, keeper);
+  }
+  return twins;
+}
+
+/** The error for a path `caseTwins` holds back in favour of `keeper`. */
+export function twinError(keeper: string): AppError {
+  return new AppError(
+    'NAME_CONFLICT',
+    `not sent: the server takes it for ${keeper} (names there are unique ignoring case).`,
+  );
 }

@@ -451,6 +451,63 @@ describe('aio against a real server', () => {
     expect((await aio(['ls', '/tree'], { env })).exitCode).toBe(0);
   }, 60_000);
 
+  it('sends one of two local names that differ only in case, and a case-only rename is not a delete', async () => {
+    const work = await tempDir('aio-cli-case-');
+    const tree = path.join(work, 'tree');
+    await fs.mkdir(tree);
+    await fs.writeFile(path.join(tree, 'Notes.txt'), 'upper');
+    await fs.writeFile(path.join(tree, 'notes.txt'), 'lower');
+    await fs.writeFile(path.join(tree, 'Report.txt'), 'report');
+    const remoteOf = async (root: string): Promise<Array<[string, string | null]>> => {
+      const ls = await aio(['ls', '-R', root, '--json'], { env });
+      expect(ls.exitCode, ls.stderr).toBe(0);
+      return (JSON.parse(ls.stdout) as Array<{ kind: string; path: string; sha256: string | null }>)
+        .filter((e) => e.kind === 'file')
+        .map((e): [string, string | null] => [e.path, e.sha256])
+        .sort();
+    };
+
+    for (let run = 0; run < 2; run++) {
+      const synced = await aio(['sync', tree, '/case', '--json'], { env });
+      expect(synced.exitCode).toBe(8);
+      expect(synced.stderr).toMatch(/notes\.txt: not sent: the server takes it for Notes\.txt/);
+      const summary = synced.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { event?: string; refused?: unknown[] })
+        .find((d) => d.event === 'summary');
+      expect(summary?.refused).toHaveLength(1);
+    }
+    expect(await remoteOf('/case')).toEqual([
+      ['/case/Notes.txt', sha(Buffer.from('upper'))],
+      ['/case/Report.txt', sha(Buffer.from('report'))],
+    ]);
+
+    const uploaded = await aio(['upload', '-r', `${tree}/`, '/case-upload'], { env });
+    expect(uploaded.exitCode).toBe(8);
+    expect((await remoteOf('/case-upload')).map(([p, h]) => [p, h])).toEqual([
+      ['/case-upload/Notes.txt', sha(Buffer.from('upper'))],
+      ['/case-upload/Report.txt', sha(Buffer.from('report'))],
+    ]);
+
+    // Renamed in case only: the same remote file, never deleted for it; an edit lands on it.
+    await fs.rm(path.join(tree, 'notes.txt'));
+    await fs.rename(path.join(tree, 'Report.txt'), path.join(tree, 'report.txt'));
+    const renamed = await aio(['sync', tree, '/case', '--delete', '--json'], { env });
+    expect(renamed.exitCode, renamed.stderr).toBe(0);
+    expect(lastJson<{ uploaded: number; deleted: number }>(renamed.stdout)).toMatchObject({
+      uploaded: 0,
+      deleted: 0,
+    });
+    await fs.writeFile(path.join(tree, 'report.txt'), 'report, edited');
+    const edited = await aio(['sync', tree, '/case', '--delete', '--json'], { env });
+    expect(edited.exitCode, edited.stderr).toBe(0);
+    expect(await remoteOf('/case')).toEqual([
+      ['/case/Notes.txt', sha(Buffer.from('upper'))],
+      ['/case/Report.txt', sha(Buffer.from('report, edited'))],
+    ]);
+  }, 60_000);
+
   it('ends with the documented exit codes for real failures', async () => {
     const badLogin = await aio(['login', '--email', 'ada@example.test', '--password-stdin'], {
       env: { ...env, AIO_CONFIG_DIR: await tempDir('aio-cli-bad-') },

@@ -14,7 +14,7 @@ import type { Entry } from '../../contract/schemas/files.js';
 import { sha256File } from '../../core/domain/hash.js';
 import { requireLogin, type CliContext } from '../context.js';
 import { readSmallFile } from '../../contract/small-file.js';
-import { walkLocal, type LocalFile } from '../local-walk.js';
+import { caseTwins, pathKey, twinError, walkLocal, type LocalFile } from '../local-walk.js';
 import { formatBytes } from '../output.js';
 import { runPool } from '../../core/domain/pool.js';
 import { createProgress } from '../progress.js';
@@ -94,7 +94,14 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
     throw new AppError('BAD_REQUEST', `${local} is empty: refusing to sync (it would only delete).`);
   for (const s of walked.skipped) ctx.out.warn(`skipped ${s.path} (${s.reason})`);
   const remoteFiles = await listing;
-  const localSet = new Set(walked.files.map((f) => f.relative));
+  // The server compares names ignoring case: so does the plan. Of local twins (Notes.txt,
+  // notes.txt) one is sent, the others fail; a remote file whose name differs from the
+  // local one only in case is that file (sent there when changed, never deleted for it).
+  const twins = caseTwins(walked.files.map((f) => f.relative));
+  const refused = [...twins].map(([rel, keeper]) => ({ path: rel, error: twinError(keeper).message }));
+  const files = walked.files.filter((f) => !twins.has(f.relative));
+  const remoteByKey = new Map([...remoteFiles].map(([rel, e]) => [pathKey(rel), e]));
+  const localKeys = new Set(walked.files.map((f) => pathKey(f.relative)));
   const actions: Action[] = [];
   const unreadable: Array<{ path: string; error: string }> = [];
 
@@ -105,8 +112,8 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
   // transfer slot just before it is sent (the server may have its content: then nothing
   // is sent), so its hashing overlaps the other transfers instead of holding them all
   // back (200 new files of 4 MiB: 4.5-5.3 s -> 4.0-4.1 s, client peak RSS 164-175 -> 108-116 MiB).
-  const toHash = walked.files.filter((file) => {
-    const existing = remoteFiles.get(file.relative);
+  const toHash = files.filter((file) => {
+    const existing = remoteByKey.get(pathKey(file.relative));
     if (existing === undefined) {
       actions.push({ op: 'upload', local: file, remote: joinRemote(root, file.relative), reason: 'new' });
       return false;
@@ -126,7 +133,7 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
       unreadable.push({ path: file.absolute, error: (r.error as Error).message });
       return;
     }
-    const existing = remoteFiles.get(file.relative);
+    const existing = remoteByKey.get(pathKey(file.relative));
     if (!existing || existing.kind !== 'file') {
       actions.push({
         op: 'upload',
@@ -148,9 +155,10 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
 
   if (flags.delete) {
     const extras = [...remoteFiles.entries()].filter(([rel, e]) => {
-      if (localSet.has(rel)) return false;
+      const key = pathKey(rel);
+      if (localKeys.has(key)) return false;
       // A folder is deleted only when nothing under it survives locally.
-      if (e.kind === 'folder') return ![...localSet].some((l) => l.startsWith(`${rel}/`));
+      if (e.kind === 'folder') return ![...localKeys].some((l) => l.startsWith(`${key}/`));
       return true;
     });
     // Delete only the topmost extras: removing a folder takes its contents along.
@@ -176,16 +184,19 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
       .filter((a) => a.op === 'upload')
       .map((a) => ({ path: a.remote, reason: a.reason, size: a.local.size })),
     deletes: actions.filter((a) => a.op === 'delete').map((a) => ({ path: a.remote, kind: a.kind })),
-    unchanged: walked.files.length - actions.filter((a) => a.op === 'upload').length - unreadable.length,
+    unchanged: files.length - actions.filter((a) => a.op === 'upload').length - unreadable.length,
     unreadable,
+    refused,
   };
+  for (const r of refused) ctx.out.error(`${r.path}: ${r.error}`);
   if (flags.dryRun) {
     ctx.out.result({ dryRun: true, ...plan }, () => [
       ...plan.uploads.map((u) => `upload  ${u.path} (${u.reason}, ${formatBytes(u.size)})`),
       ...plan.deletes.map((d) => `delete  ${d.path}${d.kind === 'folder' ? '/' : ''}`),
       `${plan.uploads.length} to upload, ${plan.deletes.length} to delete, ${plan.unchanged} unchanged (dry run: nothing changed).`,
     ]);
-    if (unreadable.length) throw new AppError('PARTIAL_FAILURE', `${unreadable.length} file(s) unreadable.`);
+    if (unreadable.length || refused.length)
+      throw new AppError('PARTIAL_FAILURE', `${unreadable.length + refused.length} file(s) cannot be sent.`);
     return;
   }
 
@@ -230,15 +241,20 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
     unchanged: plan.unchanged,
     failed: failed.map((f) => ({ path: f.action.remote, error: (f.error as Error).message })),
     unreadable,
+    refused,
   };
   ctx.out.result(summary, () =>
     ctx.out.quiet
       ? null
-      : `${summary.uploaded} uploaded, ${summary.deleted} deleted, ${summary.unchanged} unchanged${failed.length + unreadable.length ? `, ${failed.length + unreadable.length} failed` : ''}.`,
+      : `${summary.uploaded} uploaded, ${summary.deleted} deleted, ${summary.unchanged} unchanged${failed.length + unreadable.length + refused.length ? `, ${failed.length + unreadable.length + refused.length} failed` : ''}.`,
   );
-  if (failed.length || unreadable.length) {
+  if (failed.length || unreadable.length || refused.length) {
     throw batchFailure(
-      [...failed.map((f) => f.error), ...unreadable.map((u) => new AppError('BAD_REQUEST', u.error))],
+      [
+        ...failed.map((f) => f.error),
+        ...unreadable.map((u) => new AppError('BAD_REQUEST', u.error)),
+        ...[...twins.values()].map((keeper) => twinError(keeper)),
+      ],
       walked.files.length + deletes.length,
     );
   }

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { AppError } from '../../contract/errors.js';
 import { batchFailure, parseTransfers } from '../batch.js';
 import { requireLogin, type CliContext } from '../context.js';
-import { walkLocal } from '../local-walk.js';
+import { caseTwins, twinError, walkLocal } from '../local-walk.js';
 import { formatBytes } from '../output.js';
 import { createProgress } from '../progress.js';
 import { uploadBatch } from '../batch-upload.js';
@@ -66,7 +66,7 @@ export async function upload(ctx: CliContext, args: string[], flags: UploadFlags
     remoteIsFolder = existing?.kind === 'folder';
   }
 
-  const plan: Planned[] = [];
+  let plan: Planned[] = [];
   const skipped: Array<{ path: string; reason: string }> = [];
   for (const { source, stat } of stats) {
     if (stat.isDirectory()) {
@@ -87,6 +87,11 @@ export async function upload(ctx: CliContext, args: string[], flags: UploadFlags
     }
   }
   for (const s of skipped) ctx.out.warn(`skipped ${s.path} (${s.reason})`);
+  // Two local files the server takes for one (names there are unique ignoring case):
+  // the first is sent, the others fail instead of landing on it.
+  const twins = caseTwins(plan.map((p) => p.remote));
+  const refused = plan.filter((p) => twins.has(p.remote));
+  if (refused.length) plan = plan.filter((p) => !twins.has(p.remote));
 
   const progress = await createProgress(
     ctx.out,
@@ -120,6 +125,11 @@ export async function upload(ctx: CliContext, args: string[], flags: UploadFlags
       ctx.out.error(`${item.local}: ${(err as Error).message ?? String(err)}`);
     }
   });
+  for (const item of refused) {
+    const err = twinError(twins.get(item.remote) as string);
+    failed.push({ local: item.local, remote: item.remote, error: err.message, code: err.code });
+    ctx.out.error(`${item.local}: ${err.message}`);
+  }
   const bytes = done.reduce((n, o) => n + o.bytesSent, 0);
   if (!ctx.out.json) {
     ctx.out.result(null, () =>
@@ -135,8 +145,11 @@ export async function upload(ctx: CliContext, args: string[], flags: UploadFlags
   }
   if (failed.length) {
     throw batchFailure(
-      results.flatMap((r) => (r.ok ? [] : [r.error])),
-      plan.length,
+      [
+        ...results.flatMap((r) => (r.ok ? [] : [r.error])),
+        ...refused.map((item) => twinError(twins.get(item.remote) as string)),
+      ],
+      plan.length + refused.length,
       'file(s)',
     );
   }
