@@ -280,6 +280,8 @@ export class SyncFolder {
 
   private applyPlan(plan: ScanPlan, full: boolean): void {
     this.reportSkipped(plan.skipped, full);
+    // What this plan syncs is no longer "not synced" (a case twin whose rival is gone).
+    for (const op of plan.ops) this.skipped.delete(op.toPath ?? op.path);
     if (plan.rootMissing) {
       return this.fail('The watched folder is missing; nothing is deleted on the server until it is back.');
     }

@@ -101,6 +101,16 @@ describe('Scanner: names that differ only in case', () => {
     }
   });
 
+  it('syncs a held-back twin as soon as its synced rival is deleted, from that deletion alone', async () => {
+    const { root, scanner } = syncedFolder(2);
+    fs.writeFileSync(path.join(root, 'F1.TXT'), 'a twin of a synced file');
+    expect([...(await scanner.scan(['F1.TXT'])).skipped.keys()]).toEqual(['F1.TXT']);
+    fs.rmSync(path.join(root, 'f1.txt'));
+    const plan = await scanner.scan(['f1.txt']);
+    expect(ops(plan)).toEqual(['delete f1.txt', 'upload F1.TXT']);
+    expect(plan.skipped.size).toBe(0);
+  });
+
   it('still renames a synced file to a name that differs only in case', async () => {
     const { root, scanner } = syncedFolder(2);
     fs.renameSync(path.join(root, 'f1.txt'), path.join(root, 'F1.txt'));

@@ -146,6 +146,7 @@ export class Scanner {
         local.nodes.delete(e.relPath);
       });
     }
+    if (missing.size) await this.readFreedTwins(missing, local);
     const added = await this.withoutCaseTwins([...local.nodes.values()], local.listed, plan.skipped);
 
     // Folder renames first: the same inode under a new name carries its subtree along.
@@ -290,6 +291,30 @@ export class Scanner {
     }
     if (twins.size === 0) return added;
     return added.filter((n) => coveringRoot(n.relPath, twins) === undefined);
+  }
+
+  /**
+   * A synced item that is gone may have held back a twin (a name that differs only in
+   * case, reported as not synced): that twin is read into `local` now, so it syncs with
+   * this change instead of at the next full rescan. Only outermost missing items count
+   * (a deleted folder's contents have no twins of their own to free).
+   */
+  private async readFreedTwins(missing: ReadonlyMap<string, JournalEntry>, local: LocalRead): Promise<void> {
+    for (const gone of outermost(missing.keys())) {
+      if (gone === '') continue;
+      const parent = parentOf(gone);
+      const names =
+        local.listed?.get(parent) ??
+        (await fs.readdir(absolute(this.root, parent)).catch(() => [] as string[]));
+      const key = nameKey(gone.slice(parent === '' ? 0 : parent.length + 1));
+      for (const name of names) {
+        const twin = parent === '' ? name : `${parent}/${name}`;
+        if (twin === gone || nameKey(name) !== key || local.nodes.has(twin) || this.rules.ignores(twin))
+          continue;
+        if (this.journal.entry(this.folderId, twin)) continue;
+        await readLocal(this.root, twin, this.rules, local);
+      }
+    }
   }
 
   /** `p` plus those of its ancestors the journal does not know (a new folder must be created first). */

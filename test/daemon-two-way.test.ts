@@ -233,5 +233,13 @@ describe('aio daemon (two-way)', () => {
     ]);
     expect((await fs.readdir(a.dir)).sort()).toEqual(['Notes.txt', 'notes.txt']);
     expect(await fs.readFile(path.join(a.dir, 'notes.txt'), 'utf8')).toBe('lower, edited');
+
+    // Its rival deleted, the twin syncs at once (not at the next full rescan).
+    await fs.rm(path.join(a.dir, 'Notes.txt'));
+    await waitFor(async () => {
+      const remote = await remoteFiles(account.client, '/sync');
+      return remote.size === 1 && remote.get('notes.txt') === sha('lower, edited');
+    });
+    await waitFor(async () => (await idle())?.skipped.length === 0);
   });
 });
