@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { AppError } from '../contract/errors.js';
-import { nameKey } from '../core/domain/names.js';
+import { pathKey } from '../core/domain/names.js';
 
 export interface LocalFile {
   absolute: string;
@@ -72,11 +72,6 @@ function lstatOrUndefined(file: string): fs.Stats | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** A `/`-separated path as the server compares it: each name by `nameKey` (case folded). */
-export function pathKey(relative: string): string {
-  return relative.split('/').map(nameKey).join('/');
 }
 
 /**

@@ -10,7 +10,7 @@
  * writes are one commit).
  */
 import { AppError } from '../contract/errors.js';
-import { nameKey } from '../core/domain/names.js';
+import { pathKey } from '../core/domain/names.js';
 import type { Connectivity } from './connectivity.js';
 import type { Journal, Operation } from './journal.js';
 import type { Logger } from './logger.js';
@@ -67,13 +67,6 @@ const BATCHES_IN_FLIGHT = 3;
 const MKDIRS_PER_REQUEST = 500;
 
 type TaskKind = 'one' | 'uploads' | 'mkdirs';
-
-/**
- * A path as the server compares it (names ignoring case): operations on `Notes.txt` and
- * `notes.txt` are on one server path and must run in order (a case twin uploaded while
- * the deletion of its rival still ran met the rival and made a conflicted copy).
- */
-const serverPath = (p: string): string => p.split('/').map(nameKey).join('/');
 
 const ancestors = (p: string): string[] => {
   const out: string[] = [];
@@ -201,7 +194,10 @@ export class Syncer {
       }
       for (const op of ops) {
         if (this.tasks.size >= concurrency) break;
-        const paths = (op.toPath === null ? [op.path] : [op.path, op.toPath]).map(serverPath);
+        // Compared as the server compares paths (names ignoring case): operations on
+        // `Notes.txt` and `notes.txt` touch one server path and run in order (a case twin
+        // uploaded while its rival's deletion ran met the rival: a conflicted copy).
+        const paths = (op.toPath === null ? [op.path] : [op.path, op.toPath]).map(pathKey);
         // A `mkdir` makes its missing parents on the server (mkdir -p): it need not wait for
         // an ancestor's `mkdir`, so a new tree's folders go in one request.
         const above = op.op === 'mkdir' ? earlierNotMkdir : earlier;

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { AppError } from '../../contract/errors.js';
-import { nameKey, splitPath, validateName } from './names.js';
+import { nameKey, pathKey, splitPath, validateName } from './names.js';
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -128,5 +128,15 @@ describe('splitPath', () => {
       expect((err as AppError).cause).toBeInstanceOf(AppError);
       expect(((err as AppError).cause as AppError).code).toBe('INVALID_NAME');
     }
+  });
+});
+
+describe('pathKey', () => {
+  it('keys a path name by name, the ASCII shortcut included', () => {
+    for (const p of ['Docs/Notes.TXT', 'a/b/c', 'Straße/Ünïcode.md', 'mixed/ÉTÉ/x.TXT', '', 'ß/SS']) {
+      expect(pathKey(p)).toBe(p.split('/').map(nameKey).join('/'));
+    }
+    expect(pathKey('Docs/Notes.TXT')).toBe(pathKey('docs/notes.txt'));
+    expect(pathKey('Straße/x')).toBe(pathKey('STRASSE/X'));
   });
 });

@@ -52,6 +52,15 @@ export function nameKey(name: string): string {
 const ASCII = /^[\x00-\x7f]*$/;
 
 /**
+ * A `/`-separated path as the server compares it: each name by `nameKey`. An ASCII path
+ * (most) is lower-cased whole, which is the same and costs no split.
+ */
+export function pathKey(path: string): string {
+  if (ASCII.test(path)) return path.toLowerCase();
+  return path.split('/').map(nameKey).join('/');
+}
+
+/**
  * Splits `/a/b/c` into validated segments `['a', 'b', 'c']`. A leading and a trailing
  * `/` are tolerated; `/` alone is the root (`[]`). Throws `AppError('INVALID_PATH')` for
  * an empty path, an empty segment (`a//b`) or a segment `validateName` refuses (`..`);
