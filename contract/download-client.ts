@@ -173,17 +173,8 @@ export async function downloadFile(
     }
     // Node's own HTTP client: the body streams straight into the hash and the file
     // (measured several times faster than a got stream for large files).
-    const stream = await openResponse(url, headers).catch((err: unknown) => {
-      throw networkError(client.server, err);
-    });
-    const response = { statusCode: stream.statusCode ?? 0 };
-    if (response.statusCode >= 400) {
-      const chunks: Buffer[] = [];
-      for await (const c of stream) chunks.push(c as Buffer);
-      if (response.statusCode === 401) await client.refreshAuth();
-      throw errorFromResponse(response.statusCode, Buffer.concat(chunks));
-    }
-    if (response.statusCode === 200 && have > 0) {
+    const stream = await openBody(client, url, headers);
+    if (stream.statusCode === 200 && have > 0) {
       // The file changed on the server (If-Range failed): start over.
       hash = createHash('sha256');
       have = 0;
@@ -254,16 +245,7 @@ export async function streamFile(
   spec: StreamSpec,
 ): Promise<{ transferred: number; complete: boolean }> {
   const url = `${client.server}/api/v1/files/${encodeURIComponent(spec.fileId)}/content`;
-  const response = await openResponse(url, await client.authHeaders()).catch((err: unknown) => {
-    throw networkError(client.server, err);
-  });
-  const status = response.statusCode ?? 0;
-  if (status !== 200) {
-    const chunks: Buffer[] = [];
-    for await (const c of response) chunks.push(c as Buffer);
-    if (status === 401) await client.refreshAuth();
-    throw errorFromResponse(status, Buffer.concat(chunks));
-  }
+  const response = await openBody(client, url, await client.authHeaders());
   const { out } = spec;
   let closed: Error | null = null;
   const onError = (err: Error): void => {
@@ -312,6 +294,27 @@ function drainedOrClosed(out: NodeJS.WritableStream): Promise<void> {
     out.on('error', done);
     out.on('close', done);
   });
+}
+
+/**
+ * GET `url` for its body: resolves once the headers of a success arrived; an error status
+ * is read and thrown as its `AppError` (after a 401 the token is refreshed, for the
+ * caller's next attempt), a network failure as `networkError`.
+ */
+async function openBody(
+  client: ApiClient,
+  url: string,
+  headers: Record<string, string>,
+): Promise<IncomingMessage> {
+  const response = await openResponse(url, headers).catch((err: unknown) => {
+    throw networkError(client.server, err);
+  });
+  const status = response.statusCode ?? 0;
+  if (status < 400) return response;
+  const chunks: Buffer[] = [];
+  for await (const c of response) chunks.push(c as Buffer);
+  if (status === 401) await client.refreshAuth();
+  throw errorFromResponse(status, Buffer.concat(chunks));
 }
 
 /** GET `url`; resolves with the response (any status) once its headers arrived. */

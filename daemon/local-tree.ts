@@ -4,14 +4,14 @@
  * devices) are never followed or synced, nor are names the server refuses (a `\`, a
  * control character, leading or trailing whitespace, …: `validateName`, the server's own
  * rule); they are returned as `skipped` so the folder can report them, instead of being
- * sent again and again for an answer that cannot change. A subtree that cannot be read is returned as `unreadable`: its
- * journal entries are unknown, never deleted.
+ * sent again and again for an answer that cannot change. A subtree that cannot be read
+ * is returned as `unreadable`: its journal entries are unknown, never deleted.
  */
 import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../contract/errors.js';
-import { MAX_NAME_BYTES, validateName } from '../core/domain/names.js';
+import { validateName } from '../core/domain/names.js';
 import type { IgnoreRules } from './ignore.js';
 
 export interface LocalNode {
@@ -81,16 +81,8 @@ function toFound(relPath: string, st: fsSync.Stats): Found {
   };
 }
 
-/**
- * Printable ASCII without `/` or `\`, not starting or ending with a space: the names
- * `validateName` always takes (but `.`, `..` and its length limit), checked without its
- * two Unicode normalisations (~5 µs a name: half a second over 100,000 files).
- */
-const PLAIN_NAME = /^[!-.0-[\]-~](?:[ -.0-[\]-~]*[!-.0-[\]-~])?$/;
-
-/** Why the server would refuse `name`, or null when it takes it. */
+/** Why the server would refuse `name`, or null when it takes it (~0.3 µs for a plain name). */
 export function refusedName(name: string): string | null {
-  if (PLAIN_NAME.test(name) && name !== '.' && name !== '..' && name.length <= MAX_NAME_BYTES) return null;
   try {
     validateName(name);
     return null;

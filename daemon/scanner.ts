@@ -43,6 +43,8 @@ export interface ScanPlan {
 }
 
 const parentOf = (p: string): string => (p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '');
+const nameOf = (p: string): string => p.slice(p.lastIndexOf('/') + 1);
+const childOf = (parent: string, name: string): string => (parent === '' ? name : `${parent}/${name}`);
 
 /** The innermost key of `roots` that is `p` or one of its ancestors (`''` covers everything). */
 function coveringRoot<T>(p: string, roots: ReadonlyMap<string, T> | ReadonlySet<string>): string | undefined {
@@ -260,7 +262,7 @@ export class Scanner {
     }
     const twins = new Set<string>();
     for (const [parent, nodes] of byParent) {
-      const names = listed?.get(parent) ?? (await fs.readdir(absolute(this.root, parent)).catch(() => []));
+      const names = await this.namesIn(parent, listed);
       if (names.length < 2) continue;
       const groups = new Map<string, string[]>();
       for (const name of names) {
@@ -269,9 +271,9 @@ export class Scanner {
         if (group) group.push(name);
         else groups.set(key, [name]);
       }
-      const pathOf = (name: string): string => (parent === '' ? name : `${parent}/${name}`);
+      const pathOf = (name: string): string => childOf(parent, name);
       for (const node of nodes) {
-        const name = node.relPath.slice(parent === '' ? 0 : parent.length + 1);
+        const name = nameOf(node.relPath);
         const group = groups.get(nameKey(name));
         if (!group || group.length < 2) continue;
         // Only names that sync take part: one of this scan's new items, or a synced one.
@@ -303,18 +305,23 @@ export class Scanner {
     for (const gone of outermost(missing.keys())) {
       if (gone === '') continue;
       const parent = parentOf(gone);
-      const names =
-        local.listed?.get(parent) ??
-        (await fs.readdir(absolute(this.root, parent)).catch(() => [] as string[]));
-      const key = nameKey(gone.slice(parent === '' ? 0 : parent.length + 1));
-      for (const name of names) {
-        const twin = parent === '' ? name : `${parent}/${name}`;
+      const key = nameKey(nameOf(gone));
+      for (const name of await this.namesIn(parent, local.listed)) {
+        const twin = childOf(parent, name);
         if (twin === gone || nameKey(name) !== key || local.nodes.has(twin) || this.rules.ignores(twin))
           continue;
         if (this.journal.entry(this.folderId, twin)) continue;
         await readLocal(this.root, twin, this.rules, local);
       }
     }
+  }
+
+  /** The names in folder `parent`: as this scan read them, else from the disk (none if unreadable). */
+  private async namesIn(
+    parent: string,
+    listed: ReadonlyMap<string, string[]> | undefined,
+  ): Promise<string[]> {
+    return listed?.get(parent) ?? (await fs.readdir(absolute(this.root, parent)).catch(() => []));
   }
 
   /** `p` plus those of its ancestors the journal does not know (a new folder must be created first). */

@@ -254,7 +254,7 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
       [
         ...failed.map((f) => f.error),
         ...unreadable.map((u) => new AppError('BAD_REQUEST', u.error)),
-        ...[...twins.values()].map((keeper) => twinError(keeper)),
+        ...refused.map((r) => new AppError('NAME_CONFLICT', r.error)),
       ],
       walked.files.length + deletes.length,
     );

@@ -90,7 +90,10 @@ export async function upload(ctx: CliContext, args: string[], flags: UploadFlags
   // Two local files the server takes for one (names there are unique ignoring case):
   // the first is sent, the others fail instead of landing on it.
   const twins = caseTwins(plan.map((p) => p.remote));
-  const refused = plan.filter((p) => twins.has(p.remote));
+  const refused = plan.flatMap((item) => {
+    const keeper = twins.get(item.remote);
+    return keeper === undefined ? [] : [{ item, error: twinError(keeper) }];
+  });
   if (refused.length) plan = plan.filter((p) => !twins.has(p.remote));
 
   const progress = await createProgress(
@@ -125,10 +128,9 @@ export async function upload(ctx: CliContext, args: string[], flags: UploadFlags
       ctx.out.error(`${item.local}: ${(err as Error).message ?? String(err)}`);
     }
   });
-  for (const item of refused) {
-    const err = twinError(twins.get(item.remote) as string);
-    failed.push({ local: item.local, remote: item.remote, error: err.message, code: err.code });
-    ctx.out.error(`${item.local}: ${err.message}`);
+  for (const { item, error } of refused) {
+    failed.push({ local: item.local, remote: item.remote, error: error.message, code: error.code });
+    ctx.out.error(`${item.local}: ${error.message}`);
   }
   const bytes = done.reduce((n, o) => n + o.bytesSent, 0);
   if (!ctx.out.json) {
@@ -145,10 +147,7 @@ export async function upload(ctx: CliContext, args: string[], flags: UploadFlags
   }
   if (failed.length) {
     throw batchFailure(
-      [
-        ...results.flatMap((r) => (r.ok ? [] : [r.error])),
-        ...refused.map((item) => twinError(twins.get(item.remote) as string)),
-      ],
+      [...results.flatMap((r) => (r.ok ? [] : [r.error])), ...refused.map((r) => r.error)],
       plan.length + refused.length,
       'file(s)',
     );
