@@ -133,6 +133,14 @@ async function folderStatus(s: Setup, run = aio): Promise<FolderJson> {
   return body.folders[0] as FolderJson;
 }
 
+/** Waits until the folder's queue is empty and it is idle (and, with `watching`, watched). */
+async function folderIdle(s: Setup, watching = false): Promise<void> {
+  await waitFor(async () => {
+    const f = await folderStatus(s);
+    return f.state === 'idle' && f.queued === 0 && (!watching || f.watching);
+  }, 20_000);
+}
+
 describe('aio daemon as a process', () => {
   it('starts detached, refuses a second instance, syncs, pauses, logs, stops and survives a stale pid file', async () => {
     // The default long-poll: a stopped daemon must not wait for an open change-feed request.
@@ -238,10 +246,7 @@ describe('aio daemon as a process', () => {
     await waitFor(async () => (await onServer(s, '/logs')).size === 40, 20_000);
     // The server lists a batch as soon as it committed it; the daemon logs each upload once
     // it has read the batch's answer, so wait until its queue is empty too.
-    await waitFor(async () => {
-      const f = await folderStatus(s);
-      return f.state === 'idle' && f.queued === 0;
-    }, 20_000);
+    await folderIdle(s);
 
     const logFiles = (await fs.readdir(s.config)).filter((f) => f.startsWith('daemon.log')).sort();
     expect(logFiles).toEqual(['daemon.log', 'daemon.log.1', 'daemon.log.2']);
@@ -270,10 +275,7 @@ describe('aio daemon as a process', () => {
       expect(added.exitCode, added.stderr).toBe(0);
       for (let i = 0; i < 20; i++) await fs.writeFile(path.join(local, `f${i}.txt`), `file ${i}`);
       await waitFor(async () => (await onServer(s, '/quiet')).size === 20, 20_000);
-      await waitFor(async () => {
-        const f = await folderStatus(s);
-        return f.state === 'idle' && f.queued === 0 && f.watching;
-      }, 20_000);
+      await folderIdle(s, true);
     };
 
     // Any growth counts: the `aio` process (plain node, no --expose-gc) collects once quiet.

@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { diskBusyMs, diskOf, withDiskBusy } from './proc.js';
+import { diskBusyMs, diskOf, runTimed, withDiskBusy } from './proc.js';
 
 describe('bench disk counters', () => {
   const linux = process.platform === 'linux';
@@ -52,4 +53,25 @@ describe('bench disk counters', () => {
     expect(result).toBe(42);
     expect(busyPct).toBeNull();
   });
+});
+
+describe('bench CPU of a run', () => {
+  // runTimed reads the CPU from /usr/bin/time; without it the bench leaves the row out.
+  it.runIf(existsSync('/usr/bin/time'))(
+    'counts the CPU a command and its children spent, not the time they waited',
+    async () => {
+      const spin = 'const end = Date.now() + 300; while (Date.now() < end);';
+      // The busy loop runs in a child of the command: children count too.
+      const busy = await runTimed('busy', process.execPath, [
+        '-e',
+        `require('node:child_process').execFileSync(process.execPath, ['-e', ${JSON.stringify(spin)}])`,
+      ]);
+      const idle = await runTimed('idle', 'sleep', ['0.3']);
+      expect(busy.cpuMs).toBeGreaterThanOrEqual(250);
+      expect(busy.cpuMs).toBeLessThanOrEqual(busy.ms + 100);
+      expect(idle.cpuMs).not.toBeNull();
+      expect(idle.cpuMs).toBeLessThan(100);
+      expect(idle.ms).toBeGreaterThanOrEqual(290);
+    },
+  );
 });
