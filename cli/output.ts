@@ -72,6 +72,20 @@ export class Output {
   }
 }
 
+/**
+ * A local path as it goes into a line of text: control characters (a newline, an escape,
+ * …, which a Linux file name may hold) are written as escapes, so one path stays one line
+ * and cannot move the terminal's cursor. Printable text, any script, is left as it is.
+ */
+export function shown(path: string): string {
+  // eslint-disable-next-line no-control-regex
+  return path.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => {
+    return NAMED_ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+  });
+}
+
+const NAMED_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let value = n;

@@ -508,6 +508,33 @@ describe('aio against a real server', () => {
     ]);
   }, 60_000);
 
+  it('says when mkdir -p found its folder there, and prints a local name with control characters on one line', async () => {
+    const made = await aio(['mkdir', '-p', '/again/deeper', '--json'], { env });
+    expect(made.exitCode, made.stderr).toBe(0);
+    expect(JSON.parse(made.stdout)).toMatchObject({ path: '/again/deeper', kind: 'folder', created: true });
+    const again = await aio(['mkdir', '-p', '/again/deeper'], { env });
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stdout).toBe('Already there: /again/deeper/');
+    const json = await aio(['mkdir', '-p', '/again', '--json'], { env });
+    expect(JSON.parse(json.stdout)).toMatchObject({ path: '/again', created: false });
+
+    // A Linux name may hold a newline or an escape; the server refuses it, and the line
+    // that says so is one line without the raw byte (a terminal would act on \x1b).
+    const tree = await tempDir('aio-cli-control-');
+    await fs.writeFile(path.join(tree, 'two\nlines.txt'), 'a');
+    await fs.writeFile(path.join(tree, 'esc\x1b[2J.txt'), 'b');
+    await fs.writeFile(path.join(tree, 'fine.txt'), 'c');
+    const synced = await aio(['sync', tree, '/control'], { env });
+    expect(synced.exitCode).toBe(8);
+    const lines = synced.stderr.split('\n').filter((l) => l.startsWith('error: /control/'));
+    expect(lines).toHaveLength(2);
+    expect(lines.some((l) => l.startsWith('error: /control/two\\nlines.txt: '))).toBe(true);
+    expect(lines.some((l) => l.startsWith('error: /control/esc\\x1b[2J.txt: '))).toBe(true);
+    expect(synced.stderr).not.toContain('\x1b');
+    const listed = await aio(['ls', '/control', '--json'], { env });
+    expect((JSON.parse(listed.stdout) as Array<{ name: string }>).map((e) => e.name)).toEqual(['fine.txt']);
+  }, 60_000);
+
   it('ends with the documented exit codes for real failures', async () => {
     const badLogin = await aio(['login', '--email', 'ada@example.test', '--password-stdin'], {
       env: { ...env, AIO_CONFIG_DIR: await tempDir('aio-cli-bad-') },

@@ -3,6 +3,7 @@
  * `versions`, `restore --version N`.
  */
 import { AppError } from '../../contract/errors.js';
+import { errorFromResponse } from '../../contract/client.js';
 import { listFolder, readRemoteTree } from '../../contract/tree-client.js';
 import type { Entry, EntryPage, RevisionBody } from '../../contract/schemas/files.js';
 import { requireLogin, type CliContext } from '../context.js';
@@ -61,11 +62,16 @@ export async function ls(
 
 export async function mkdir(ctx: CliContext, path: string, flags: { parents?: boolean }) {
   await requireLogin(ctx);
-  const entry = await ctx.client.post<Entry>('/api/v1/fs/mkdir', {
-    path: remotePath(path),
-    parents: Boolean(flags.parents),
+  const res = await ctx.client.raw('POST', '/api/v1/fs/mkdir', {
+    json: { path: remotePath(path), parents: Boolean(flags.parents) },
   });
-  ctx.out.result(entry, () => (ctx.out.quiet ? null : `Created ${entry.path}/`));
+  if (res.status >= 400) throw errorFromResponse(res.status, res.body);
+  const entry = JSON.parse(res.body.toString('utf8')) as Entry;
+  // 201 made it; 200 (only with --parents, like `mkdir -p`) found it already there.
+  const made = res.status === 201;
+  ctx.out.result({ ...entry, created: made }, () =>
+    ctx.out.quiet ? null : `${made ? 'Created' : 'Already there:'} ${entry.path}/`,
+  );
 }
 
 async function destination(ctx: CliContext, from: string, to: string): Promise<string> {

@@ -8,6 +8,7 @@ import { ipcRequest } from '../../daemon/ipc.js';
 import type { DaemonStatus } from '../../daemon/main.js';
 import { readWatches, writeWatches } from '../../daemon/watches.js';
 import type { CliContext } from '../context.js';
+import { shown } from '../output.js';
 
 async function resolveLocal(local: string | undefined): Promise<string | undefined> {
   if (local === undefined) return undefined;
@@ -26,7 +27,7 @@ function describeFolder(f: FolderStatus): string[] {
   if (f.state === 'needs-confirmation')
     lines.push(`  ${f.pendingDeletes} deletions wait for \`aio resume ${f.local} --confirm-deletes\``);
   for (const e of f.errors) lines.push(`  error: ${e.op} ${e.path}: ${e.error} (${e.attempts} attempts)`);
-  for (const s of f.skipped) lines.push(`  not synced: ${s.path} (${s.reason})`);
+  for (const s of f.skipped) lines.push(`  not synced: ${shown(s.path)} (${s.reason})`);
   return lines;
 }
 

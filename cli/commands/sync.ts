@@ -16,7 +16,7 @@ import { requireLogin, type CliContext } from '../context.js';
 import { readSmallFile } from '../../contract/small-file.js';
 import { caseTwins, twinError, walkLocal, type LocalFile } from '../local-walk.js';
 import { pathKey } from '../../core/domain/names.js';
-import { formatBytes } from '../output.js';
+import { formatBytes, shown } from '../output.js';
 import { runPool } from '../../core/domain/pool.js';
 import { createProgress } from '../progress.js';
 import { uploadBatch } from '../batch-upload.js';
@@ -93,7 +93,7 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
   const walked = await walkLocal(local);
   if (walked.files.length === 0)
     throw new AppError('BAD_REQUEST', `${local} is empty: refusing to sync (it would only delete).`);
-  for (const s of walked.skipped) ctx.out.warn(`skipped ${s.path} (${s.reason})`);
+  for (const s of walked.skipped) ctx.out.warn(`skipped ${shown(s.path)} (${s.reason})`);
   const remoteFiles = await listing;
   // The server compares names ignoring case: so does the plan. Of local twins (Notes.txt,
   // notes.txt) one is sent, the others fail; a remote file whose name differs from the
@@ -189,7 +189,7 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
     unreadable,
     refused,
   };
-  for (const r of refused) ctx.out.error(`${r.path}: ${r.error}`);
+  for (const r of refused) ctx.out.error(`${shown(r.path)}: ${r.error}`);
   if (flags.dryRun) {
     ctx.out.result({ dryRun: true, ...plan }, () => [
       ...plan.uploads.map((u) => `upload  ${u.path} (${u.reason}, ${formatBytes(u.size)})`),
@@ -234,7 +234,7 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
   const ordered = [...uploads, ...deletes];
   progress.stop();
   const failed = results.flatMap((r, i) => (r.ok ? [] : [{ action: ordered[i] as Action, error: r.error }]));
-  for (const f of failed) ctx.out.error(`${f.action.remote}: ${(f.error as Error).message}`);
+  for (const f of failed) ctx.out.error(`${shown(f.action.remote)}: ${(f.error as Error).message}`);
   const summary = {
     event: 'summary',
     uploaded: plan.uploads.length - failed.filter((f) => f.action.op === 'upload').length,

@@ -12,7 +12,7 @@ import { AppError } from '../../contract/errors.js';
 import { batchFailure, parseTransfers } from '../batch.js';
 import { requireLogin, type CliContext } from '../context.js';
 import { caseTwins, twinError, walkLocal } from '../local-walk.js';
-import { formatBytes } from '../output.js';
+import { formatBytes, shown } from '../output.js';
 import { createProgress } from '../progress.js';
 import { uploadBatch } from '../batch-upload.js';
 import type { UploadOutcome } from '../upload-file.js';
@@ -86,7 +86,7 @@ export async function upload(ctx: CliContext, args: string[], flags: UploadFlags
       plan.push({ local: source, remote: target.startsWith('/') ? target : `/${target}`, size: stat.size });
     }
   }
-  for (const s of skipped) ctx.out.warn(`skipped ${s.path} (${s.reason})`);
+  for (const s of skipped) ctx.out.warn(`skipped ${shown(s.path)} (${s.reason})`);
   // Two local files the server takes for one (names there are unique ignoring case):
   // the first is sent, the others fail instead of landing on it.
   const twins = caseTwins(plan.map((p) => p.remote));
@@ -125,12 +125,12 @@ export async function upload(ctx: CliContext, args: string[], flags: UploadFlags
         error: (err as Error).message ?? String(err),
         code,
       });
-      ctx.out.error(`${item.local}: ${(err as Error).message ?? String(err)}`);
+      ctx.out.error(`${shown(item.local)}: ${(err as Error).message ?? String(err)}`);
     }
   });
   for (const { item, error } of refused) {
     failed.push({ local: item.local, remote: item.remote, error: error.message, code: error.code });
-    ctx.out.error(`${item.local}: ${error.message}`);
+    ctx.out.error(`${shown(item.local)}: ${error.message}`);
   }
   const bytes = done.reduce((n, o) => n + o.bytesSent, 0);
   if (!ctx.out.json) {
