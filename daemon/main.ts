@@ -92,9 +92,14 @@ export class Daemon {
     });
     this.compactTimer = setInterval(() => {
       const before = v8.getHeapStatistics().used_heap_size;
+      const start = performance.now();
       if (compactor.tick())
         this.log.info(
-          { heapUsedBefore: before, heapUsedAfter: v8.getHeapStatistics().used_heap_size },
+          {
+            heapUsedBefore: before,
+            heapUsedAfter: v8.getHeapStatistics().used_heap_size,
+            ms: Math.round(performance.now() - start),
+          },
           'quiet: garbage collected',
         );
     }, this.tunables.compactCheckMs).unref();

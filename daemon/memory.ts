@@ -11,6 +11,7 @@
  * folder is idle and watched, and the heap has grown by `growthBytes` since the last
  * collection it ran (so an idle daemon does not collect again and again).
  */
+import v8 from 'node:v8';
 import { gcAtRunTime, type GcFunction } from '../core/gc.js';
 
 export interface CompactorDeps {
@@ -43,13 +44,28 @@ export class QuietCompactor {
 }
 
 /**
- * A full collection at once (plain `gc()`, core/gc.ts), the function found on first use:
- * a daemon that never gets to collect does not pay for it at start.
+ * A full collection at once (plain `gc()`, core/gc.ts) that also compacts the old
+ * generation; the function is found on first use, so a daemon that never gets to collect
+ * does not pay for it at start.
+ *
+ * Why compacting: at 100,000 files a plain `gc()` freed the scan's garbage (heap in use
+ * 73 → 27 MiB) but left the old generation's pages committed (46 MiB for 18 MiB live, the
+ * live objects spread over them) and the RSS at 161–164 MiB until V8's memory reducer ran,
+ * ~30 s later. Compacting moves the live objects together and gives the emptied pages back
+ * at once: RSS 176 → 134 MiB right after the collection (the young generation's 32 MiB is
+ * still the memory reducer's to shrink; nothing reachable from JavaScript shrinks it). V8
+ * reads the flag at every full collection; it is set only around this one.
  */
 export function lazyFullGc(): () => void {
   let gc: GcFunction | null | undefined;
   return () => {
     gc ??= gcAtRunTime();
-    gc?.();
+    if (!gc) return;
+    v8.setFlagsFromString('--compact-on-every-full-gc');
+    try {
+      gc();
+    } finally {
+      v8.setFlagsFromString('--no-compact-on-every-full-gc');
+    }
   };
 }
