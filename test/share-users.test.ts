@@ -43,6 +43,21 @@ describe('sharing with users', () => {
     });
   });
 
+  it('lists /Shared as the mounts, then the own folder of that name at the path asked for', async () => {
+    await grant(friend.email, 'viewer');
+    const made = await request(t.app)
+      .post('/api/v1/fs/mkdir')
+      .set(friend.headers)
+      .send({ path: '/shared/mine', parents: true });
+    expect(made.status).toBe(201);
+    // Every listing gives its entries under the folder path it was asked for (names are
+    // unique ignoring case); the mounts keep their /Shared/<name>.
+    for (const asked of ['/shared', '/Shared']) {
+      const root = await request(t.app).get('/api/v1/fs/list').query({ path: asked }).set(friend.headers);
+      expect(root.body.items.map((e: { path: string }) => e.path)).toEqual(['/Shared/Team', `${asked}/mine`]);
+    }
+  });
+
   it('shows a shared folder under /Shared to the recipient: list, stat and download by path and by id', async () => {
     await grant(friend.email, 'viewer');
     const withMe = await request(t.app).get('/api/v1/shares/with-me').set(friend.headers);

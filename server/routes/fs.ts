@@ -209,7 +209,9 @@ export function fsRoutes(deps: AppDeps): Router {
         folder.node?.id ?? null,
         listOptions(query),
       );
-      items.push(...page.items.map((node) => toEntry(node, joinPath(`/${SHARED_ROOT}`, node.name))));
+      // Under the path asked for, as every listing gives its entries (it said `/Shared/…`
+      // for a listing of `/shared`).
+      items.push(...page.items.map((node) => toEntry(node, joinPath(folder.path, node.name))));
       nextCursor = page.nextCursor;
     }
     const body: EntryPage = { items, nextCursor };
