@@ -415,8 +415,16 @@ describe('aio against a real server', () => {
     const folderWithoutR = await aio(['rm', '/tree/copy'], { env });
     expect(folderWithoutR.exitCode).toBe(2);
     expect((await aio(['rm', '-r', '/tree/copy'], { env })).exitCode).toBe(0);
-    expect((await aio(['rm', '/tree/docs/b.txt'], { env })).exitCode).toBe(0);
+    const root = await aio(['rm', '/'], { env });
+    expect(root.exitCode).toBe(2);
+    expect(root.stderr).toMatch(/root folder cannot be deleted/);
+    // Like rm(1): a path that cannot go is reported, the others still go (exit 8: partial).
+    const some = await aio(['rm', '/tree/docs/missing.txt', '/tree/docs/b.txt'], { env });
+    expect(some.exitCode).toBe(8);
+    expect(some.stderr).toMatch(/^error: \/tree\/docs\/missing\.txt: /m);
+    expect(some.stdout).toMatch(/Moved \/tree\/docs\/b\.txt to the trash/);
     expect(await names('/tree')).toEqual(['docs']);
+    expect(await names('/tree/docs')).toEqual([]);
 
     const trash = await aio(['trash', 'ls', '--json'], { env });
     expect(trash.exitCode, trash.stderr).toBe(0);

@@ -7,6 +7,7 @@ import { errorFromResponse } from '../../contract/client.js';
 import { listFolder, readRemoteTree } from '../../contract/tree-client.js';
 import type { Entry, EntryPage, RevisionBody } from '../../contract/schemas/files.js';
 import { requireLogin, type CliContext } from '../context.js';
+import { batchFailure } from '../batch.js';
 import { formatBytes, table } from '../output.js';
 
 export function remotePath(p: string): string {
@@ -105,18 +106,27 @@ export async function cp(ctx: CliContext, from: string, to: string) {
 export async function rm(ctx: CliContext, paths: string[], flags: { recursive?: boolean }) {
   await requireLogin(ctx);
   const removed: Entry[] = [];
+  const failed: Array<{ path: string; error: unknown }> = [];
+  // Like rm(1): a path that cannot go is reported and the others still go.
   for (const p of paths) {
-    const entry = await remoteStat(ctx, p);
-    if (entry.kind === 'folder' && !flags.recursive) {
-      throw new AppError(
-        'BAD_REQUEST',
-        `${entry.path} is a folder: pass -r to move it and its contents to the trash.`,
-      );
+    try {
+      const entry = await remoteStat(ctx, p);
+      if (entry.id === null) throw new AppError('BAD_REQUEST', 'The root folder cannot be deleted.');
+      if (entry.kind === 'folder' && !flags.recursive) {
+        throw new AppError(
+          'BAD_REQUEST',
+          `${entry.path} is a folder: pass -r to move it and its contents to the trash.`,
+        );
+      }
+      removed.push(await ctx.client.post<Entry>('/api/v1/fs/delete', { path: entry.path }));
+    } catch (err) {
+      if (paths.length === 1) throw err;
+      failed.push({ path: remotePath(p), error: err });
+      ctx.out.error(`${remotePath(p)}: ${err instanceof Error ? err.message : String(err)}`);
     }
-    if (entry.id === null) throw new AppError('BAD_REQUEST', 'The root folder cannot be deleted.');
-    removed.push(await ctx.client.post<Entry>('/api/v1/fs/delete', { path: entry.path }));
   }
   ctx.out.result(removed, () => (ctx.out.quiet ? null : removed.map((e) => `Moved ${e.path} to the trash`)));
+  if (failed.length) throw batchFailure(failed.map((f) => f.error), paths.length, 'path(s)');
 }
 
 export async function trashList(ctx: CliContext) {
