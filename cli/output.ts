@@ -78,7 +78,6 @@ export class Output {
  * and cannot move the terminal's cursor. Printable text, any script, is left as it is.
  */
 export function shown(path: string): string {
-  // eslint-disable-next-line no-control-regex
   return path.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => {
     return NAMED_ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
   });

@@ -126,7 +126,12 @@ export async function rm(ctx: CliContext, paths: string[], flags: { recursive?: 
     }
   }
   ctx.out.result(removed, () => (ctx.out.quiet ? null : removed.map((e) => `Moved ${e.path} to the trash`)));
-  if (failed.length) throw batchFailure(failed.map((f) => f.error), paths.length, 'path(s)');
+  if (failed.length)
+    throw batchFailure(
+      failed.map((f) => f.error),
+      paths.length,
+      'path(s)',
+    );
 }
 
 export async function trashList(ctx: CliContext) {
