@@ -543,6 +543,48 @@ describe('aio against a real server', () => {
     expect((JSON.parse(listed.stdout) as Array<{ name: string }>).map((e) => e.name)).toEqual(['fine.txt']);
   }, 60_000);
 
+  it('sync --delete replaces a remote file by a local folder of its name, and a remote folder by a local file, in one run', async () => {
+    const tree = await tempDir('aio-cli-kinds-');
+    await fs.mkdir(path.join(tree, 'was-folder'));
+    await fs.writeFile(path.join(tree, 'was-folder', 'in.txt'), 'in');
+    await fs.writeFile(path.join(tree, 'was-file'), 'a file');
+    await fs.writeFile(path.join(tree, 'stays.txt'), 'stays');
+    expect((await aio(['sync', tree, '/kinds'], { env })).exitCode).toBe(0);
+
+    await fs.rm(path.join(tree, 'was-folder'), { recursive: true });
+    await fs.writeFile(path.join(tree, 'was-folder'), 'now a file');
+    await fs.rm(path.join(tree, 'was-file'));
+    await fs.mkdir(path.join(tree, 'was-file', 'deep'), { recursive: true });
+    await fs.writeFile(path.join(tree, 'was-file', 'deep', 'x.txt'), 'now in a folder');
+    // What stands in the way is deleted like any extra: within the deletion budget.
+    const budget = await aio(['sync', tree, '/kinds', '--delete'], { env });
+    expect(budget.exitCode).toBe(5);
+    expect(budget.stderr).toMatch(/Refusing to delete 2 of 3 remote files/);
+    const synced = await aio(['sync', tree, '/kinds', '--delete', '--max-delete', '100%', '--json'], { env });
+    expect(synced.exitCode, synced.stderr).toBe(0);
+    expect(lastJson<{ uploaded: number; deleted: number }>(synced.stdout)).toMatchObject({
+      uploaded: 2,
+      deleted: 2,
+    });
+    const ls = await aio(['ls', '-R', '/kinds', '--json'], { env });
+    const entries = (JSON.parse(ls.stdout) as Array<{ kind: string; path: string; sha256: string | null }>)
+      .map((e) => [e.path, e.kind === 'file' ? e.sha256 : 'folder'])
+      .sort();
+    expect(entries).toEqual([
+      ['/kinds/stays.txt', sha(Buffer.from('stays'))],
+      ['/kinds/was-file', 'folder'],
+      ['/kinds/was-file/deep', 'folder'],
+      ['/kinds/was-file/deep/x.txt', sha(Buffer.from('now in a folder'))],
+      ['/kinds/was-folder', sha(Buffer.from('now a file'))],
+    ]);
+    // Nothing left to do.
+    const again = await aio(['sync', tree, '/kinds', '--delete', '--json'], { env });
+    expect(lastJson<{ uploaded: number; deleted: number }>(again.stdout)).toMatchObject({
+      uploaded: 0,
+      deleted: 0,
+    });
+  }, 60_000);
+
   it('ends with the documented exit codes for real failures', async () => {
     const badLogin = await aio(['login', '--email', 'ada@example.test', '--password-stdin'], {
       env: { ...env, AIO_CONFIG_DIR: await tempDir('aio-cli-bad-') },

@@ -34,7 +34,8 @@ export interface SyncFlags {
 
 type Action =
   | { op: 'upload'; local: LocalFile; remote: string; reason: 'new' | 'changed'; sha256?: string }
-  | { op: 'delete'; remote: string; kind: 'file' | 'folder' };
+  /** `inTheWay`: where a local entry of the other kind goes (deleted before the uploads). */
+  | { op: 'delete'; remote: string; kind: 'file' | 'folder'; inTheWay: boolean };
 
 /** `N` files or `P%` of the remote files; default 50%. */
 export function deletionBudget(spec: string | undefined, remoteFiles: number): number {
@@ -155,12 +156,18 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
   });
 
   if (flags.delete) {
+    // The folders the local files are in (`a/b/c.txt`: `a`, `a/b`).
+    const localFolders = new Set<string>();
+    for (const key of localKeys)
+      for (let at = key.indexOf('/'); at !== -1; at = key.indexOf('/', at + 1))
+        localFolders.add(key.slice(0, at));
     const extras = [...remoteFiles.entries()].filter(([rel, e]) => {
       const key = pathKey(rel);
-      if (localKeys.has(key)) return false;
-      // A folder is deleted only when nothing under it survives locally.
-      if (e.kind === 'folder') return ![...localKeys].some((l) => l.startsWith(`${key}/`));
-      return true;
+      // A remote file goes unless the same local file exists (a local folder of its name
+      // needs the name); a remote folder goes when nothing local lives under it, or when
+      // a local file takes its name.
+      if (e.kind === 'file') return !localKeys.has(key);
+      return localKeys.has(key) || !localFolders.has(key);
     });
     // Delete only the topmost extras: removing a folder takes its contents along.
     const top = extras.filter(
@@ -175,7 +182,11 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
         `Refusing to delete ${deletingFiles} of ${fileCount} remote files (budget ${budget}); raise --max-delete if this is intended.`,
       );
     }
-    for (const [rel, e] of top) actions.push({ op: 'delete', remote: joinRemote(root, rel), kind: e.kind });
+    for (const [rel, e] of top) {
+      const key = pathKey(rel);
+      const inTheWay = e.kind === 'file' ? localFolders.has(key) : localKeys.has(key);
+      actions.push({ op: 'delete', remote: joinRemote(root, rel), kind: e.kind, inTheWay });
+    }
   }
 
   const plan = {
@@ -207,6 +218,16 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
   );
   const uploads = actions.filter((a): a is Extract<Action, { op: 'upload' }> => a.op === 'upload');
   const deletes = actions.filter((a): a is Extract<Action, { op: 'delete' }> => a.op === 'delete');
+  const remove = (list: Array<Extract<Action, { op: 'delete' }>>) =>
+    runPool(list, transfers, async (action) => {
+      await ctx.client.post('/api/v1/fs/delete', { path: action.remote });
+      ctx.out.event({ event: 'deleted', path: action.remote }, `deleted ${action.remote}`);
+    });
+  // Like rclone, extras go after the transfers (a failed upload leaves the remote as it
+  // was); only what stands where a local entry of the other kind goes, first.
+  const first = deletes.filter((a) => a.inTheWay);
+  const later = deletes.filter((a) => !a.inTheWay);
+  const cleared = await remove(first);
   const uploaded = await uploadBatch(
     uploads.map((a) => ({
       local: a.local.absolute,
@@ -226,12 +247,9 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
       onUploaded: (outcome) => ctx.out.event({ event: 'uploaded', ...outcome }, null),
     },
   );
-  const removed = await runPool(deletes, transfers, async (action) => {
-    await ctx.client.post('/api/v1/fs/delete', { path: action.remote });
-    ctx.out.event({ event: 'deleted', path: action.remote }, `deleted ${action.remote}`);
-  });
-  const results = [...uploaded, ...removed];
-  const ordered = [...uploads, ...deletes];
+  const removed = await remove(later);
+  const results = [...cleared, ...uploaded, ...removed];
+  const ordered = [...first, ...uploads, ...later];
   progress.stop();
   const failed = results.flatMap((r, i) => (r.ok ? [] : [{ action: ordered[i] as Action, error: r.error }]));
   for (const f of failed) ctx.out.error(`${shown(f.action.remote)}: ${(f.error as Error).message}`);
