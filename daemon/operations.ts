@@ -351,7 +351,9 @@ async function deleteRemote(ctx: OperationContext, rel: string): Promise<Outcome
   const entry = ctx.journal.entry(ctx.folderId, rel);
   if (!entry) return DONE;
   const { node } = await statLocal(ctx.root, rel);
-  if (node) return { kind: 'done', rescanLocal: [rel] }; // it is back: the scan decides
+  // It is back: the scan decides. Back as the other kind (a folder where the synced file
+  // was, or the reverse), the synced one is still gone: the new one waits for this.
+  if (node && node.kind === entry.kind) return { kind: 'done', rescanLocal: [rel] };
   const current = await ctx.remote.stat(rel);
   if (!current || current.id !== entry.remoteId) {
     ctx.journal.deleteEntries(ctx.folderId, rel);
@@ -406,6 +408,16 @@ async function download(ctx: OperationContext, rel: string): Promise<Outcome> {
   if (!current) return DONE; // gone meanwhile; the next remote scan decides
   const entry = ctx.journal.entry(ctx.folderId, rel);
   const { node } = await statLocal(ctx.root, rel);
+  // The synced item here was replaced on the server by one of the other kind, and this
+  // operation was queued before that: the next remote scan plans the local deletion first.
+  // (Thrown as a conflict it retried for ever, and held back that deletion queued after it.)
+  const replacedThere =
+    node !== null &&
+    entry !== null &&
+    entry.kind === node.kind &&
+    entry.remoteId !== current.id &&
+    (node.kind === 'dir') !== (current.kind === 'folder');
+  if (replacedThere) return { kind: 'done', rescanRemote: true };
   if (current.kind === 'folder') {
     if (node && node.kind !== 'dir')
       throw new AppError('CONFLICT', `A local file is in the way of folder ${rel}.`);

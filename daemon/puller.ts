@@ -46,6 +46,7 @@ export function planRemote(tree: Map<string, Entry>, entries: readonly JournalEn
   const journalPaths = new Set(entries.map((e) => e.relPath));
   const moved: Array<[string, string]> = [];
   const gone: string[] = [];
+  const replaced: Array<[string, Entry]> = [];
   for (const e of entries) {
     if (!e.remoteId) continue;
     const carried = moved.find(([from]) => isUnder(e.relPath, from));
@@ -66,11 +67,19 @@ export function planRemote(tree: Map<string, Entry>, entries: readonly JournalEn
         plan.push({ op: 'download', path: elsewhere });
       continue;
     }
-    if (here)
+    if (here && (here.kind === 'folder') !== (e.kind === 'dir')) {
+      // Replaced by the other kind (a folder where the file was, or the reverse): the
+      // local one goes first, then the new one comes.
+      gone.push(e.relPath);
+      replaced.push([e.relPath, here]);
+    } else if (here)
       plan.push({ op: 'download', path: e.relPath }); // replaced by another node
     else gone.push(e.relPath);
   }
   for (const p of outermost(gone)) plan.push({ op: 'local-delete', path: p });
+  for (const [p, e] of replaced)
+    if (e.kind === 'folder') plan.push({ op: 'local-mkdir', path: p });
+    else if (e.status === 'ready') plan.push({ op: 'download', path: p });
   for (const [p, e] of [...tree].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     if ((e.id && journalIds.has(e.id)) || journalPaths.has(p)) continue;
     if (e.kind === 'folder') plan.push({ op: 'local-mkdir', path: p });

@@ -121,3 +121,44 @@ describe('Scanner: names that differ only in case', () => {
     }
   });
 });
+
+describe('Scanner: a path that changed kind', () => {
+  it('deletes the synced file before the folder now in its place, and the synced folder before the file', async () => {
+    const { root, journal, folderId, scanner } = syncedFolder(2);
+    // f0.txt becomes a folder with a file in it.
+    fs.rmSync(path.join(root, 'f0.txt'));
+    fs.mkdirSync(path.join(root, 'f0.txt'));
+    fs.writeFileSync(path.join(root, 'f0.txt', 'inner.txt'), 'inner');
+    // A synced folder `dir` (with dir/a.txt) becomes a file.
+    journal.putEntry(folderId, {
+      relPath: 'dir',
+      kind: 'dir',
+      size: 0,
+      mtimeMs: 1,
+      ino: 1,
+      sha256: null,
+      remoteId: 'id-dir',
+      remoteRevision: 0,
+    });
+    journal.putEntry(folderId, {
+      relPath: 'dir/a.txt',
+      kind: 'file',
+      size: 1,
+      mtimeMs: 1,
+      ino: 2,
+      sha256: null,
+      remoteId: 'id-a',
+      remoteRevision: 1,
+    });
+    fs.writeFileSync(path.join(root, 'dir'), 'now a file');
+    const plan = await scanner.scan(null);
+    expect(plan.ops.map((o) => `${o.op} ${o.path}`)).toEqual([
+      'delete dir',
+      'delete f0.txt',
+      'mkdir f0.txt',
+      'upload dir',
+      'upload f0.txt/inner.txt',
+    ]);
+    expect(plan.deletedFiles).toBe(2); // f0.txt and dir/a.txt, for the mass-delete guard
+  });
+});

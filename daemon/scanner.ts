@@ -136,11 +136,18 @@ export class Scanner {
     // What cannot be read is unknown: its synced entries are neither deleted nor compared.
     const unknown = new Set(plan.unreadable.keys());
     const missing = new Map<string, JournalEntry>();
+    // Synced entries whose path now holds the other kind (a file where a folder was, or
+    // the reverse): the server's one is deleted first, and the local one is new.
+    const replaced = new Map<string, JournalEntry>();
     for (const r of roots) {
       this.journal.eachEntryUnder(this.folderId, r, (e) => {
         const node = local.nodes.get(e.relPath);
         if (!node) {
           if (coveringRoot(e.relPath, unknown) === undefined) missing.set(e.relPath, e);
+          return;
+        }
+        if (node.kind !== e.kind) {
+          replaced.set(e.relPath, e);
           return;
         }
         if (!sameStat(node, e))
@@ -229,8 +236,9 @@ export class Scanner {
       if (handled.has(node.relPath)) continue;
       plan.ops.push({ op: node.kind === 'dir' ? 'mkdir' : 'upload', path: node.relPath });
     }
-    for (const p of outermost(missing.keys())) plan.ops.push({ op: 'delete', path: p });
-    for (const e of missing.values()) if (e.kind === 'file') plan.deletedFiles++;
+    for (const p of outermost([...missing.keys(), ...replaced.keys()]))
+      plan.ops.push({ op: 'delete', path: p });
+    for (const e of [...missing.values(), ...replaced.values()]) if (e.kind === 'file') plan.deletedFiles++;
     // Files whose deletion an earlier batch queued and that has not run yet: a mass delete
     // whose events came in two batches is still one (the guard adds them up).
     if (plan.deletedFiles > 0) plan.queuedDeletedFiles = queuedDeletes.size;

@@ -81,6 +81,41 @@ describe('aio daemon (two-way)', () => {
     await converged(account, a.dir);
   });
 
+  it('carries a file that became a folder, and a folder that became a file, to the other daemon', async () => {
+    const account = await startAccount();
+    const a = await watched(account);
+    const b = await watched(account);
+    await fs.writeFile(path.join(a.dir, 'was-file'), 'a file');
+    await fs.mkdir(path.join(a.dir, 'was-folder'));
+    await fs.writeFile(path.join(a.dir, 'was-folder/in.txt'), 'in');
+    await runDaemon(a.config, account);
+    await runDaemon(b.config, account);
+    await waitFor(async () => (await localFiles(b.dir)).get('was-folder/in.txt') === sha('in'));
+
+    await fs.rm(path.join(a.dir, 'was-file'));
+    await fs.mkdir(path.join(a.dir, 'was-file'));
+    await fs.writeFile(path.join(a.dir, 'was-file/inner.txt'), 'inner');
+    await fs.rm(path.join(a.dir, 'was-folder'), { recursive: true });
+    await fs.writeFile(path.join(a.dir, 'was-folder'), 'now a file');
+    const expected = new Map([
+      ['was-file/inner.txt', sha('inner')],
+      ['was-folder', sha('now a file')],
+    ]);
+    // Before, the daemon sent the folder onto the file ("A file exists") and the file onto
+    // the folder, again and again, and never went idle.
+    await waitFor(
+      async () => {
+        const files = await localFiles(b.dir);
+        return files.size === 2 && [...expected].every(([p, h]) => files.get(p) === h);
+      },
+      20_000,
+      async () =>
+        `a ${JSON.stringify([...(await localFiles(a.dir)).keys()])} b ${JSON.stringify([...(await localFiles(b.dir)).keys()])} server ${JSON.stringify([...(await remoteFiles(account.client, '/sync')).keys()])}; a: ${(await aio(['status'], a.config, account)).stdout}; b: ${(await aio(['status'], b.config, account)).stdout}`,
+    );
+    await converged(account, a.dir);
+    expect(await localFiles(a.dir)).toEqual(expected);
+  });
+
   it('applies changes made through the API and keeps both versions when both sides edit', async () => {
     const account = await startAccount();
     const a = await watched(account);
