@@ -167,10 +167,19 @@ export class ApiClient {
 
   /** JSON request; throws `AppError` for any status ≥ 400. `undefined` for 204. */
   async request<T>(method: Method, path: string, options: RequestOptions = {}): Promise<T> {
+    return (await this.requestWithStatus<T>(method, path, options)).body;
+  }
+
+  /** `request`, with the success status (e.g. 201 made, 200 already there). */
+  async requestWithStatus<T>(
+    method: Method,
+    path: string,
+    options: RequestOptions = {},
+  ): Promise<{ status: number; body: T }> {
     const res = await this.raw(method, path, options);
     if (res.status >= 400) throw errorFromResponse(res.status, res.body);
-    if (res.status === 204 || res.body.length === 0) return undefined as T;
-    return JSON.parse(res.body.toString('utf8')) as T;
+    if (res.status === 204 || res.body.length === 0) return { status: res.status, body: undefined as T };
+    return { status: res.status, body: JSON.parse(res.body.toString('utf8')) as T };
   }
 
   get<T>(path: string, options?: RequestOptions): Promise<T> {

@@ -19,6 +19,10 @@ import {
 
 export type EntryKind = 'file' | 'dir';
 
+/** A local item's kind and a server entry's name the same kind (`dir` is a `folder`). */
+export const sameKind = (local: EntryKind, remote: 'file' | 'folder'): boolean =>
+  (local === 'dir') === (remote === 'folder');
+
 export interface JournalEntry {
   /** `/`-separated, relative to the watched folder, no leading slash. */
   relPath: string;

@@ -14,7 +14,7 @@ import { readSmallFile } from '../contract/small-file.js';
 import { MAX_MKDIRS, type Entry, type MkdirsResponse } from '../contract/schemas/files.js';
 import { sha256File } from '../core/domain/hash.js';
 import { conflictedCopyPath } from './conflicts.js';
-import type { Journal, JournalEntry, Operation } from './journal.js';
+import { sameKind, type Journal, type JournalEntry, type Operation } from './journal.js';
 import { absolute, statLocal, statLocalSync, type LocalNode } from './local-tree.js';
 import type { Logger } from './logger.js';
 import type { RemoteFolder } from './remote.js';
@@ -416,7 +416,7 @@ async function download(ctx: OperationContext, rel: string): Promise<Outcome> {
     entry !== null &&
     entry.kind === node.kind &&
     entry.remoteId !== current.id &&
-    (node.kind === 'dir') !== (current.kind === 'folder');
+    !sameKind(node.kind, current.kind);
   if (replacedThere) return { kind: 'done', rescanRemote: true };
   if (current.kind === 'folder') {
     if (node && node.kind !== 'dir')

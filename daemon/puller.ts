@@ -8,7 +8,7 @@
 import type { ChangeBody, ChangesResponse, Entry } from '../contract/schemas/files.js';
 import { AppError } from '../contract/errors.js';
 import type { Connectivity } from './connectivity.js';
-import type { Journal, JournalEntry, OpKind } from './journal.js';
+import { sameKind, type Journal, type JournalEntry, type OpKind } from './journal.js';
 import type { Logger } from './logger.js';
 import type { RemoteFolder } from './remote.js';
 import { outermost } from './scanner.js';
@@ -67,7 +67,7 @@ export function planRemote(tree: Map<string, Entry>, entries: readonly JournalEn
         plan.push({ op: 'download', path: elsewhere });
       continue;
     }
-    if (here && (here.kind === 'folder') !== (e.kind === 'dir')) {
+    if (here && !sameKind(e.kind, here.kind)) {
       // Replaced by the other kind (a folder where the file was, or the reverse): the
       // local one goes first, then the new one comes.
       gone.push(e.relPath);

@@ -10,7 +10,7 @@
  * writes are one commit).
  */
 import { AppError } from '../contract/errors.js';
-import { pathKey } from '../core/domain/names.js';
+import { ancestorsOf, pathKey } from '../core/domain/names.js';
 import type { Connectivity } from './connectivity.js';
 import type { Journal, Operation } from './journal.js';
 import type { Logger } from './logger.js';
@@ -67,12 +67,6 @@ const BATCHES_IN_FLIGHT = 3;
 const MKDIRS_PER_REQUEST = 500;
 
 type TaskKind = 'one' | 'uploads' | 'mkdirs';
-
-const ancestors = (p: string): string[] => {
-  const out: string[] = [];
-  for (let i = p.lastIndexOf('/'); i > 0; i = p.lastIndexOf('/', i - 1)) out.push(p.slice(0, i));
-  return out;
-};
 
 /** Network-level failures: the server (or the way to it) is down, not this operation. */
 export function isOffline(err: unknown): boolean {
@@ -202,12 +196,12 @@ export class Syncer {
         // an ancestor's `mkdir`, so a new tree's folders go in one request.
         const above = op.op === 'mkdir' ? earlierNotMkdir : earlier;
         const blocked = paths.some(
-          (p) => earlier.has(p) || earlierAncestors.has(p) || ancestors(p).some((a) => above.has(a)),
+          (p) => earlier.has(p) || earlierAncestors.has(p) || ancestorsOf(p).some((a) => above.has(a)),
         );
         for (const p of paths) {
           earlier.add(p);
           if (op.op !== 'mkdir') earlierNotMkdir.add(p);
-          for (const a of ancestors(p)) earlierAncestors.add(a);
+          for (const a of ancestorsOf(p)) earlierAncestors.add(a);
         }
         if (this.inFlight.has(op.id)) continue;
         // Waiting for an earlier operation (files below a folder being made, say). Past a

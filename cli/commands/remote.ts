@@ -3,7 +3,6 @@
  * `versions`, `restore --version N`.
  */
 import { AppError } from '../../contract/errors.js';
-import { errorFromResponse } from '../../contract/client.js';
 import { listFolder, readRemoteTree } from '../../contract/tree-client.js';
 import type { Entry, EntryPage, RevisionBody } from '../../contract/schemas/files.js';
 import { requireLogin, type CliContext } from '../context.js';
@@ -63,13 +62,11 @@ export async function ls(
 
 export async function mkdir(ctx: CliContext, path: string, flags: { parents?: boolean }) {
   await requireLogin(ctx);
-  const res = await ctx.client.raw('POST', '/api/v1/fs/mkdir', {
+  const { status, body: entry } = await ctx.client.requestWithStatus<Entry>('POST', '/api/v1/fs/mkdir', {
     json: { path: remotePath(path), parents: Boolean(flags.parents) },
   });
-  if (res.status >= 400) throw errorFromResponse(res.status, res.body);
-  const entry = JSON.parse(res.body.toString('utf8')) as Entry;
   // 201 made it; 200 (only with --parents, like `mkdir -p`) found it already there.
-  const made = res.status === 201;
+  const made = status === 201;
   ctx.out.result({ ...entry, created: made }, () =>
     ctx.out.quiet ? null : `${made ? 'Created' : 'Already there:'} ${entry.path}/`,
   );

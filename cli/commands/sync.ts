@@ -15,7 +15,7 @@ import { sha256File } from '../../core/domain/hash.js';
 import { requireLogin, type CliContext } from '../context.js';
 import { readSmallFile } from '../../contract/small-file.js';
 import { caseTwins, twinError, walkLocal, type LocalFile } from '../local-walk.js';
-import { pathKey } from '../../core/domain/names.js';
+import { ancestorsOf, pathKey } from '../../core/domain/names.js';
 import { formatBytes, shown } from '../output.js';
 import { runPool } from '../../core/domain/pool.js';
 import { createProgress } from '../progress.js';
@@ -156,11 +156,8 @@ export async function sync(ctx: CliContext, local: string, remote: string, flags
   });
 
   if (flags.delete) {
-    // The folders the local files are in (`a/b/c.txt`: `a`, `a/b`).
-    const localFolders = new Set<string>();
-    for (const key of localKeys)
-      for (let at = key.indexOf('/'); at !== -1; at = key.indexOf('/', at + 1))
-        localFolders.add(key.slice(0, at));
+    // The folders the local files are in (`a/b/c.txt`: `a/b`, `a`).
+    const localFolders = new Set([...localKeys].flatMap(ancestorsOf));
     const extras = [...remoteFiles.entries()].filter(([rel, e]) => {
       const key = pathKey(rel);
       // A remote file goes unless the same local file exists (a local folder of its name

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { AppError } from '../../contract/errors.js';
-import { nameKey, pathKey, splitPath, validateName } from './names.js';
+import { ancestorsOf, nameKey, pathKey, splitPath, validateName } from './names.js';
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -138,5 +138,13 @@ describe('pathKey', () => {
     }
     expect(pathKey('Docs/Notes.TXT')).toBe(pathKey('docs/notes.txt'));
     expect(pathKey('Straße/x')).toBe(pathKey('STRASSE/X'));
+  });
+});
+
+describe('ancestorsOf', () => {
+  it('lists the folders above a relative path, nearest first', () => {
+    expect(ancestorsOf('a/b/c.txt')).toEqual(['a/b', 'a']);
+    expect(ancestorsOf('top.txt')).toEqual([]);
+    expect(ancestorsOf('')).toEqual([]);
   });
 });

@@ -60,6 +60,13 @@ export function pathKey(path: string): string {
   return path.split('/').map(nameKey).join('/');
 }
 
+/** The folders above a `/`-separated relative path, nearest first (`a/b/c`: `a/b`, `a`). */
+export function ancestorsOf(path: string): string[] {
+  const out: string[] = [];
+  for (let i = path.lastIndexOf('/'); i > 0; i = path.lastIndexOf('/', i - 1)) out.push(path.slice(0, i));
+  return out;
+}
+
 /**
  * Splits `/a/b/c` into validated segments `['a', 'b', 'c']`. A leading and a trailing
  * `/` are tolerated; `/` alone is the root (`[]`). Throws `AppError('INVALID_PATH')` for
