@@ -541,6 +541,11 @@ describe('aio against a real server', () => {
     expect(synced.stderr).not.toContain('\x1b');
     const listed = await aio(['ls', '/control', '--json'], { env });
     expect((JSON.parse(listed.stdout) as Array<{ name: string }>).map((e) => e.name)).toEqual(['fine.txt']);
+    const uploaded = await aio(['upload', '-r', `${tree}/`, '/control-up'], { env });
+    expect(uploaded.exitCode).toBe(8);
+    expect(uploaded.stderr).toContain(`error: ${path.join(tree, 'two\\nlines.txt')}: `);
+    expect(uploaded.stderr).toContain(`error: ${path.join(tree, 'esc\\x1b[2J.txt')}: `);
+    expect(uploaded.stderr).not.toContain('\x1b');
   }, 60_000);
 
   it('sync --delete replaces a remote file by a local folder of its name, and a remote folder by a local file, in one run', async () => {

@@ -233,6 +233,9 @@ describe('aio daemon (two-way)', () => {
     expect(folder?.skipped.map((s) => s.path).sort()).toEqual([' spaced dir', ...refused].sort());
     for (const s of folder?.skipped ?? []) expect(s.reason).toMatch(/^name not allowed on the server: /);
     expect([...(await remoteFiles(account.client, '/sync')).keys()]).toEqual(['ok.txt']);
+    // For people, one line each: the newline in a name is written as \n.
+    const human = await aio(['status'], a.config, account);
+    expect(human.stdout).toContain('  not synced: new\\nline.txt (name not allowed on the server: ');
   });
 
   it('syncs one of two names that differ only in case and reports the other, even when it is edited', async () => {
